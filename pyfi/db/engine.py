@@ -1,0 +1,116 @@
+"""Engines and sessions.
+
+One engine per (process, URL). SQLite connections get WAL, a busy timeout
+and foreign keys on every connection, because CLI, agents and workers share
+the file. Engines must not cross a fork: workers create theirs after it.
+"""
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+from typing import Iterator
+
+from sqlalchemy import Engine, create_engine, event, inspect
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from pyfi.errors import BackendUnavailable, ConfigError, NotInitialized
+
+_ENGINES: dict[tuple[int, str], Engine] = {}
+SQLITE_BUSY_MS = 30_000
+
+
+def _sqlite_pragmas(dbapi_conn, _record) -> None:  # noqa: ANN001 - DBAPI hook
+    cursor = dbapi_conn.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_MS}")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def get_engine(url: str) -> Engine:
+    """Return this process's engine for ``url``, creating it on first use."""
+    key = (os.getpid(), url)
+    if key not in _ENGINES:
+        _ENGINES[key] = _create(url)
+    return _ENGINES[key]
+
+
+def _create(url: str) -> Engine:
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise ConfigError(f"invalid database URI {url!r}", "e.g. postgresql://user@localhost/pyfi or sqlite:///path") from exc
+    if parsed.drivername == "postgresql":
+        # SQLAlchemy 2.1 picks psycopg 3 by default; pyfi ships psycopg2.
+        parsed = parsed.set(drivername="postgresql+psycopg2")
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database:
+            os.makedirs(os.path.dirname(os.path.abspath(parsed.database)), exist_ok=True)
+        engine = create_engine(parsed, connect_args={"timeout": SQLITE_BUSY_MS / 1000})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    try:
+        return create_engine(parsed, pool_pre_ping=True, connect_args=_connect_args(parsed))
+    except Exception as exc:  # unknown dialect or missing driver
+        raise ConfigError(f"unsupported database URI {url!r}: {exc}", "use postgresql:// or sqlite://") from exc
+
+
+def _connect_args(parsed) -> dict:  # noqa: ANN001
+    if parsed.get_backend_name() == "postgresql":
+        return {"connect_timeout": 5}
+    return {}
+
+
+def dispose_all() -> None:
+    """Close pooled connections (tests, and before a process forks)."""
+    for engine in _ENGINES.values():
+        engine.dispose()
+    _ENGINES.clear()
+
+
+@contextmanager
+def session_scope(url: str) -> Iterator[Session]:
+    """A transaction: commit on success, roll back on any error."""
+    engine = get_engine(url)
+    session = sessionmaker(engine, expire_on_commit=False)()
+    try:
+        yield session
+        session.commit()
+    except OperationalError as exc:
+        session.rollback()
+        raise unavailable(url, exc) from exc
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+def unavailable(url: str, exc: Exception) -> BackendUnavailable:
+    first = str(getattr(exc, "orig", exc)).strip().splitlines()[0] if str(exc) else type(exc).__name__
+    return BackendUnavailable(
+        f"database {redact(url)} is unavailable: {first}",
+        "check that the server is running and the URI (--db, PYFI_DB or the ini file) is right",
+    )
+
+
+def redact(url: str) -> str:
+    """The URL with any password masked, safe to print."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return url
+
+
+def check_initialized(url: str) -> None:
+    """Raise NotInitialized unless the pyfi schema exists."""
+    try:
+        with get_engine(url).connect() as conn:
+            has = inspect(conn).has_table("alembic_version") and inspect(conn).has_table("processors")
+    except OperationalError as exc:
+        raise unavailable(url, exc) from exc
+    if not has:
+        raise NotInitialized(f"database {redact(url)} has no pyfi schema", "run `pyfi db init` first")

@@ -1,0 +1,55 @@
+"""Schema lifecycle through alembic: init (create via migrations), upgrade, drop."""
+from __future__ import annotations
+
+from importlib import resources
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import inspect
+from sqlalchemy.exc import OperationalError
+
+from pyfi.db.base import Base
+from pyfi.db.engine import get_engine, unavailable
+
+
+def alembic_config(url: str) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(resources.files("pyfi.migrations")))
+    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return cfg
+
+
+def current_revision(url: str) -> str | None:
+    try:
+        with get_engine(url).connect() as conn:
+            return MigrationContext.configure(conn).get_current_revision()
+    except OperationalError as exc:
+        raise unavailable(url, exc) from exc
+
+
+def head_revision(url: str) -> str | None:
+    return ScriptDirectory.from_config(alembic_config(url)).get_current_head()
+
+
+def upgrade(url: str) -> tuple[str | None, str | None]:
+    """Upgrade to head; return (revision before, revision after)."""
+    before = current_revision(url)
+    try:
+        command.upgrade(alembic_config(url), "head")
+    except OperationalError as exc:
+        raise unavailable(url, exc) from exc
+    return before, current_revision(url)
+
+
+def drop(url: str) -> None:
+    """Drop every pyfi table and the alembic version table."""
+    engine = get_engine(url)
+    try:
+        with engine.begin() as conn:
+            Base.metadata.drop_all(conn)
+            if inspect(conn).has_table("alembic_version"):
+                conn.exec_driver_sql("DROP TABLE alembic_version")
+    except OperationalError as exc:
+        raise unavailable(url, exc) from exc

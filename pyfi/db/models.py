@@ -1,0 +1,315 @@
+"""The data model: every object of a pyfi network, as typed SQLAlchemy 2 models.
+
+The database is the single source of truth; agents and workers react to it.
+Deleting a processor cascades to its sockets and their plugs; queues are
+protected (core refuses to delete one in use, naming its users).
+"""
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import BigInteger, CheckConstraint, Column, ForeignKey, Index, String, Table, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from pyfi.db.base import Base, Common, EnumText, new_id, utcnow
+from pyfi.enums import (
+    AgentStatus,
+    CallState,
+    EventName,
+    PlugType,
+    ProcessorStatus,
+    QueueType,
+    Right,
+    Strategy,
+    WorkerStatus,
+)
+
+user_roles = Table(
+    "user_roles",
+    Base.metadata,
+    Column("user_id", ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("role_id", ForeignKey("roles.id", ondelete="CASCADE"), primary_key=True),
+)
+
+network_nodes = Table(
+    "network_nodes",
+    Base.metadata,
+    Column("network_id", ForeignKey("networks.id", ondelete="CASCADE"), primary_key=True),
+    Column("node_id", ForeignKey("nodes.id", ondelete="CASCADE"), primary_key=True),
+)
+
+scheduler_nodes = Table(
+    "scheduler_nodes",
+    Base.metadata,
+    Column("scheduler_id", ForeignKey("schedulers.id", ondelete="CASCADE"), primary_key=True),
+    Column("node_id", ForeignKey("nodes.id", ondelete="CASCADE"), primary_key=True),
+)
+
+
+class Queue(Common, Base):
+    __tablename__ = "queues"
+
+    type: Mapped[QueueType] = mapped_column(EnumText(QueueType), default=QueueType.DIRECT)
+    durable: Mapped[bool] = mapped_column(default=True)
+    message_ttl: Mapped[int | None]
+    expires: Mapped[int | None]
+    description: Mapped[str | None] = mapped_column(Text)
+
+    sockets: Mapped[list[Socket]] = relationship(back_populates="queue")
+    plugs: Mapped[list[Plug]] = relationship(back_populates="queue")
+
+
+class Processor(Common, Base):
+    __tablename__ = "processors"
+
+    module: Mapped[str] = mapped_column(String(200))
+    hostname: Mapped[str | None] = mapped_column(String(200))
+    workers: Mapped[int] = mapped_column(default=1)
+    retries: Mapped[int] = mapped_column(default=0)
+    gitrepo: Mapped[str] = mapped_column(Text)
+    branch: Mapped[str | None] = mapped_column(String(200))
+    commit: Mapped[str | None] = mapped_column(String(64))
+    beat: Mapped[bool] = mapped_column(default=False)
+    requirements: Mapped[str | None] = mapped_column(Text)
+    requested_status: Mapped[ProcessorStatus] = mapped_column(EnumText(ProcessorStatus), default=ProcessorStatus.READY)
+    status: Mapped[ProcessorStatus] = mapped_column(EnumText(ProcessorStatus), default=ProcessorStatus.READY)
+    error: Mapped[str | None] = mapped_column(Text)
+
+    sockets: Mapped[list[Socket]] = relationship(
+        back_populates="processor", cascade="all, delete-orphan", passive_deletes=True
+    )
+    workers_running: Mapped[list[Worker]] = relationship(
+        back_populates="processor", cascade="all, delete-orphan", passive_deletes=True
+    )
+    deployments: Mapped[list[Deployment]] = relationship(
+        back_populates="processor", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+
+class Task(Base):
+    """A function of a processor module; sockets bind tasks to queues."""
+
+    __tablename__ = "tasks"
+    __table_args__ = (UniqueConstraint("module", "name"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(200))
+    module: Mapped[str] = mapped_column(String(200))
+    code: Mapped[str | None] = mapped_column(Text)
+    created: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    lastupdated: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    arguments: Mapped[list[Argument]] = relationship(
+        back_populates="task", cascade="all, delete-orphan", passive_deletes=True, order_by="Argument.position"
+    )
+
+    @property
+    def path(self) -> str:
+        """The call name, ``<module>.<function>`` as in the seed."""
+        return f"{self.module}.{self.name}"
+
+
+class Argument(Base):
+    __tablename__ = "arguments"
+    __table_args__ = (UniqueConstraint("task_id", "position"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(200))
+    position: Mapped[int] = mapped_column(default=0)
+    kind: Mapped[str | None] = mapped_column(String(60))
+    task_id: Mapped[str] = mapped_column(ForeignKey("tasks.id", ondelete="CASCADE"))
+
+    task: Mapped[Task] = relationship(back_populates="arguments")
+
+
+class Socket(Common, Base):
+    __tablename__ = "sockets"
+
+    processor_id: Mapped[str] = mapped_column(ForeignKey("processors.id", ondelete="CASCADE"), index=True)
+    queue_id: Mapped[str] = mapped_column(ForeignKey("queues.id", ondelete="RESTRICT"), index=True)
+    task_id: Mapped[str] = mapped_column(ForeignKey("tasks.id", ondelete="RESTRICT"))
+    interval: Mapped[int | None]
+    cron: Mapped[str | None] = mapped_column(String(120))
+    wait: Mapped[bool] = mapped_column(default=False)
+
+    processor: Mapped[Processor] = relationship(back_populates="sockets")
+    queue: Mapped[Queue] = relationship(back_populates="sockets")
+    task: Mapped[Task] = relationship()
+    plugs_out: Mapped[list[Plug]] = relationship(
+        foreign_keys="Plug.source_id", back_populates="source", cascade="all, delete-orphan", passive_deletes=True
+    )
+    plugs_in: Mapped[list[Plug]] = relationship(
+        foreign_keys="Plug.target_id", back_populates="target", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+
+class Plug(Common, Base):
+    __tablename__ = "plugs"
+
+    type: Mapped[PlugType] = mapped_column(EnumText(PlugType), default=PlugType.RESULT)
+    queue_id: Mapped[str] = mapped_column(ForeignKey("queues.id", ondelete="RESTRICT"), index=True)
+    source_id: Mapped[str] = mapped_column(ForeignKey("sockets.id", ondelete="CASCADE"), index=True)
+    target_id: Mapped[str] = mapped_column(ForeignKey("sockets.id", ondelete="CASCADE"), index=True)
+    position: Mapped[int] = mapped_column(default=0)
+
+    queue: Mapped[Queue] = relationship(back_populates="plugs")
+    source: Mapped[Socket] = relationship(foreign_keys=[source_id], back_populates="plugs_out")
+    target: Mapped[Socket] = relationship(foreign_keys=[target_id], back_populates="plugs_in")
+
+
+class Call(Base):
+    """One invocation of a socket; ``id`` is the broker task id."""
+
+    __tablename__ = "calls"
+    __table_args__ = (Index("ix_calls_socket_started", "socket_id", "started"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(200), index=True)
+    owner: Mapped[str | None] = mapped_column(String(120))
+    socket_id: Mapped[str | None] = mapped_column(ForeignKey("sockets.id", ondelete="SET NULL"), index=True)
+    plug_id: Mapped[str | None] = mapped_column(ForeignKey("plugs.id", ondelete="SET NULL"))
+    state: Mapped[CallState] = mapped_column(EnumText(CallState), default=CallState.PENDING, index=True)
+    parent: Mapped[str | None] = mapped_column(String(36), index=True)
+    taskparent: Mapped[str | None] = mapped_column(String(36))
+    tracking: Mapped[str | None] = mapped_column(String(36), index=True)
+    resultkey: Mapped[str | None] = mapped_column(String(120))
+    error: Mapped[str | None] = mapped_column(Text)
+    started: Mapped[dt.datetime | None] = mapped_column(index=True)
+    finished: Mapped[dt.datetime | None]
+    created: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    lastupdated: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow, index=True)
+
+    socket: Mapped[Socket | None] = relationship()
+    events: Mapped[list[Event]] = relationship(
+        back_populates="call", cascade="all, delete-orphan", passive_deletes=True, order_by="Event.created"
+    )
+
+
+class Event(Base):
+    __tablename__ = "events"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    name: Mapped[EventName] = mapped_column(EnumText(EventName))
+    call_id: Mapped[str] = mapped_column(ForeignKey("calls.id", ondelete="CASCADE"), index=True)
+    owner: Mapped[str | None] = mapped_column(String(120))
+    note: Mapped[str | None] = mapped_column(Text)
+    created: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    lastupdated: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    call: Mapped[Call] = relationship(back_populates="events")
+
+
+class User(Common, Base):
+    __tablename__ = "users"
+
+    email: Mapped[str | None] = mapped_column(String(200))
+    password_hash: Mapped[str | None] = mapped_column(String(300))
+
+    roles: Mapped[list[Role]] = relationship(secondary=user_roles, back_populates="users")
+    privileges: Mapped[list[Privilege]] = relationship(
+        back_populates="user", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+
+class Role(Common, Base):
+    __tablename__ = "roles"
+
+    users: Mapped[list[User]] = relationship(secondary=user_roles, back_populates="roles")
+    privileges: Mapped[list[Privilege]] = relationship(
+        back_populates="role", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+
+class Privilege(Base):
+    """A right granted to exactly one user or one role."""
+
+    __tablename__ = "privileges"
+    __table_args__ = (
+        UniqueConstraint("right", "user_id", "role_id"),
+        CheckConstraint("(user_id IS NULL) <> (role_id IS NULL)", name="one_grantee"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    right: Mapped[Right] = mapped_column(EnumText(Right))
+    user_id: Mapped[str | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    role_id: Mapped[str | None] = mapped_column(ForeignKey("roles.id", ondelete="CASCADE"), index=True)
+    owner: Mapped[str | None] = mapped_column(String(120))
+    created: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    lastupdated: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    user: Mapped[User | None] = relationship(back_populates="privileges")
+    role: Mapped[Role | None] = relationship(back_populates="privileges")
+
+    @property
+    def grantee(self) -> str:
+        return self.user.name if self.user else self.role.name if self.role else "?"
+
+
+class Node(Common, Base):
+    __tablename__ = "nodes"
+
+    hostname: Mapped[str | None] = mapped_column(String(200))
+    cpus: Mapped[int | None]
+    load: Mapped[float | None]
+    memory: Mapped[int | None] = mapped_column(BigInteger)
+    disk: Mapped[int | None] = mapped_column(BigInteger)
+
+    agents: Mapped[list[Agent]] = relationship(back_populates="node", cascade="all, delete-orphan", passive_deletes=True)
+
+
+class Agent(Common, Base):
+    __tablename__ = "agents"
+
+    node_id: Mapped[str] = mapped_column(ForeignKey("nodes.id", ondelete="CASCADE"), index=True)
+    hostname: Mapped[str | None] = mapped_column(String(200))
+    pid: Mapped[int | None]
+    port: Mapped[int | None]
+    status: Mapped[AgentStatus] = mapped_column(EnumText(AgentStatus), default=AgentStatus.RUNNING)
+
+    node: Mapped[Node] = relationship(back_populates="agents")
+    workers: Mapped[list[Worker]] = relationship(back_populates="agent", cascade="all, delete-orphan", passive_deletes=True)
+
+
+class Worker(Common, Base):
+    __tablename__ = "workers"
+
+    agent_id: Mapped[str] = mapped_column(ForeignKey("agents.id", ondelete="CASCADE"), index=True)
+    processor_id: Mapped[str] = mapped_column(ForeignKey("processors.id", ondelete="CASCADE"), index=True)
+    pid: Mapped[int | None]
+    concurrency: Mapped[int] = mapped_column(default=1)
+    commit: Mapped[str | None] = mapped_column(String(64))
+    workdir: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[WorkerStatus] = mapped_column(EnumText(WorkerStatus), default=WorkerStatus.STARTING)
+
+    agent: Mapped[Agent] = relationship(back_populates="workers")
+    processor: Mapped[Processor] = relationship(back_populates="workers_running")
+
+
+class Scheduler(Common, Base):
+    __tablename__ = "schedulers"
+
+    strategy: Mapped[Strategy] = mapped_column(EnumText(Strategy), default=Strategy.BALANCED)
+    interval: Mapped[int] = mapped_column(default=5)
+    enabled: Mapped[bool] = mapped_column(default=True)
+
+    nodes: Mapped[list[Node]] = relationship(secondary=scheduler_nodes)
+
+
+class Deployment(Common, Base):
+    """Placement of a processor onto a node."""
+
+    __tablename__ = "deployments"
+
+    processor_id: Mapped[str] = mapped_column(ForeignKey("processors.id", ondelete="CASCADE"), index=True)
+    hostname: Mapped[str] = mapped_column(String(200))
+    cpus: Mapped[int] = mapped_column(default=1)
+
+    processor: Mapped[Processor] = relationship(back_populates="deployments")
+
+
+class Network(Common, Base):
+    __tablename__ = "networks"
+
+    description: Mapped[str | None] = mapped_column(Text)
+
+    nodes: Mapped[list[Node]] = relationship(secondary=network_nodes)
