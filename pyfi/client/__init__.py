@@ -1,0 +1,1 @@
+"""pyfi client package."""

@@ -1,0 +1,1 @@
+"""pyfi core package."""

@@ -1,0 +1,1 @@
+"""Messaging: the Celery app, routing, and the lifecycle pub/sub protocol."""

@@ -1,0 +1,125 @@
+"""Shared fixtures: real databases (SQLite file and PostgreSQL), never mocks.
+
+``db_url`` is parametrized over both backends, so every test that takes it
+runs on each. PostgreSQL tests skip when the server is absent locally, but
+fail under ``CI=true``: CI must never pass by skipping.
+"""
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+from sqlalchemy import create_engine, text
+
+PG_ADMIN_URL = os.environ.get("PYFI_TEST_PG", "postgresql+psycopg2://postgres@localhost:5432/postgres")
+REDIS_URL = os.environ.get("PYFI_TEST_REDIS", "redis://localhost:6379/0")
+IN_CI = os.environ.get("CI") == "true"
+
+
+def require_service(name: str, reason: str) -> None:
+    """Skip locally, fail under CI, when a service a test needs is missing."""
+    message = f"{name} unavailable: {reason}"
+    if IN_CI:
+        pytest.fail(message + " (CI=true: services must be running)")
+    pytest.skip(message)
+
+
+def _pg_admin_engine():
+    return create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 3})
+
+
+@pytest.fixture(scope="session")
+def pg_server_url() -> Iterator[str]:
+    """A fresh PostgreSQL database for this test session, dropped at the end."""
+    name = f"pyfi_test_{uuid.uuid4().hex[:10]}"
+    try:
+        admin = _pg_admin_engine()
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))  # name is generated above, never user input
+    except Exception as exc:  # noqa: BLE001 - any failure means "no server here"
+        require_service("PostgreSQL", str(exc).splitlines()[0])
+    url = PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+    yield url
+    from pyfi.db.engine import dispose_all
+
+    dispose_all()
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def pg_migrated(pg_server_url: str) -> str:
+    from pyfi.db import migrate
+
+    migrate.upgrade(pg_server_url)
+    return pg_server_url
+
+
+def _truncate_all(url: str) -> None:
+    from pyfi.db.base import Base
+    from pyfi.db.engine import get_engine
+
+    names = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+    with get_engine(url).begin() as conn:
+        conn.execute(text(f"TRUNCATE {names} CASCADE"))
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_kind(request) -> str:
+    return request.param
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch) -> Path:
+    """An isolated PYFI_HOME with no ini file and no inherited PYFI_* vars."""
+    for var in list(os.environ):
+        if var.startswith("PYFI_") and not var.startswith("PYFI_TEST"):
+            monkeypatch.delenv(var)
+    path = tmp_path / "pyfi-home"
+    monkeypatch.setenv("PYFI_HOME", str(path))
+    monkeypatch.setenv("PYFI_USER", "admin")
+    return path
+
+
+@pytest.fixture
+def empty_db_url(db_kind: str, home: Path, request) -> Iterator[str]:
+    """A database URL with no schema (sqlite) or a migrated-then-dropped one (postgres)."""
+    if db_kind == "sqlite":
+        yield f"sqlite:///{home}/pyfi.db"
+        return
+    url = request.getfixturevalue("pg_server_url")
+    from pyfi.db import migrate
+
+    migrate.drop(url)
+    yield url
+    migrate.drop(url)
+
+
+@pytest.fixture
+def db_url(db_kind: str, home: Path, request, monkeypatch) -> Iterator[str]:
+    """A migrated, empty database, exported as PYFI_DB for CLI invocations."""
+    from pyfi.db import migrate
+
+    if db_kind == "sqlite":
+        url = f"sqlite:///{home}/pyfi.db"
+        migrate.upgrade(url)
+    else:
+        url = request.getfixturevalue("pg_migrated")
+        _truncate_all(url)
+    monkeypatch.setenv("PYFI_DB", url)
+    yield url
+
+
+@pytest.fixture
+def redis_url() -> str:
+    import redis
+
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
+    except Exception as exc:  # noqa: BLE001
+        require_service("Redis", str(exc))
+    return REDIS_URL
