@@ -17,6 +17,7 @@ from sqlalchemy import create_engine, text
 PG_ADMIN_URL = os.environ.get("PYFI_TEST_PG", "postgresql+psycopg2://postgres@localhost:5432/postgres")
 REDIS_URL = os.environ.get("PYFI_TEST_REDIS", "redis://localhost:6379/0")
 IN_CI = os.environ.get("CI") == "true"
+ADMIN = "admin"
 
 
 def require_service(name: str, reason: str) -> None:
@@ -81,7 +82,7 @@ def home(tmp_path: Path, monkeypatch) -> Path:
             monkeypatch.delenv(var)
     path = tmp_path / "pyfi-home"
     monkeypatch.setenv("PYFI_HOME", str(path))
-    monkeypatch.setenv("PYFI_USER", "admin")
+    monkeypatch.setenv("PYFI_USER", ADMIN)
     return path
 
 
@@ -102,7 +103,9 @@ def empty_db_url(db_kind: str, home: Path, request) -> Iterator[str]:
 @pytest.fixture
 def db_url(db_kind: str, home: Path, request, monkeypatch) -> Iterator[str]:
     """A migrated, empty database, exported as PYFI_DB for CLI invocations."""
+    from pyfi.core.access import bootstrap_admin
     from pyfi.db import migrate
+    from pyfi.db.engine import session_scope
 
     if db_kind == "sqlite":
         url = f"sqlite:///{home}/pyfi.db"
@@ -110,8 +113,25 @@ def db_url(db_kind: str, home: Path, request, monkeypatch) -> Iterator[str]:
     else:
         url = request.getfixturevalue("pg_migrated")
         _truncate_all(url)
+    with session_scope(url) as session:
+        bootstrap_admin(session, ADMIN)
     monkeypatch.setenv("PYFI_DB", url)
     yield url
+
+
+@pytest.fixture
+def run_cli():
+    """Invoke the CLI in-process; returns click's Result (exit_code, output)."""
+    from click.testing import CliRunner
+
+    from pyfi.cli import cli
+
+    runner = CliRunner()
+
+    def invoke(*args: str, input: str | None = None):
+        return runner.invoke(cli, list(args), input=input, catch_exceptions=False)
+
+    return invoke
 
 
 @pytest.fixture

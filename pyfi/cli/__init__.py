@@ -1,0 +1,61 @@
+"""The ``pyfi`` command: a thin front end over ``pyfi.core``.
+
+Subcommands are imported only when invoked (``LazyGroup``), so ``pyfi --help``
+stays fast and never imports Celery or SQLAlchemy. Errors from core are
+translated once, here, into one line and an exit code.
+"""
+from __future__ import annotations
+
+import sys
+
+import click
+
+from pyfi.cli.lazy import LazyGroup
+
+COMMANDS = {
+    "add": ("pyfi.cli.add:add", "Add an object to the database"),
+    "agent": ("pyfi.cli.runtime:agent", "Run pyfi agent"),
+    "api": ("pyfi.cli.runtime:api", "API server admin"),
+    "db": ("pyfi.cli.db:db", "Database operations"),
+    "delete": ("pyfi.cli.delete:delete", "Delete an object from the database"),
+    "listen": ("pyfi.cli.listen:listen", "Listen to a processor output"),
+    "ls": ("pyfi.cli.ls:ls", "List database objects and their relations"),
+    "node": ("pyfi.cli.runtime:node", "Node management operations"),
+    "proc": ("pyfi.cli.proc:proc", "Run or manage processors"),
+    "scheduler": ("pyfi.cli.runtime:scheduler", "Scheduler management commands"),
+    "task": ("pyfi.cli.runtime:task", "Pyfi task management"),
+    "update": ("pyfi.cli.update:update", "Update a database object"),
+    "web": ("pyfi.cli.runtime:web", "Web server admin"),
+    "whoami": ("pyfi.cli.whoami:whoami", "Database login user"),
+    "worker": ("pyfi.cli.runtime:worker", "Run pyfi worker"),
+}
+
+
+@click.group(cls=LazyGroup, commands=COMMANDS, translate_errors=True, invoke_without_command=True)
+@click.option("--debug", is_flag=True, help="Debug switch: show tracebacks and SQL errors in full")
+@click.option("-d", "--db", help="Database URI")
+@click.option("--backend", help="Task queue backend")
+@click.option("--broker", help="Message broker URI")
+@click.option("-i", "--ini", help="PYFI .ini configuration file")
+@click.option("-c", "--config", is_flag=True, help="Configure pyfi")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool, db: str, backend: str, broker: str, ini: str, config: bool) -> None:
+    """Pyfi CLI for managing the pyfi network"""
+    from pyfi.cli.context import AppContext
+
+    ctx.obj = AppContext({"debug": debug, "db": db, "backend": backend, "broker": broker, "ini": ini})
+    if config:
+        from pyfi.cli.configure import configure
+
+        configure(ctx.obj)
+    elif ctx.invoked_subcommand is None:
+        click.echo(ctx.get_help())
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli.main(prog_name="pyfi", auto_envvar_prefix=None)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,82 @@
+"""``pyfi db``: schema lifecycle through the migrations."""
+from __future__ import annotations
+
+import json
+
+import click
+
+from pyfi.cli.context import AppContext, pass_app
+
+YES = click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation")
+
+
+@click.group()
+def db() -> None:
+    """Database operations"""
+
+
+@db.command()
+@pass_app
+def init(app: AppContext) -> None:
+    """Initialize database tables"""
+    from pyfi.core import schema
+    from pyfi.db.engine import redact
+
+    url = app.settings.db
+    if schema.init(url, app.settings.user):
+        click.echo(f"Database {redact(url)} initialized; {app.settings.user!r} is its administrator (ALL)")
+    else:
+        click.echo(f"Database {redact(url)} is already initialized (run `pyfi db migrate` to upgrade it)")
+
+
+@db.command()
+@pass_app
+def migrate(app: AppContext) -> None:
+    """Perform database migration/upgrade"""
+    from pyfi.core import schema
+
+    before, after = schema.upgrade(app.settings.db, app.actor)
+    if before == after:
+        click.echo(f"Database is up to date (revision {after})")
+    else:
+        click.echo(f"Database migrated from revision {before} to {after}")
+
+
+@db.command()
+@YES
+@pass_app
+def drop(app: AppContext, yes: bool) -> None:
+    """Drop all database tables"""
+    from pyfi.core import schema
+    from pyfi.db.engine import redact
+
+    url = app.settings.db
+    if not yes:
+        click.confirm(f"Drop every pyfi table in {redact(url)}? All data will be lost", abort=True)
+    schema.drop(url, app.actor)
+    click.echo(f"Dropped all tables in {redact(url)}")
+
+
+@db.command()
+@YES
+@pass_app
+def rebuild(app: AppContext, yes: bool) -> None:
+    """Drop and rebuild database tables"""
+    from pyfi.core import schema
+    from pyfi.db.engine import redact
+
+    url = app.settings.db
+    if not yes:
+        click.confirm(f"Drop and rebuild every pyfi table in {redact(url)}? All data will be lost", abort=True)
+    schema.drop(url, app.actor)
+    schema.init(url, app.settings.user)
+    click.echo(f"Rebuilt database {redact(url)}")
+
+
+@db.command("json")
+@pass_app
+def dump_json(app: AppContext) -> None:
+    """Dump the database to JSON"""
+    from pyfi.core import schema
+
+    click.echo(json.dumps(schema.dump(app.settings.db, app.actor), indent=2))

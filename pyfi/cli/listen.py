@@ -1,0 +1,60 @@
+"""``pyfi listen``: sniff the lifecycle and log messages of processors."""
+from __future__ import annotations
+
+import importlib
+import json
+from typing import Any
+
+import click
+
+from pyfi.cli.context import AppContext, pass_app
+from pyfi.errors import InvalidInput
+
+
+@click.command()
+@click.option("-n", "--name", required=True, help="Name of processor room, e.g. pyfi.queue1.proc1 (globs allowed)")
+@click.option("-c", "--channel", required=True, help="Listen channel (e.g. task, log, etc)")
+@click.option("-a", "--adaptor", help="Adaptor class (e.g. my.module.Class); each message goes to its put(message)")
+@click.option("--format", "fmt", type=click.Choice(["seed", "json"]), default="seed", show_default=True,
+              help="seed: one dict per message as in the docs; json: one decoded JSON message per line")
+@click.option("--timeout", type=float, help="Stop after this many seconds without a message")
+@pass_app
+def listen(app: AppContext, name: str, channel: str, adaptor: str | None, fmt: str, timeout: float | None) -> None:
+    """Listen to a processor output"""
+    from pyfi.messaging.pubsub import pattern_for, subscriber_for
+
+    sink = load_adaptor(adaptor) if adaptor else None
+    with subscriber_for(app.settings.pubsub, pattern_for(name, channel)) as subscriber:
+        if fmt == "seed":
+            click.echo(f"Listening to {name}")
+        try:
+            for message in subscriber.listen(timeout=timeout):
+                deliver(message, fmt, sink)
+        except KeyboardInterrupt:
+            return
+
+
+def deliver(message: Any, fmt: str, sink: Any) -> None:
+    if sink is not None:
+        sink.put(message.data)
+    elif fmt == "json":
+        click.echo(json.dumps(message.data), nl=True)
+    else:
+        seed = message.as_dict()
+        seed["data"] = json.dumps(seed["data"])
+        click.echo(str(seed))
+
+
+def load_adaptor(path: str) -> Any:
+    """Instantiate ``module.Class`` (the user's own code, named on their command line)."""
+    module_name, _, attr = path.rpartition(".")
+    if not module_name:
+        raise InvalidInput(f"invalid adaptor {path!r}", "give module.Class, e.g. myapp.sinks.Printer")
+    try:
+        target = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as exc:
+        raise InvalidInput(f"cannot load adaptor {path!r}: {exc}", "check the module is importable (PYTHONPATH)") from exc
+    instance = target() if isinstance(target, type) else target
+    if not callable(getattr(instance, "put", None)):
+        raise InvalidInput(f"adaptor {path!r} has no put(message) method", "define put(self, message)")
+    return instance

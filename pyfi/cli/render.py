@@ -1,0 +1,111 @@
+"""Tables (prettytable, in the seed's shapes) and JSON for ``ls`` output."""
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Any, Callable, Iterable, Sequence
+
+from prettytable import PrettyTable
+
+from pyfi.masking import mask_url
+
+Column = tuple[str, Callable[[Any], Any]]
+COMMON: list[Column] = [("Name", lambda o: o.name), ("ID", lambda o: o.id), ("Owner", lambda o: o.owner)]
+UPDATED: Column = ("Last Updated", lambda o: o.lastupdated)
+
+
+def _name(obj: Any) -> Any:
+    return obj.name if obj is not None else None
+
+
+COLUMNS: dict[str, list[Column]] = {
+    "queue": COMMON + [UPDATED, ("Type", lambda o: o.type), ("Durable", lambda o: o.durable)],
+    "processor": COMMON + [
+        UPDATED, ("Module", lambda o: o.module), ("Hostname", lambda o: o.hostname), ("Workers", lambda o: o.workers),
+        ("Requested", lambda o: o.requested_status), ("Status", lambda o: o.status),
+        ("Git Repo", lambda o: mask_url(o.gitrepo)), ("Branch", lambda o: o.branch), ("Commit", lambda o: o.commit),
+    ],
+    "socket": COMMON + [
+        UPDATED, ("Processor", lambda o: _name(o.processor)), ("Queue", lambda o: _name(o.queue)),
+        ("Task", lambda o: o.task.path), ("Interval", lambda o: o.interval), ("Wait", lambda o: o.wait),
+    ],
+    "plug": COMMON + [
+        UPDATED, ("Type", lambda o: o.type), ("Queue", lambda o: _name(o.queue)), ("Source", lambda o: _name(o.source)),
+        ("Target", lambda o: _name(o.target)), ("Position", lambda o: o.position),
+    ],
+    "node": COMMON + [UPDATED, ("Hostname", lambda o: o.hostname), ("CPUs", lambda o: o.cpus), ("Load", lambda o: o.load),
+                      ("Memory", lambda o: o.memory), ("Disk", lambda o: o.disk)],
+    "agent": COMMON + [UPDATED, ("Node", lambda o: _name(o.node)), ("Hostname", lambda o: o.hostname),
+                       ("Pid", lambda o: o.pid), ("Port", lambda o: o.port), ("Status", lambda o: o.status)],
+    "worker": COMMON + [UPDATED, ("Agent", lambda o: _name(o.agent)), ("Processor", lambda o: _name(o.processor)),
+                        ("Pid", lambda o: o.pid), ("Concurrency", lambda o: o.concurrency), ("Status", lambda o: o.status)],
+    "scheduler": COMMON + [UPDATED, ("Strategy", lambda o: o.strategy), ("Interval", lambda o: o.interval),
+                           ("Enabled", lambda o: o.enabled)],
+    "deployment": COMMON + [UPDATED, ("Processor", lambda o: _name(o.processor)), ("Hostname", lambda o: o.hostname),
+                            ("CPUs", lambda o: o.cpus)],
+    "network": COMMON + [UPDATED, ("Description", lambda o: o.description)],
+    "user": COMMON + [("Email", lambda o: o.email)],
+    "role": COMMON + [UPDATED],
+    "task": [("Name", lambda o: o.path), ("ID", lambda o: o.id), ("Last Updated", lambda o: o.lastupdated)],
+    "call": COMMON + [UPDATED, ("Socket", lambda o: o.socket.task.path if o.socket else o.name),
+                      ("Started", lambda o: o.started), ("Finished", lambda o: o.finished), ("State", lambda o: o.state)],
+    "event": COMMON + [UPDATED, ("Note", lambda o: o.note)],
+    "provenance": [("Task", lambda o: o.id), ("Task Parent", lambda o: o.taskparent), ("Flow Parent", lambda o: o.parent)],
+    "privilege": [("Name", lambda o: o.grantee), ("Right", lambda o: o.right), ("Last Updated", lambda o: o.lastupdated),
+                  ("By", lambda o: o.owner)],
+}
+
+
+def cell(value: Any) -> str:
+    if value is None:
+        return "None"
+    if isinstance(value, dt.datetime):
+        return str(value)
+    return str(value)
+
+
+def table(kind: str, rows: Iterable[Any], prefix: Sequence[Column] = ()) -> str:
+    columns = list(prefix) + COLUMNS[kind]
+    pt = PrettyTable([header for header, _ in columns])
+    for row in rows:
+        pt.add_row([cell(getter(row)) for _, getter in columns])
+    return pt.get_string()
+
+
+def paged_table(kind: str, page: Any) -> str:
+    """The seed's listing: Page and Row columns, then the footer."""
+    numbered = [(page.number, i, row) for i, row in enumerate(page.rows, start=1)]
+    prefix: list[Column] = [("Page", lambda r: r[0]), ("Row", lambda r: r[1])]
+    columns = prefix + [(h, (lambda g: lambda r: g(r[2]))(g)) for h, g in COLUMNS[kind]]
+    pt = PrettyTable([h for h, _ in columns])
+    for row in numbered:
+        pt.add_row([cell(getter(row)) for _, getter in columns])
+    return pt.get_string() + "\n" + footer(page)
+
+
+def footer(page: Any) -> str:
+    return f"Page {page.number} of {page.pages} of {page.total} total records"
+
+
+def record(kind: str, obj: Any) -> dict[str, Any]:
+    """Machine-readable row: every column of the model, plus related names."""
+    data = {k: jsonable(v) for k, v in obj.to_dict().items() if k != "password_hash"}
+    if "gitrepo" in data and data["gitrepo"]:
+        data["gitrepo"] = mask_url(data["gitrepo"])
+    for header, getter in COLUMNS.get(kind, []):
+        key = header.lower().replace(" ", "_")
+        if key not in data:
+            data[key] = jsonable(getter(obj))
+    return data
+
+
+def jsonable(value: Any) -> Any:
+    if isinstance(value, (dt.datetime, dt.date)):
+        return value.isoformat()
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value if not hasattr(value, "value") else value.value
+    return str(value)
+
+
+def dumps(data: Any) -> str:
+    return json.dumps(data, indent=2, default=str)

@@ -1,0 +1,29 @@
+"""Requesting processor state changes; agents react to ``requested_status``."""
+from __future__ import annotations
+
+from sqlalchemy.orm import Session
+
+from pyfi.core.access import Actor, require
+from pyfi.core.lookup import find
+from pyfi.db.models import Processor
+from pyfi.enums import ProcessorStatus, Right
+
+#: proc sub-command -> (right needed, requested status)
+ACTIONS: dict[str, tuple[Right, ProcessorStatus]] = {
+    "start": (Right.START_PROCESSOR, ProcessorStatus.RUNNING),
+    "stop": (Right.STOP_PROCESSOR, ProcessorStatus.STOPPED),
+    "pause": (Right.PAUSE_PROCESSOR, ProcessorStatus.PAUSED),
+    "resume": (Right.RESUME_PROCESSOR, ProcessorStatus.RUNNING),
+    "restart": (Right.START_PROCESSOR, ProcessorStatus.RESTART),
+    "remove": (Right.DELETE_PROCESSOR, ProcessorStatus.REMOVED),
+}
+
+
+def request(session: Session, actor: Actor, action: str, name: str | None, ident: str | None) -> Processor:
+    """Record what the processor should do; the agents converge to it."""
+    right, status = ACTIONS[action]
+    require(session, actor, right)
+    processor = find(session, Processor, "processor", name, ident)
+    processor.requested_status = status
+    session.flush()
+    return processor

@@ -1,0 +1,77 @@
+"""Database lifecycle as core operations: init, migrate, drop, dump."""
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+from typing import Any
+
+from sqlalchemy import inspect, select
+
+from pyfi.core.access import Actor, bootstrap_admin, has_right
+from pyfi.db import migrate
+from pyfi.db.base import Base
+from pyfi.db.engine import check_initialized, get_engine, session_scope
+from pyfi.enums import Right
+from pyfi.errors import PermissionDenied
+
+
+def is_initialized(url: str) -> bool:
+    return migrate.current_revision(url) is not None
+
+
+def init(url: str, admin: str) -> bool:
+    """Create the schema through the migrations and the bootstrap admin.
+
+    Returns False (and changes nothing) when the schema exists already.
+    """
+    if is_initialized(url):
+        return False
+    migrate.upgrade(url)
+    with session_scope(url) as session:
+        bootstrap_admin(session, admin)
+    return True
+
+
+def upgrade(url: str, actor: Actor) -> tuple[str | None, str | None]:
+    _require_on(url, actor, Right.DB_INIT)
+    return migrate.upgrade(url)
+
+
+def drop(url: str, actor: Actor) -> None:
+    _require_on(url, actor, Right.DB_DROP)
+    migrate.drop(url)
+
+
+def _require_on(url: str, actor: Actor, right: Right) -> None:
+    """Check ``right`` when the schema exists (an empty database has no users yet)."""
+    if not is_initialized(url):
+        return
+    with session_scope(url) as session:
+        if not has_right(session, actor, right):
+            raise PermissionDenied(f"user {actor.name!r} lacks the right {right.value}",
+                                   f"ask an administrator: pyfi add privilege -u {actor.name} -n {right.value}")
+
+
+def dump(url: str, actor: Actor) -> dict[str, list[dict[str, Any]]]:
+    """Every table as a list of rows, with JSON-friendly values."""
+    check_initialized(url)
+    _require_on(url, actor, Right.READ)
+    engine = get_engine(url)
+    out: dict[str, list[dict[str, Any]]] = {}
+    with engine.connect() as conn:
+        present = set(inspect(conn).get_table_names())
+        for table in Base.metadata.sorted_tables:
+            if table.name in present:
+                rows = conn.execute(select(table)).mappings()
+                out[table.name] = [{k: jsonable(v) for k, v in row.items()} for row in rows]
+    return out
+
+
+def jsonable(value: Any) -> Any:
+    if isinstance(value, (dt.datetime, dt.date)):
+        return value.isoformat()
+    if isinstance(value, decimal.Decimal):
+        return float(value)
+    if isinstance(value, bytes):
+        return value.hex()
+    return value

@@ -1,0 +1,118 @@
+"""Users, roles and privileges: the data behind ``pyfi.core.access``."""
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from pyfi.core.access import Actor, require
+from pyfi.core.lookup import by_name, find
+from pyfi.core.objects import check_name
+from pyfi.core.passwords import hash_password
+from pyfi.db.models import Privilege, Role, User
+from pyfi.enums import Right, parse_enum
+from pyfi.errors import AlreadyExists, InvalidInput, NotFound
+
+
+def add_user(session: Session, actor: Actor, name: str, email: str | None, password: str | None) -> User:
+    require(session, actor, Right.ADD_USER)
+    check_name(name, "user")
+    if session.scalar(select(User.id).where(User.name == name)):
+        raise AlreadyExists(f"user {name!r} already exists", f"choose another name or `pyfi update user -n {name}`")
+    user = User(name=name, email=email, owner=actor.name, password_hash=hash_password(password) if password else None)
+    session.add(user)
+    session.flush()
+    return user
+
+
+def update_user(session: Session, actor: Actor, name: str | None, ident: str | None,
+                email: str | None = None, password: str | None = None) -> User:
+    require(session, actor, Right.UPDATE_USER)
+    user = find(session, User, "user", name, ident)
+    if email is None and password is None:
+        raise InvalidInput(f"nothing to update on user {user.name!r}", "pass -e/--email or -p/--password")
+    if email is not None:
+        user.email = email
+    if password is not None:
+        user.password_hash = hash_password(password)
+    session.flush()
+    return user
+
+
+def delete_user(session: Session, actor: Actor, name: str | None, ident: str | None) -> User:
+    require(session, actor, Right.DELETE_USER)
+    user = find(session, User, "user", name, ident)
+    session.delete(user)
+    session.flush()
+    return user
+
+
+def add_role(session: Session, actor: Actor, name: str) -> Role:
+    require(session, actor, Right.ADD_ROLE)
+    check_name(name, "role")
+    if session.scalar(select(Role.id).where(Role.name == name)):
+        raise AlreadyExists(f"role {name!r} already exists", "choose another name")
+    role = Role(name=name, owner=actor.name)
+    session.add(role)
+    session.flush()
+    return role
+
+
+def delete_role(session: Session, actor: Actor, name: str | None, ident: str | None) -> Role:
+    require(session, actor, Right.DELETE_ROLE)
+    role = find(session, Role, "role", name, ident)
+    session.delete(role)
+    session.flush()
+    return role
+
+
+def grant_role(session: Session, actor: Actor, role_name: str, user_name: str) -> None:
+    require(session, actor, Right.UPDATE_USER)
+    role = by_name(session, Role, role_name, "role")
+    user = by_name(session, User, user_name, "user")
+    if role in user.roles:
+        raise AlreadyExists(f"user {user_name!r} already has role {role_name!r}", "nothing to do")
+    user.roles.append(role)
+    session.flush()
+
+
+def revoke_role(session: Session, actor: Actor, role_name: str, user_name: str) -> None:
+    require(session, actor, Right.UPDATE_USER)
+    role = by_name(session, Role, role_name, "role")
+    user = by_name(session, User, user_name, "user")
+    if role not in user.roles:
+        raise NotFound(f"user {user_name!r} does not have role {role_name!r}", f"see `pyfi ls user -n {user_name}`")
+    user.roles.remove(role)
+    session.flush()
+
+
+def _grantee(session: Session, user: str | None, role: str | None) -> dict[str, str]:
+    if bool(user) == bool(role):
+        raise InvalidInput("a privilege goes to one user or one role", "pass exactly one of -u/--user or -r/--role")
+    if user:
+        return {"user_id": by_name(session, User, user, "user").id}
+    return {"role_id": by_name(session, Role, role, "role").id}
+
+
+def add_privilege(session: Session, actor: Actor, right: str, user: str | None = None, role: str | None = None) -> Privilege:
+    require(session, actor, Right.ADD_PRIVILEGE)
+    member = parse_enum(Right, right, "right")
+    grantee = _grantee(session, user, role)
+    exists = select(Privilege.id).where(Privilege.right == member, *(getattr(Privilege, k) == v for k, v in grantee.items()))
+    if session.scalar(exists):
+        raise AlreadyExists(f"{user or role!r} already holds {member.value}", "nothing to do")
+    privilege = Privilege(right=member, owner=actor.name, **grantee)
+    session.add(privilege)
+    session.flush()
+    return privilege
+
+
+def delete_privilege(session: Session, actor: Actor, right: str, user: str | None = None, role: str | None = None) -> None:
+    require(session, actor, Right.DELETE_PRIVILEGE)
+    member = parse_enum(Right, right, "right")
+    grantee = _grantee(session, user, role)
+    query = select(Privilege).where(Privilege.right == member, *(getattr(Privilege, k) == v for k, v in grantee.items()))
+    privilege = session.scalar(query)
+    if privilege is None:
+        raise NotFound(f"{user or role!r} does not hold {member.value}", "see `pyfi ls user -n NAME`")
+    session.delete(privilege)
+    session.flush()
