@@ -1,0 +1,257 @@
+"""Code deployment for the agent: real git repositories and real venvs, no mocks."""
+from __future__ import annotations
+
+import logging
+import subprocess
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+from git import Git
+
+from pyfi.agent import checkout as co
+from pyfi.agent import venv as pv
+from pyfi.errors import DeployError
+
+SECRET_URL = "https://user:s3cret@127.0.0.1:1/x.git"
+IN_TREE_BACKEND = '''
+import base64, hashlib, zipfile
+
+def _record_line(name, data):
+    digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+    return f"{name},sha256={digest},{len(data)}"
+
+def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
+    files = {
+        "sample.py": open("sample.py", "rb").read(),
+        "sample-0.1.dist-info/METADATA": b"Metadata-Version: 2.1\\nName: sample\\nVersion: 0.1\\n",
+        "sample-0.1.dist-info/WHEEL":
+            b"Wheel-Version: 1.0\\nGenerator: test\\nRoot-Is-Purelib: true\\nTag: py3-none-any\\n",
+    }
+    record = [_record_line(n, d) for n, d in files.items()] + ["sample-0.1.dist-info/RECORD,,"]
+    name = "sample-0.1-py3-none-any.whl"
+    with zipfile.ZipFile(f"{wheel_directory}/{name}", "w") as whl:
+        for n, d in files.items():
+            whl.writestr(n, d)
+        whl.writestr("sample-0.1.dist-info/RECORD", "\\n".join(record) + "\\n")
+    return name
+'''
+
+
+@pytest.fixture(autouse=True)
+def git_identity(monkeypatch, tmp_path: Path) -> None:
+    """Commits work without a user's git config, and no config of theirs leaks in."""
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(tmp_path / "gitconfig"))
+    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+    for role in ("AUTHOR", "COMMITTER"):
+        monkeypatch.setenv(f"GIT_{role}_NAME", "Test")
+        monkeypatch.setenv(f"GIT_{role}_EMAIL", "test@example.com")
+
+
+def git(repo: Path, *args: str) -> str:
+    return Git(str(repo)).execute(["git", *args])
+
+
+def commit_files(repo: Path, files: dict[str, str], message: str) -> str:
+    for name, text in files.items():
+        (repo / name).write_text(textwrap.dedent(text), encoding="utf-8")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", message)
+    return git(repo, "rev-parse", "HEAD")
+
+
+@pytest.fixture
+def origin(tmp_path: Path) -> Path:
+    """A repo on branch main with two commits and a branch dev with a third."""
+    repo = tmp_path / "origin"
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", "main")
+    commit_files(repo, {"sample.py": "def do_this(x):\n    return 'v1'\n"}, "v1")
+    commit_files(repo, {"sample.py": "def do_this(x):\n    return 'v2'\n"}, "v2")
+    git(repo, "checkout", "-q", "-b", "dev")
+    commit_files(repo, {"sample.py": "def do_this(x):\n    return 'dev'\n"}, "dev")
+    git(repo, "checkout", "-q", "main")
+    return repo
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    return tmp_path / "work"
+
+
+def source(root: Path, sha: str) -> str:
+    return (co.checkout_path(root, "proc1", sha) / "sample.py").read_text()
+
+
+# -- checkout ---------------------------------------------------------------
+
+
+def test_mask_url_hides_passwords_and_tokens() -> None:
+    assert co.mask_url("https://user:s3cret@host/x.git") == "https://user:***@host/x.git"
+    assert co.mask_url("https://ghp_token@github.com/o/r") == "https://***@github.com/o/r"
+    assert co.mask_url("see https://a:b@h/x and https://h/y") == "see https://a:***@h/x and https://h/y"
+    assert co.mask_url("git@github.com:o/r.git") == "git@github.com:o/r.git"
+    assert co.mask_url("/srv/repo") == "/srv/repo"
+
+
+def test_checkout_default_branch_head(origin: Path, root: Path) -> None:
+    sha = co.checkout(root, "proc1", str(origin))
+    assert sha == git(origin, "rev-parse", "main")
+    assert "v2" in source(root, sha)
+    assert not (co.checkout_path(root, "proc1", sha) / ".git").exists()
+    assert co.resolve_remote_commit(str(origin)) == sha
+
+
+def test_checkout_branch_and_older_commit(origin: Path, root: Path) -> None:
+    first = git(origin, "rev-parse", "main~1")
+    assert "v1" in source(root, co.checkout(root, "proc1", str(origin), commit=first))
+    assert co.checkout(root, "proc1", str(origin), commit=first[:8]) == first
+    dev = co.checkout(root, "proc1", str(origin), branch="dev")
+    assert dev == git(origin, "rev-parse", "dev") and "dev" in source(root, dev)
+
+
+def test_new_commit_is_fetched_into_the_same_mirror(origin: Path, root: Path) -> None:
+    old = co.checkout(root, "proc1", str(origin), branch="main")
+    mirror = co.mirror_path(root, "proc1")
+    marker = mirror / "pyfi-test-marker"
+    marker.write_text("still here")
+    inode = mirror.stat().st_ino
+    new = commit_files(origin, {"sample.py": "def do_this(x):\n    return 'v3'\n"}, "v3")
+    assert co.resolve_remote_commit(str(origin), "main") == new != old
+    assert co.checkout(root, "proc1", str(origin), branch="main") == new
+    assert "v3" in source(root, new) and "v2" in source(root, old)
+    assert marker.read_text() == "still here" and mirror.stat().st_ino == inode
+
+
+def test_known_commit_needs_no_network(origin: Path, root: Path, tmp_path: Path) -> None:
+    sha = co.checkout(root, "proc1", str(origin))
+    first = git(origin, "rev-parse", "main~1")
+    origin.rename(tmp_path / "gone")
+    assert co.checkout(root, "proc1", str(origin), commit=sha) == sha  # exported already
+    assert co.checkout(root, "proc1", str(origin), commit=first) == first  # in the mirror
+
+
+def test_missing_repo_path(root: Path, tmp_path: Path) -> None:
+    with pytest.raises(DeployError, match="repository not found"):
+        co.checkout(root, "proc1", str(tmp_path / "no-such-repo"))
+
+
+def test_credentials_never_appear_in_errors_or_logs(root: Path, caplog) -> None:
+    caplog.set_level(logging.DEBUG)
+    started = time.monotonic()
+    for call in (lambda: co.checkout(root, "proc1", SECRET_URL, timeout=10),
+                 lambda: co.resolve_remote_commit(SECRET_URL, "main", timeout=10)):
+        with pytest.raises(DeployError) as info:
+            call()
+        assert "s3cret" not in str(info.value) and "user:***@127.0.0.1:1" in str(info.value)
+    assert time.monotonic() - started < 10
+    assert "s3cret" not in caplog.text
+
+
+@pytest.mark.parametrize("kwargs, expected", [
+    ({"branch": "nope"}, "branch 'nope' not found"),
+    ({"commit": "deadbeef" * 5}, "commit deadbeef"),
+    ({"branch": "--upload-pack=touch x"}, "invalid branch"),
+    ({"commit": "HEAD; rm"}, "invalid commit"),
+])
+def test_unknown_or_invalid_refs(origin: Path, root: Path, kwargs: dict, expected: str) -> None:
+    with pytest.raises(DeployError, match=expected):
+        co.checkout(root, "proc1", str(origin), **kwargs)
+
+
+def test_unknown_branch_on_ls_remote(origin: Path) -> None:
+    with pytest.raises(DeployError, match="branch 'nope' not found"):
+        co.resolve_remote_commit(str(origin), "nope")
+
+
+def test_clean_wipes_work_dirs_and_odd_names_stay_inside(origin: Path, root: Path) -> None:
+    sha = co.checkout(root, "../evil/name", str(origin))
+    assert co.checkout_path(root, "../evil/name", sha).parent.parent == root
+    co.clean(root)
+    assert root.is_dir() and list(root.iterdir()) == []
+
+
+# -- venv -------------------------------------------------------------------
+
+
+def run_python(python: Path, code: str, cwd: Path) -> str:
+    result = subprocess.run([str(python), "-c", code], cwd=cwd, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
+def pip_runs(caplog) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.getMessage().startswith("running pip")]
+
+
+def test_venv_for_plain_module_needs_no_pip_and_is_reused(origin: Path, root: Path, tmp_path: Path, caplog) -> None:
+    caplog.set_level(logging.DEBUG, logger="pyfi.agent.venv")
+    sha = co.checkout(root, "proc1", str(origin))
+    started = time.monotonic()
+    python = pv.ensure_venv(co.checkout_path(root, "proc1", sha), sha)
+    created = time.monotonic() - started
+    out = run_python(python, "import sample, celery, pyfi; print(sample.do_this(1))", cwd=tmp_path)
+    assert out == "v2" and pip_runs(caplog) == []
+    stamp = python.parent.parent / pv.STAMP
+    stamp_inode = stamp.stat().st_ino
+    started = time.monotonic()
+    assert pv.ensure_venv(co.checkout_path(root, "proc1", sha), sha) == python
+    reused = time.monotonic() - started
+    assert stamp.stat().st_ino == stamp_inode and pip_runs(caplog) == []
+    assert reused < 0.1, f"reuse took {reused:.3f}s (create took {created:.3f}s)"
+    print(f"venv create {created:.3f}s, reuse {reused * 1000:.2f}ms")
+
+
+def test_half_built_venv_is_rebuilt(origin: Path, root: Path, tmp_path: Path) -> None:
+    sha = co.checkout(root, "proc1", str(origin))
+    python = pv.ensure_venv(co.checkout_path(root, "proc1", sha), sha)
+    venv_dir = python.parent.parent
+    (venv_dir / pv.STAMP).unlink()
+    (venv_dir / "leftover").write_text("half-built")
+    assert pv.ensure_venv(co.checkout_path(root, "proc1", sha), sha) == python
+    assert (venv_dir / pv.STAMP).is_file() and not (venv_dir / "leftover").exists()
+
+
+def test_setuptools_package_is_importable(origin: Path, root: Path, tmp_path: Path) -> None:
+    setup_py = "from setuptools import setup\nsetup(name='sample', version='0.1', py_modules=['sample'])\n"
+    commit_files(origin, {"setup.py": setup_py}, "pkg")
+    sha = co.checkout(root, "proc1", str(origin))
+    python = pv.ensure_venv(co.checkout_path(root, "proc1", sha), sha)
+    assert run_python(python, "import sample, celery; print(sample.do_this(0))", cwd=tmp_path) == "v2"
+
+
+def test_package_with_installed_backend_is_pip_installed(origin: Path, root: Path, tmp_path: Path, caplog) -> None:
+    caplog.set_level(logging.DEBUG, logger="pyfi.agent.venv")
+    pyproject = '[build-system]\nrequires = []\nbuild-backend = "backend"\nbackend-path = ["."]\n'
+    commit_files(origin, {"pyproject.toml": pyproject, "backend.py": IN_TREE_BACKEND}, "in-tree backend")
+    sha = co.checkout(root, "proc1", str(origin))
+    python = pv.ensure_venv(co.checkout_path(root, "proc1", sha), sha)
+    where = run_python(python, "import sample; print(sample.__file__)", cwd=tmp_path)
+    assert "site-packages" in where and len(pip_runs(caplog)) == 1
+
+
+def test_requirements_file_and_extra_requirements(origin: Path, root: Path, tmp_path: Path, caplog) -> None:
+    caplog.set_level(logging.DEBUG, logger="pyfi.agent.venv")
+    commit_files(origin, {"requirements.txt": "celery\n"}, "reqs")  # satisfied by the host: no index needed
+    sha = co.checkout(root, "proc1", str(origin))
+    checkout_dir = co.checkout_path(root, "proc1", sha)
+    plain = pv.ensure_venv(checkout_dir, sha)
+    with_extra = pv.ensure_venv(checkout_dir, sha, ["kombu"])
+    assert plain != with_extra and len(pip_runs(caplog)) == 3
+    run_python(with_extra, "import sample, kombu", cwd=tmp_path)
+
+
+def test_broken_requirement_raises_and_is_not_cached(origin: Path, root: Path) -> None:
+    commit_files(origin, {"requirements.txt": "./nope\n"}, "broken reqs")
+    sha = co.checkout(root, "proc1", str(origin))
+    for _attempt in range(2):
+        with pytest.raises(DeployError, match="nope") as info:
+            pv.ensure_venv(co.checkout_path(root, "proc1", sha), sha)
+        assert str(info.value).count("\n") == 0 and "ERROR" in str(info.value)
+
+
+def test_option_like_extra_requirement_is_refused(origin: Path, root: Path) -> None:
+    sha = co.checkout(root, "proc1", str(origin))
+    with pytest.raises(DeployError, match="pip option"):
+        pv.ensure_venv(co.checkout_path(root, "proc1", sha), sha, ["--index-url=http://evil"])
