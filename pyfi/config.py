@@ -96,9 +96,11 @@ def resolve(flags: Mapping[str, object] | None = None, env: Mapping[str, str] | 
     flags = {k: v for k, v in (flags or {}).items() if v not in (None, "")}
     env = os.environ if env is None else env
     home = default_home(env)
-    ini_path = Path(str(flags.get("ini") or env.get("PYFI_INI") or home / "pyfi.ini")).expanduser()
-    if flags.get("ini") and not ini_path.exists():
-        raise ConfigError(f"ini file {ini_path} does not exist", "create it with `pyfi -c` or fix the -i path")
+    named = flags.get("ini") or env.get("PYFI_INI")
+    ini_path = Path(str(named or home / "pyfi.ini")).expanduser()
+    if named and not ini_path.exists() and not flags.get("config"):  # `pyfi -c` is about to write it
+        where = "-i path" if flags.get("ini") else "PYFI_INI variable"
+        raise ConfigError(f"ini file {ini_path} does not exist", f"create it with `pyfi -c` or fix the {where}")
     ini = read_ini(ini_path)
     defaults = embedded_defaults(home)
     values: dict[str, str] = {}

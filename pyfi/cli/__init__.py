@@ -43,7 +43,8 @@ def cli(ctx: click.Context, debug: bool, db: str, backend: str, broker: str, ini
     """Pyfi CLI for managing the pyfi network"""
     from pyfi.cli.context import AppContext
 
-    ctx.obj = AppContext({"debug": debug, "db": db, "backend": backend, "broker": broker, "ini": ini})
+    ctx.obj = AppContext({"debug": debug, "db": db, "backend": backend, "broker": broker, "ini": ini,
+                          "config": config})
     if config:
         from pyfi.cli.configure import configure
 
