@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import click
 
+from pyfi.cli.context import AppContext, pass_app
 from pyfi.errors import PyfiError
 
 
@@ -47,9 +48,19 @@ def worker() -> None:
 
 @worker.command("start")
 @click.option("-n", "--name", required=True, help="Processor to run")
-def worker_start(**_options: object) -> None:
-    """Run a worker for one processor"""
-    _pending("pyfi worker start")
+@click.option("--path", type=click.Path(exists=True, file_okay=False), help="Checkout holding the processor's module")
+@click.option("--control", type=click.Path(dir_okay=False), help="Control file an agent writes (pause/run)")
+@click.option("--node", help="Node name for the worker's host name")
+@click.option("--loglevel", default="WARNING", show_default=True)
+@pass_app
+def worker_start(app: AppContext, name: str, path: str | None, control: str | None, node: str | None,
+                 loglevel: str) -> None:
+    """Run a Celery worker for one processor's sockets (agents spawn this)"""
+    from pathlib import Path
+
+    from pyfi.worker.main import run
+
+    run(app.settings, name, Path(path) if path else None, Path(control) if control else None, node, loglevel)
 
 
 @click.group()
@@ -59,10 +70,31 @@ def task() -> None:
 
 @task.command("run")
 @click.option("-s", "--socket", required=True, help="Socket to call")
-@click.option("-d", "--data", help="Argument (JSON or a plain string); read from stdin when absent")
-def task_run(**_options: object) -> None:
+@click.option("-d", "--data", help="Argument (JSON, or a plain string); read from stdin when absent")
+@click.option("--key", help="Routing key for a topic queue (default: the socket's name)")
+@click.option("--parent", help="Call id to record as this call's parent (shell flows)")
+@click.option("--wait/--no-wait", default=True, show_default=True, help="Wait and print the result, or print the call id")
+@click.option("--timeout", type=float, default=60.0, show_default=True, help="Seconds to wait for the result")
+@pass_app
+def task_run(app: AppContext, socket: str, data: str | None, key: str | None, parent: str | None, wait: bool,
+             timeout: float) -> None:
     """Send one call to a socket and print its result"""
-    _pending("pyfi task run")
+    from pyfi.core import tasks
+
+    if data is None:
+        data = click.get_text_stream("stdin").read()
+    with app.session() as session:
+        routes = tasks.plan(session, app.actor, socket, key)
+    celery_app = tasks.run_settings_app(app.settings)
+    sent = tasks.send(celery_app, routes, [tasks.parse_data(data)], parent=parent)
+    for call in sent:
+        click.echo(call.id if not wait else render_result(tasks.wait(celery_app, call, timeout)))
+
+
+def render_result(value: object) -> str:
+    import json
+
+    return value if isinstance(value, str) else json.dumps(value)
 
 
 @click.group()

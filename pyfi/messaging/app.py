@@ -1,0 +1,55 @@
+"""Build the Celery app from Settings: JSON only, late acks, redelivery on worker loss."""
+from __future__ import annotations
+
+from typing import Any
+
+from pyfi.config import Settings
+
+#: Redis/SQS redeliver unacked messages after this many seconds. Long enough
+#: for ordinary calls, short enough that a call on a dead node comes back soon.
+VISIBILITY_TIMEOUT = 300
+
+
+def celery_config(settings: Settings) -> dict[str, Any]:
+    return {
+        "broker_url": settings.broker,
+        "result_backend": settings.backend,
+        "task_serializer": "json",
+        "result_serializer": "json",
+        "accept_content": ["json"],
+        "result_accept_content": ["json"],
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,  # acks_late alone acks a call whose child was killed
+        "task_acks_on_failure_or_timeout": True,
+        "worker_prefetch_multiplier": 1,
+        "task_create_missing_queues": True,
+        "task_default_queue": "pyfi.default",
+        "broker_connection_retry_on_startup": True,
+        **broker_options(settings.broker),
+        "result_extended": True,
+        "worker_hijack_root_logger": False,
+        "worker_send_task_events": False,
+        "task_send_sent_event": False,
+        "enable_utc": True,
+    }
+
+
+def broker_options(url: str) -> dict[str, Any]:
+    """Per-transport settings: each transport accepts different options."""
+    if url.startswith("sqla+"):
+        return {
+            "broker_transport": "pyfi.messaging.sqla_transport:Transport",
+            "broker_transport_options": {"connect_args": {"timeout": 30}},
+        }
+    if url.startswith(("redis", "rediss")):
+        return {"broker_transport_options": {"visibility_timeout": VISIBILITY_TIMEOUT}}
+    return {}
+
+
+def make_app(settings: Settings, main: str = "pyfi") -> Any:
+    """A fresh Celery app (import Celery lazily: the CLI's --help must not pay for it)."""
+    from celery import Celery
+
+    app = Celery(main, set_as_current=False)
+    app.conf.update(celery_config(settings))
+    return app

@@ -1,0 +1,82 @@
+"""Where a call goes: broker queue names computed from queue and socket rows.
+
+Every broker queue uses its own name as exchange and routing key, and the
+sender declares it before publishing. That works the same on Redis,
+RabbitMQ and kombu's in-process virtual transports (which keep bindings in
+the memory of the process that declared them). Queue types are resolved
+here, from the database, instead of by broker exchanges:
+
+- ``direct``: one broker queue per (queue, task): every processor serving
+  that task on that queue consumes it, so calls are load-balanced.
+- ``fanout``: one broker queue per socket on the queue; a call is copied to
+  each, so every processor with a socket there gets it, durably.
+- ``topic``: like fanout, but only sockets whose name, read as an AMQP topic
+  pattern (``*`` one word, ``#`` any words), matches the routing key.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+from pyfi.enums import QueueType
+
+PREFIX = "pyfi"
+
+
+@dataclass(frozen=True)
+class Route:
+    broker_queue: str
+    task_name: str
+    socket_id: str
+    socket_name: str
+
+
+def broker_queue(socket: Any) -> str:
+    """The broker queue a socket's worker consumes."""
+    queue = socket.queue
+    if queue.type == QueueType.DIRECT:
+        return f"{PREFIX}.{queue.name}.{socket.task.path}"
+    return f"{PREFIX}.{queue.name}.{socket.name}"
+
+
+def routes_for(socket: Any, routing_key: str | None = None) -> list[Route]:
+    """The broker queues a call sent to ``socket`` must be published to."""
+    queue = socket.queue
+    if queue.type == QueueType.DIRECT:
+        return [_route(socket)]
+    peers = sorted(queue.sockets, key=lambda s: s.name)
+    if queue.type == QueueType.TOPIC:
+        key = routing_key or socket.name
+        peers = [s for s in peers if topic_matches(s.name, key)]
+    return [_route(s) for s in peers]
+
+
+def _route(socket: Any) -> Route:
+    return Route(broker_queue(socket), socket.task.path, socket.id, socket.name)
+
+
+def topic_matches(pattern: str, key: str) -> bool:
+    """AMQP topic matching: words split on dots, ``*`` = one word, ``#`` = zero or more."""
+    return _match(pattern.split("."), key.split("."))
+
+
+def _match(pattern: list[str], words: list[str]) -> bool:
+    if not pattern:
+        return not words
+    head, rest = pattern[0], pattern[1:]
+    if head == "#":
+        return any(_match(rest, words[i:]) for i in range(len(words) + 1))
+    if not words:
+        return False
+    return head in ("*", words[0]) and _match(rest, words[1:])
+
+
+def kombu_queue(name: str) -> Any:
+    """A durable queue bound to a direct exchange of the same name."""
+    from kombu import Exchange, Queue
+
+    return Queue(name, Exchange(name, type="direct", durable=True), routing_key=name, durable=True)
+
+
+def kombu_queues(names: Iterable[str]) -> list[Any]:
+    return [kombu_queue(n) for n in sorted(set(names))]

@@ -1,0 +1,75 @@
+"""Pause and resume without killing: stop or start consuming the socket queues.
+
+The agent writes ``pause`` or ``run`` into the worker's control file; a
+watcher thread notices within ``POLL`` seconds and schedules the change on
+the consumer's own loop (``call_soon``), which is the only thread allowed to
+touch it. The worker answers by writing its state next to the control file.
+"""
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+from celery import bootsteps
+
+POLL = 0.2
+PAUSE, RUN = "pause", "run"
+
+
+def read_command(path: Path) -> str:
+    try:
+        return path.read_text().strip() or RUN
+    except FileNotFoundError:
+        return RUN
+
+
+def write_command(path: Path, command: str) -> None:
+    """Atomically replace the control file (the agent's side)."""
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(command)
+    tmp.replace(path)
+
+
+def state_path(control: Path) -> Path:
+    return control.with_suffix(".state")
+
+
+class PauseControl(bootsteps.StartStopStep):
+    """Consumer bootstep: follow the control file named in ``app.conf.pyfi_control_file``."""
+
+    requires = {"celery.worker.consumer.tasks:Tasks"}
+
+    def __init__(self, consumer: Any, **kwargs: Any) -> None:
+        super().__init__(consumer, **kwargs)
+        self.stopped = threading.Event()
+        self.thread: threading.Thread | None = None
+
+    def start(self, consumer: Any) -> None:
+        path = consumer.app.conf.get("pyfi_control_file")
+        if not path:
+            return
+        self.stopped.clear()
+        self.thread = threading.Thread(target=self.watch, args=(consumer, Path(path)), daemon=True, name="pyfi-control")
+        self.thread.start()
+
+    def stop(self, consumer: Any) -> None:
+        self.stopped.set()
+
+    def watch(self, consumer: Any, path: Path) -> None:
+        applied = RUN
+        while not self.stopped.wait(POLL):
+            wanted = read_command(path)
+            if wanted != applied:
+                consumer.call_soon(self.apply, consumer, wanted, path)
+                applied = wanted
+
+    @staticmethod
+    def apply(consumer: Any, command: str, path: Path) -> None:
+        queues = consumer.app.conf.get("pyfi_queues") or []
+        for name in queues:
+            if command == PAUSE:
+                consumer.cancel_task_queue(name)
+            else:
+                consumer.add_task_queue(name)
+        state_path(path).write_text("paused" if command == PAUSE else "running")

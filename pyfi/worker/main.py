@@ -1,0 +1,68 @@
+"""The worker process: one processor's sockets, consumed by a Celery worker.
+
+Steps: bootstrap (settings, spec, code) -> register tasks -> connect the
+lifecycle hooks -> consume until told to stop (SIGTERM: warm shutdown).
+"""
+from __future__ import annotations
+
+import logging
+import os
+import socket as _socket
+from pathlib import Path
+from typing import Any
+
+from pyfi.config import Settings
+from pyfi.db.engine import session_scope
+from pyfi.messaging.app import make_app
+from pyfi.messaging.pubsub import publisher_for
+from pyfi.messaging.routing import kombu_queues
+from pyfi.worker.control import PauseControl
+from pyfi.worker.lifecycle import Lifecycle
+from pyfi.worker.recorder import Recorder
+from pyfi.worker.spec import WorkerSpec, load_spec
+from pyfi.worker.tasks import import_processor_module, register_tasks
+
+log = logging.getLogger("pyfi.worker")
+
+
+def bootstrap(settings: Settings, processor: str, path: Path | None, control: Path | None) -> tuple[Any, WorkerSpec, Recorder]:
+    """Build the Celery app for ``processor`` with its tasks and hooks."""
+    with session_scope(settings.db) as session:
+        spec = load_spec(session, processor)
+    module = import_processor_module(spec.module, path)
+    app = make_app(settings, main=f"pyfi.{spec.processor}")
+    app.conf.task_queues = kombu_queues(spec.broker_queues)
+    app.conf.pyfi_queues = spec.broker_queues
+    app.conf.pyfi_control_file = str(control) if control else None
+    app.steps["consumer"].add(PauseControl)
+    register_tasks(app, spec, module)
+    recorder = Recorder(settings.db, owner=spec.owner)
+    Lifecycle(spec, recorder, publisher_for(settings.pubsub), app).connect()
+    return app, spec, recorder
+
+
+def run(settings: Settings, processor: str, path: Path | None = None, control: Path | None = None,
+        node: str | None = None, loglevel: str = "WARNING") -> None:
+    """Consume until shutdown; flush every pending record before exiting."""
+    app, spec, recorder = bootstrap(settings, processor, path, control)
+    if not spec.sockets:
+        log.warning("processor %s has no sockets: nothing to consume", processor)
+    hostname = f"{spec.processor}.{os.getpid()}@{node or _socket.gethostname()}"
+    worker = app.Worker(
+        hostname=hostname,
+        concurrency=spec.concurrency,
+        pool="prefork",
+        queues=spec.broker_queues or ["pyfi.idle"],
+        loglevel=loglevel,
+        without_heartbeat=True,
+        without_mingle=True,
+        without_gossip=True,
+        optimization="fair",
+    )
+    try:
+        worker.start()
+    finally:
+        recorder.stop()
+    code = getattr(worker, "exitcode", 0) or 0
+    if code:
+        raise SystemExit(code)
