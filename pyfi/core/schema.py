@@ -13,6 +13,9 @@ from pyfi.db.base import Base
 from pyfi.db.engine import check_initialized, get_engine, session_scope
 from pyfi.enums import Right
 from pyfi.errors import PermissionDenied
+from pyfi.masking import mask_url
+
+SECRET_COLUMNS = frozenset({"password_hash"})
 
 
 def is_initialized(url: str) -> bool:
@@ -33,6 +36,8 @@ def init(url: str, admin: str) -> bool:
 
 
 def upgrade(url: str, actor: Actor) -> tuple[str | None, str | None]:
+    """Upgrade an initialized schema; an empty database goes through ``init`` (it creates the admin)."""
+    check_initialized(url)
     _require_on(url, actor, Right.DB_INIT)
     return migrate.upgrade(url)
 
@@ -63,8 +68,13 @@ def dump(url: str, actor: Actor) -> dict[str, list[dict[str, Any]]]:
         for table in Base.metadata.sorted_tables:
             if table.name in present:
                 rows = conn.execute(select(table)).mappings()
-                out[table.name] = [{k: jsonable(v) for k, v in row.items()} for row in rows]
+                out[table.name] = [public(row) for row in rows]
     return out
+
+
+def public(row: Any) -> dict[str, Any]:
+    """A row safe to print: no password hashes, git credentials masked."""
+    return {k: jsonable(mask_url(v) if k == "gitrepo" else v) for k, v in row.items() if k not in SECRET_COLUMNS}
 
 
 def jsonable(value: Any) -> Any:
