@@ -1,0 +1,304 @@
+"""The background call/event recorder against real SQLite and PostgreSQL, no mocks.
+
+Every wait polls the database (or the recorder) against a deadline.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import multiprocessing
+import os
+import threading
+import time
+import uuid
+from collections import Counter
+from pathlib import Path
+from typing import Callable, Iterator
+
+import pytest
+from sqlalchemy import create_engine, event, func, select, text
+from sqlalchemy.engine import make_url
+
+from pyfi.db import migrate
+from pyfi.db.engine import get_engine, session_scope
+from pyfi.db.models import Call, Event, Processor, Queue, Socket, Task
+from pyfi.enums import CallState, EventName
+from pyfi.worker.recorder import Recorder
+from conftest import PG_ADMIN_URL
+
+DEADLINE = 20.0
+NAME = "pyfi.processors.sample.do_something"
+T0 = dt.datetime(2024, 5, 1, 12, 0, 0)
+
+
+def wait_until(predicate: Callable[[], bool], what: str, timeout: float = DEADLINE) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.02)
+
+
+def calls_by_id(url: str) -> dict[str, Call]:
+    with session_scope(url) as session:
+        return {c.id: c for c in session.scalars(select(Call))}
+
+
+def events_of(url: str, call_id: str | None = None) -> list[Event]:
+    query = select(Event) if call_id is None else select(Event).where(Event.call_id == call_id)
+    with session_scope(url) as session:
+        return list(session.scalars(query))
+
+
+def count_calls(url: str, state: CallState | None = None) -> int:
+    query = select(func.count()).select_from(Call)
+    if state is not None:
+        query = query.where(Call.state == state)
+    with session_scope(url) as session:
+        return session.scalar(query)
+
+
+def make_socket(url: str) -> str:
+    with session_scope(url) as session:
+        queue = Queue(name="queue1")
+        processor = Processor(name="proc1", module="pyfi.processors.sample", gitrepo="https://example.org/r.git")
+        task = Task(name="do_something", module="pyfi.processors.sample")
+        socket = Socket(name="sock1", processor=processor, queue=queue, task=task)
+        session.add(socket)
+        session.flush()
+        return socket.id
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+@pytest.fixture
+def recorder(db_url: str) -> Iterator[Recorder]:
+    rec = Recorder(db_url, owner="tester", flush_interval=0.05)
+    yield rec
+    assert rec.stop(10)
+
+
+def test_a_thousand_calls_land_finished_with_three_events_each_in_few_transactions(db_url: str) -> None:
+    socket_id = make_socket(db_url)
+    commits: list[str] = []
+
+    def count_commit(_conn: object) -> None:
+        commits.append(threading.current_thread().name)
+
+    event.listen(get_engine(db_url), "commit", count_commit)
+    rec = Recorder(db_url, owner="tester", flush_interval=30.0, max_batch=500)  # batches cut by size and flush()
+    ids = [new_id() for _ in range(1000)]
+    for call_id in ids:
+        rec.received(call_id, NAME, socket_id, tracking="flow-1")
+        rec.started(call_id, name=NAME)
+        rec.finished(call_id, f"result-{call_id}", name=NAME)
+    assert rec.flush(DEADLINE) and rec.pending == 0
+    assert rec.stop(5)
+    event.remove(get_engine(db_url), "commit", count_commit)
+    assert commits and set(commits) == {"pyfi-recorder"}
+    assert len(commits) <= 8, f"{len(commits)} transactions for 3,000 records: not batched"
+
+    calls = calls_by_id(db_url)
+    assert len(calls) == 1000
+    assert {c.state for c in calls.values()} == {CallState.FINISHED}
+    one = calls[ids[0]]
+    assert (one.name, one.socket_id, one.tracking, one.owner) == (NAME, socket_id, "flow-1", "tester")
+    assert one.resultkey == f"result-{ids[0]}" and one.started <= one.finished
+    events = events_of(db_url)
+    assert Counter(e.name for e in events) == {"received": 1000, "prerun": 1000, "postrun": 1000}
+    assert {e.note for e in events_of(db_url, ids[0])} == {
+        f"Received task {NAME}", f"Prerun for task {NAME}", f"Postrun for task {NAME}"}
+
+
+@pytest.mark.parametrize("one_batch", [True, False], ids=["one-batch", "separate-batches"])
+def test_out_of_order_records_merge_into_a_finished_call(db_url: str, recorder: Recorder, one_batch: bool) -> None:
+    socket_id, call_id = make_socket(db_url), new_id()
+    steps = [
+        lambda: recorder.finished(call_id, "rk-1", T0 + dt.timedelta(seconds=2), name=NAME),
+        lambda: recorder.started(call_id, T0 + dt.timedelta(seconds=1), name=NAME),
+        lambda: recorder.received(call_id, NAME, socket_id, parent="p-1", tracking="t-1", taskparent="tp-1", when=T0),
+    ]
+    for step in steps:
+        step()
+        if not one_batch:
+            assert recorder.flush(DEADLINE)
+    assert recorder.flush(DEADLINE)
+
+    call = calls_by_id(db_url)[call_id]
+    assert call.state == CallState.FINISHED
+    assert (call.name, call.socket_id, call.parent, call.tracking, call.taskparent, call.resultkey) == (
+        NAME, socket_id, "p-1", "t-1", "tp-1", "rk-1")
+    assert (call.created, call.started, call.finished) == (
+        T0, T0 + dt.timedelta(seconds=1), T0 + dt.timedelta(seconds=2))
+    assert sorted(e.name for e in events_of(db_url, call_id)) == ["postrun", "prerun", "received"]
+
+
+def test_redelivered_call_is_recorded_finished_once(db_url: str, recorder: Recorder) -> None:
+    call_id = new_id()
+    recorder.received(call_id, NAME, None, when=T0)
+    recorder.started(call_id, T0 + dt.timedelta(seconds=1), name=NAME)
+    recorder.finished(call_id, "rk-1", T0 + dt.timedelta(seconds=2), name=NAME)
+    recorder.finished(call_id, "rk-1", T0 + dt.timedelta(seconds=3), name=NAME)  # duplicate in the same batch
+    assert recorder.flush(DEADLINE)
+    # the broker redelivers it; it runs again, in later batches
+    recorder.received(call_id, NAME, None, when=T0 + dt.timedelta(seconds=10))
+    recorder.started(call_id, T0 + dt.timedelta(seconds=11), name=NAME)
+    assert recorder.flush(DEADLINE)
+    recorder.finished(call_id, "rk-2", T0 + dt.timedelta(seconds=12), name=NAME)
+    assert recorder.flush(DEADLINE)
+
+    call = calls_by_id(db_url)[call_id]
+    assert (call.state, call.resultkey) == (CallState.FINISHED, "rk-1")
+    assert (call.started, call.finished) == (T0 + dt.timedelta(seconds=1), T0 + dt.timedelta(seconds=2))
+    assert Counter(e.name for e in events_of(db_url, call_id)) == {"received": 1, "prerun": 1, "postrun": 1}
+
+
+def test_failed_call_stores_its_error_and_stays_failed(db_url: str, recorder: Recorder) -> None:
+    call_id, error = new_id(), "Traceback (most recent call last):\n  ...\nValueError: boom"
+    recorder.received(call_id, NAME, None, when=T0)
+    recorder.failed(call_id, error, T0 + dt.timedelta(seconds=2), name=NAME)
+    assert recorder.flush(DEADLINE)
+    recorder.started(call_id, T0 + dt.timedelta(seconds=1), name=NAME)  # late, from another process
+    assert recorder.flush(DEADLINE)
+
+    call = calls_by_id(db_url)[call_id]
+    assert (call.state, call.error, call.finished) == (CallState.FAILED, error, T0 + dt.timedelta(seconds=2))
+    failure = [e for e in events_of(db_url, call_id) if e.name == EventName.FAILURE]
+    assert len(failure) == 1 and failure[0].note == f"Failure for task {NAME}: Traceback (most recent call last):"
+
+
+def test_retried_call_records_each_attempt_and_ends_finished(db_url: str, recorder: Recorder) -> None:
+    call_id, revoked_id = new_id(), new_id()
+    recorder.received(call_id, NAME, None, attempt=0)
+    recorder.started(call_id, name=NAME, attempt=0)
+    recorder.retried(call_id, "Retry in 1s", name=NAME, attempt=0)
+    assert recorder.flush(DEADLINE)
+    assert calls_by_id(db_url)[call_id].state == CallState.RETRY
+    recorder.received(call_id, NAME, None, attempt=1)
+    recorder.started(call_id, name=NAME, attempt=1)
+    recorder.finished(call_id, "rk", name=NAME, attempt=1)
+    recorder.received(revoked_id, NAME, None)
+    recorder.revoked(revoked_id, name=NAME)
+    assert recorder.flush(DEADLINE)
+
+    calls = calls_by_id(db_url)
+    assert calls[call_id].state == CallState.FINISHED and calls[revoked_id].state == CallState.REVOKED
+    assert Counter(e.name for e in events_of(db_url, call_id)) == {"received": 2, "prerun": 2, "retry": 1, "postrun": 1}
+    assert [e.note for e in events_of(db_url, revoked_id) if e.name == EventName.REVOKED] == [f"Revoked task {NAME}"]
+
+
+def test_call_of_a_vanished_socket_is_kept_without_it(db_url: str, recorder: Recorder) -> None:
+    good, orphan = new_id(), new_id()
+    recorder.received(good, NAME, None)
+    recorder.received(orphan, NAME, new_id())  # no such socket: a foreign key violation
+    recorder.finished(orphan, "rk", name=NAME)
+    assert recorder.flush(DEADLINE) and recorder.pending == 0
+
+    calls = calls_by_id(db_url)
+    assert calls[good].state == CallState.RECEIVED
+    assert (calls[orphan].state, calls[orphan].socket_id, calls[orphan].resultkey) == (CallState.FINISHED, None, "rk")
+
+
+def test_stop_writes_everything_pending(db_url: str) -> None:
+    rec = Recorder(db_url, flush_interval=60.0)
+    for _ in range(50):
+        rec.received(new_id(), NAME, None)
+    assert rec.pending == 50
+    assert rec.stop(DEADLINE) and rec.pending == 0
+    assert count_calls(db_url) == 50
+
+
+def _child_records(rec: Recorder, parent_ids: list[str], child_ids: list[str]) -> None:
+    """In the forked child: what a prefork pool child (and parent) would record."""
+    if rec.pending != 0:  # the parent's queued records are the parent's to write
+        os._exit(3)
+    for call_id in parent_ids:
+        rec.started(call_id, name=NAME)
+        rec.finished(call_id, "rk", name=NAME)
+    for call_id in child_ids:
+        rec.received(call_id, NAME, None)
+    os._exit(0 if rec.stop(DEADLINE) else 4)
+
+
+def test_records_from_a_forked_child_and_its_parent_both_land(db_url: str, recorder: Recorder) -> None:
+    parent_ids, child_ids = [new_id() for _ in range(200)], [new_id() for _ in range(200)]
+    recorder.received(new_id(), NAME, None)  # the writer thread runs (and may hold records) at fork time
+    child = multiprocessing.get_context("fork").Process(target=_child_records, args=(recorder, parent_ids, child_ids))
+    child.start()
+    for call_id in parent_ids:
+        recorder.received(call_id, NAME, None)
+    for call_id in child_ids:
+        recorder.started(call_id, name=NAME)
+        recorder.finished(call_id, "rk", name=NAME)
+    child.join(DEADLINE)
+    assert child.exitcode == 0
+    assert recorder.flush(DEADLINE)
+
+    assert count_calls(db_url, CallState.FINISHED) == 400
+    assert len(events_of(db_url)) == 1 + 400 * 3
+
+
+# -- outages: the database goes away (or is not there yet) and comes back ----------------
+
+def _outage_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if "cannot write" in r.getMessage()]
+
+
+def _record_during_outage(rec: Recorder, caplog: pytest.LogCaptureFixture, n: int) -> list[str]:
+    ids = [new_id() for _ in range(n)]
+    for call_id in ids:
+        rec.received(call_id, NAME, None)
+        rec.started(call_id, name=NAME)
+        rec.finished(call_id, "rk", name=NAME)
+    wait_until(lambda: _outage_warnings(caplog), "the recorder to notice the outage")
+    assert not rec.flush(0.3) and rec.pending == 3 * n  # nothing lost, nothing written
+    return ids
+
+
+@pytest.fixture
+def outage_log(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
+    caplog.set_level(logging.WARNING, logger="pyfi.worker.recorder")
+    return caplog
+
+
+def test_sqlite_outage_until_the_path_and_schema_exist(tmp_path: Path, outage_log: pytest.LogCaptureFixture) -> None:
+    blocker = tmp_path / "data"
+    blocker.write_text("a file where the database directory should be")
+    url = f"sqlite:///{blocker}/pyfi.db"
+    rec = Recorder(url, flush_interval=0.05, max_backoff=0.2)
+    ids = _record_during_outage(rec, outage_log, 100)
+
+    blocker.unlink()  # the directory can now be created, but the schema is still missing
+    migrate.upgrade(url)
+    wait_until(lambda: rec.pending == 0, "the recorder to catch up")
+    assert rec.stop(5)
+    assert count_calls(url, CallState.FINISHED) == len(ids) and len(events_of(url)) == 3 * len(ids)
+    assert len(_outage_warnings(outage_log)) == 1
+
+
+def test_postgres_outage_while_connections_are_refused(pg_migrated: str, outage_log: pytest.LogCaptureFixture) -> None:
+    url, name = pg_migrated, make_url(pg_migrated).database
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    rec = Recorder(url, flush_interval=0.05, max_backoff=0.2)
+    rec.received(new_id(), NAME, None)
+    assert rec.flush(DEADLINE)  # the pool now holds a live connection, soon to be killed
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false'))  # name: generated by conftest
+            conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :name"),
+                         {"name": name})
+        ids = _record_during_outage(rec, outage_log, 100)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true'))
+        admin.dispose()
+    wait_until(lambda: rec.pending == 0, "the recorder to catch up")
+    assert rec.stop(5)
+    calls = calls_by_id(url)
+    assert all(calls[i].state == CallState.FINISHED for i in ids)
+    with session_scope(url) as session:
+        landed = session.scalar(select(func.count()).select_from(Event).where(Event.call_id.in_(ids)))
+    assert landed == 3 * len(ids)
+    assert len(_outage_warnings(outage_log)) == 1
