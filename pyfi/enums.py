@@ -41,8 +41,6 @@ class ProcessorStatus(StrEnum):
     STOPPED = "stopped"
     REMOVED = "removed"
     ERROR = "error"
-    # requested only: an agent clears these once done
-    RESTART = "restart"
 
 
 class CallState(StrEnum):

@@ -26,7 +26,7 @@ def agent() -> None:
 
 
 @agent.command("start")
-@click.option("-p", "--port", type=int, help="Listen port (health endpoint)")
+@click.option("-p", "--port", type=int, help="Listen port (health endpoint, JSON)")
 @click.option("--clean", is_flag=True, help="Remove work directories before launch")
 @click.option("-b", "--backend", help="Message backend URI")
 @click.option("-r", "--broker", help="Message broker URI")
@@ -36,9 +36,19 @@ def agent() -> None:
 @click.option("-po", "--pool", type=int, help="Process pool for message dispatches (the seed's second -p)")
 @click.option("-s", "--size", type=int, help="Maximum number of messages on worker internal queue")
 @click.option("-n", "--name", help="Node name (default: this machine's hostname)")
-def agent_start(**_options: object) -> None:
+@pass_app
+def agent_start(app: AppContext, port: int | None, clean: bool, backend: str | None, broker: str | None,
+                config: str | None, queues: bool, user: str | None, pool: int | None, size: int | None,
+                name: str | None) -> None:
     """Run pyfi agent server"""
-    _pending("pyfi agent start")
+    from pyfi.cli.agent_run import start_agent
+
+    unsupported = {"-c/--config": config, "-q/--queues": queues, "-u/--user": user, "-po/--pool": pool, "-s/--size": size}
+    given = [flag for flag, value in unsupported.items() if value]
+    if given:
+        raise NotYetAvailable(f"agent option {', '.join(given)} is not supported yet", "run without it")
+    settings = app.settings.with_(**{k: v for k, v in {"backend": backend, "broker": broker}.items() if v})
+    start_agent(settings, name, port, clean)
 
 
 @click.group()

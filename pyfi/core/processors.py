@@ -5,6 +5,7 @@ from sqlalchemy.orm import Session
 
 from pyfi.core.access import Actor, require
 from pyfi.core.lookup import find
+from pyfi.db.base import utcnow
 from pyfi.db.models import Processor
 from pyfi.enums import ProcessorStatus, Right
 
@@ -14,7 +15,7 @@ ACTIONS: dict[str, tuple[Right, ProcessorStatus]] = {
     "stop": (Right.STOP_PROCESSOR, ProcessorStatus.STOPPED),
     "pause": (Right.PAUSE_PROCESSOR, ProcessorStatus.PAUSED),
     "resume": (Right.RESUME_PROCESSOR, ProcessorStatus.RUNNING),
-    "restart": (Right.START_PROCESSOR, ProcessorStatus.RESTART),
+    "restart": (Right.START_PROCESSOR, ProcessorStatus.RUNNING),
     "remove": (Right.DELETE_PROCESSOR, ProcessorStatus.REMOVED),
 }
 
@@ -25,5 +26,7 @@ def request(session: Session, actor: Actor, action: str, name: str | None, ident
     require(session, actor, right)
     processor = find(session, Processor, "processor", name, ident)
     processor.requested_status = status
+    if action == "restart":
+        processor.restart_requested = utcnow()
     session.flush()
     return processor

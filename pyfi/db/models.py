@@ -74,6 +74,8 @@ class Processor(Common, Base):
     requested_status: Mapped[ProcessorStatus] = mapped_column(EnumText(ProcessorStatus), default=ProcessorStatus.READY)
     status: Mapped[ProcessorStatus] = mapped_column(EnumText(ProcessorStatus), default=ProcessorStatus.READY)
     error: Mapped[str | None] = mapped_column(Text)
+    #: set by `proc restart`: every agent restarts workers started before it
+    restart_requested: Mapped[dt.datetime | None]
 
     sockets: Mapped[list[Socket]] = relationship(
         back_populates="processor", cascade="all, delete-orphan", passive_deletes=True

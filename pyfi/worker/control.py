@@ -58,11 +58,14 @@ class PauseControl(bootsteps.StartStopStep):
 
     def watch(self, consumer: Any, path: Path) -> None:
         applied = RUN
-        while not self.stopped.wait(POLL):
+        state_path(path).write_text("running")  # consuming: tells the agent the worker is up
+        while True:
             wanted = read_command(path)
             if wanted != applied:
                 consumer.call_soon(self.apply, consumer, wanted, path)
                 applied = wanted
+            if self.stopped.wait(POLL):
+                return
 
     @staticmethod
     def apply(consumer: Any, command: str, path: Path) -> None:

@@ -45,6 +45,11 @@ class Lifecycle:
         signals.task_failure.connect(self.on_failure, weak=False)
         signals.task_retry.connect(self.on_retry, weak=False)
         signals.task_revoked.connect(self.on_revoked, weak=False)
+        signals.worker_process_shutdown.connect(self.on_child_exit, weak=False)
+
+    def on_child_exit(self, **_: Any) -> None:
+        """Prefork children skip atexit: write what they recorded before they go."""
+        self.recorder.stop()
 
     # -- helpers ----------------------------------------------------------------------
     def socket_of(self, request: Any, task_name: str) -> SocketSpec | None:

@@ -1,0 +1,229 @@
+"""The agent: make this node run what the database says it should.
+
+``reconcile_once`` compares the desired state (processors for this node,
+their code, sockets, concurrency and requested status) with the workers it
+supervises, converges one step, and writes ``status`` back. ``run`` is that
+in a loop, plus heartbeats, until asked to stop.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import logging
+import os
+import socket as _socket
+import threading
+import time
+from pathlib import Path
+
+from sqlalchemy import delete, or_, select
+from sqlalchemy.orm import Session, selectinload
+
+from pyfi.agent import node as node_rows
+from pyfi.agent.deploy import Deployed, Deployer
+from pyfi.agent.supervisor import Handle, adopt, spawn
+from pyfi.config import Settings
+from pyfi.db.engine import session_scope
+from pyfi.db.models import Agent as AgentRow, Processor, Socket, Worker
+from pyfi.enums import AgentStatus, ProcessorStatus, WorkerStatus
+from pyfi.errors import DeployError
+from pyfi.worker.spec import spec_of
+
+log = logging.getLogger("pyfi.agent")
+
+TICK = 0.5
+CRASH_BACKOFF = (1.0, 2.0, 4.0, 8.0, 16.0, 30.0)
+STOPPED_STATES = (ProcessorStatus.STOPPED, ProcessorStatus.REMOVED)
+
+
+def signature(processor: Processor) -> str:
+    return hashlib.sha1(repr(spec_of(processor).signature).encode()).hexdigest()[:16]
+
+
+class Agent:
+    def __init__(self, settings: Settings, name: str | None = None, workdir: Path | None = None,
+                 port: int | None = None) -> None:
+        self.settings = settings
+        self.name = name or _socket.gethostname()
+        self.workdir = workdir or settings.home / "agents" / self.name
+        self.run_root = self.workdir / "run"
+        self.port = port
+        self.deployer = Deployer(self.workdir)
+        self.handles: dict[str, Handle] = {}
+        self.crashes: dict[str, tuple[int, float]] = {}
+        self.stop_event = threading.Event()
+        self.last_beat = 0.0
+
+    # -- bootstrap ----------------------------------------------------------------------
+    def start(self) -> None:
+        """Register the node and agent rows and adopt workers left running."""
+        self.run_root.mkdir(parents=True, exist_ok=True)
+        with session_scope(self.settings.db) as session:
+            node_rows.register(session, self.name, _socket.gethostname(), self.settings.user, self.port, self.workdir)
+        self.handles.update(adopt(self.run_root))
+        self.last_beat = time.time()
+        if self.handles:
+            log.info("adopted workers for %s", ", ".join(h.processor for h in self.handles.values()))
+
+    def run(self) -> None:
+        self.start()
+        try:
+            while not self.stop_event.is_set():
+                self.reconcile_once()
+                self.heartbeat_if_due()
+                self.stop_event.wait(TICK)
+        finally:
+            self.shutdown()
+
+    # -- one step -------------------------------------------------------------------
+    def reconcile_once(self) -> None:
+        with session_scope(self.settings.db) as session:
+            wanted = self.desired(session)
+            for processor in wanted:
+                self.converge(session, processor)
+            for processor_id in set(self.handles) - {p.id for p in wanted}:
+                self.retire(processor_id)
+            self.sync_worker_rows(session)
+
+    def desired(self, session: Session) -> list[Processor]:
+        """Processors pinned to this node, plus every unpinned one."""
+        here = or_(Processor.hostname.is_(None), Processor.hostname == "", Processor.hostname == self.name)
+        sockets = selectinload(Processor.sockets)
+        query = select(Processor).where(here).options(sockets.selectinload(Socket.queue), sockets.selectinload(Socket.task))
+        return list(session.scalars(query))
+
+    def converge(self, session: Session, processor: Processor) -> None:
+        handle = self.handles.get(processor.id)
+        if handle is not None and handle.stopping_since is not None:
+            if not handle.reap():
+                return  # still finishing its calls
+            self.handles.pop(processor.id)
+            handle = None
+        if processor.requested_status in STOPPED_STATES:
+            self.converge_stopped(processor, handle)
+            return
+        try:
+            deployed = self.deployer.deploy(processor)
+        except DeployError as exc:
+            set_status(processor, ProcessorStatus.ERROR, str(exc))
+            return
+        self.converge_running(processor, handle, deployed)
+
+    def converge_stopped(self, processor: Processor, handle: Handle | None) -> None:
+        if handle is not None:
+            handle.terminate()
+            return
+        set_status(processor, processor.requested_status, None)
+
+    def converge_running(self, processor: Processor, handle: Handle | None, deployed: Deployed) -> None:
+        if handle is not None and self.needs_restart(processor, handle, deployed):
+            handle.terminate()
+            return
+        if handle is not None and not handle.alive():
+            self.note_crash(processor, handle)
+            handle = None
+        if handle is None:
+            handle = self.start_worker(processor, deployed)
+            if handle is None:
+                return
+        paused = processor.requested_status == ProcessorStatus.PAUSED
+        handle.set_paused(paused)
+        set_status(processor, self.observed_status(handle), None)
+
+    def needs_restart(self, processor: Processor, handle: Handle, deployed: Deployed) -> bool:
+        restart_at = processor.restart_requested
+        requested_after_start = restart_at is not None and restart_at.replace(tzinfo=dt.timezone.utc).timestamp() > handle.started
+        return handle.commit != deployed.sha or handle.signature != signature(processor) or requested_after_start
+
+    def observed_status(self, handle: Handle) -> ProcessorStatus:
+        state = handle.reported_state() if (Path(handle.run_dir) / "control.state").exists() else "starting"
+        return {"paused": ProcessorStatus.PAUSED, "running": ProcessorStatus.RUNNING}.get(state, ProcessorStatus.STARTING)
+
+    def start_worker(self, processor: Processor, deployed: Deployed) -> Handle | None:
+        count, not_before = self.crashes.get(processor.id, (0, 0.0))
+        if time.time() < not_before:
+            return None
+        handle = spawn(str(deployed.python), processor.id, processor.name, str(deployed.path), deployed.sha,
+                       signature(processor), self.run_root / processor.id, self.name, self.worker_env(),
+                       paused=processor.requested_status == ProcessorStatus.PAUSED)
+        self.handles[processor.id] = handle
+        return handle
+
+    def note_crash(self, processor: Processor, handle: Handle) -> None:
+        count, _ = self.crashes.get(processor.id, (0, 0.0))
+        delay = CRASH_BACKOFF[min(count, len(CRASH_BACKOFF) - 1)]
+        self.crashes[processor.id] = (count + 1, time.time() + delay)
+        self.handles.pop(processor.id, None)
+        code = handle.exit_code()
+        set_status(processor, ProcessorStatus.ERROR,
+                   f"worker exited (code {code}); restarting in {delay:.0f} s; see {handle.run_dir}/worker.log")
+
+    def retire(self, processor_id: str) -> None:
+        """A processor gone from this node (deleted or pinned elsewhere)."""
+        handle = self.handles[processor_id]
+        handle.terminate()
+        if handle.reap():
+            self.handles.pop(processor_id)
+            self.deployer.forget(processor_id)
+
+    def worker_env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        s = self.settings
+        env.update(PYFI_DB=s.db, PYFI_BROKER=s.broker, PYFI_BACKEND=s.backend, PYFI_PUBSUB=s.pubsub,
+                   PYFI_HOME=str(s.home), PYFI_USER=s.user)
+        return env
+
+    # -- bookkeeping ------------------------------------------------------------------
+    def sync_worker_rows(self, session: Session) -> None:
+        agent = session.scalar(select(AgentRow).where(AgentRow.name == self.name))
+        if agent is None:
+            return
+        rows = {w.processor_id: w for w in session.scalars(select(Worker).where(Worker.agent_id == agent.id))}
+        for processor_id, handle in self.handles.items():
+            row = rows.pop(processor_id, None) or _new_worker_row(session, agent, handle, self.name)
+            status = WorkerStatus.STOPPED if handle.stopping_since else _worker_status(self.observed_status(handle))
+            if (row.pid, row.status, row.commit) != (handle.pid, status, handle.commit):
+                row.pid, row.status, row.commit, row.workdir = handle.pid, status, handle.commit, handle.run_dir
+        if rows:
+            session.execute(delete(Worker).where(Worker.id.in_([r.id for r in rows.values()])))
+
+    def heartbeat_if_due(self) -> None:
+        if time.time() - self.last_beat < node_rows.HEARTBEAT:
+            return
+        self.last_beat = time.time()
+        with session_scope(self.settings.db) as session:
+            agent = session.scalar(select(AgentRow).where(AgentRow.name == self.name))
+            if agent is not None:
+                node_rows.beat(session, agent, self.workdir)
+
+    def shutdown(self) -> None:
+        """Stop every worker gracefully, then mark the agent stopped."""
+        for handle in self.handles.values():
+            handle.terminate()
+        deadline = time.time() + 30
+        while time.time() < deadline and not all(h.reap() for h in self.handles.values()):
+            time.sleep(0.1)
+        with session_scope(self.settings.db) as session:
+            agent = session.scalar(select(AgentRow).where(AgentRow.name == self.name))
+            if agent is not None:
+                agent.status = AgentStatus.STOPPED
+                session.execute(delete(Worker).where(Worker.agent_id == agent.id))
+        self.handles.clear()
+
+
+def set_status(processor: Processor, status: ProcessorStatus, error: str | None) -> None:
+    """Write status only when it changed (several agents may share a processor)."""
+    if processor.status != status or processor.error != error:
+        processor.status, processor.error = status, error
+
+
+def _worker_status(status: ProcessorStatus) -> WorkerStatus:
+    return {ProcessorStatus.PAUSED: WorkerStatus.PAUSED, ProcessorStatus.RUNNING: WorkerStatus.RUNNING}.get(
+        status, WorkerStatus.STARTING)
+
+
+def _new_worker_row(session: Session, agent: AgentRow, handle: Handle, node: str) -> Worker:
+    row = Worker(name=f"{handle.processor}@{node}", agent_id=agent.id, processor_id=handle.processor_id,
+                 concurrency=1, owner=agent.owner)
+    session.add(row)
+    return row

@@ -1,0 +1,139 @@
+"""Worker processes an agent supervises: spawn, stop gracefully, adopt after a restart.
+
+Each worker has a run directory holding its control file (pause/run), its
+state file (written by the worker), its log, and ``meta.json`` (pid, commit,
+spec signature) so a restarted agent can adopt it instead of starting a
+duplicate.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+from pyfi.worker.control import PAUSE, RUN, state_path, write_command
+
+STOP_GRACE = 15.0  # seconds a worker gets to finish its calls before SIGKILL
+
+
+@dataclass
+class Handle:
+    processor_id: str
+    processor: str
+    commit: str
+    signature: str
+    pid: int
+    run_dir: str
+    started: float = field(default_factory=time.time)
+    stopping_since: float | None = None
+    proc: subprocess.Popen | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def control(self) -> Path:
+        return Path(self.run_dir) / "control"
+
+    def alive(self) -> bool:
+        if self.proc is not None:
+            return self.proc.poll() is None
+        return pid_alive(self.pid)
+
+    def exit_code(self) -> int | None:
+        return self.proc.poll() if self.proc is not None else None
+
+    def set_paused(self, paused: bool) -> None:
+        write_command(self.control, PAUSE if paused else RUN)
+
+    def reported_state(self) -> str:
+        try:
+            return state_path(self.control).read_text().strip()
+        except FileNotFoundError:
+            return "running"
+
+    def terminate(self) -> None:
+        """Ask for a warm shutdown (Celery finishes running calls on SIGTERM)."""
+        if self.stopping_since is None:
+            self.stopping_since = time.time()
+            _signal(self.pid, signal.SIGTERM)
+
+    def reap(self) -> bool:
+        """True once the process is gone; SIGKILL after the grace period."""
+        if not self.alive():
+            return True
+        if self.stopping_since is not None and time.time() - self.stopping_since > STOP_GRACE:
+            _signal_group(self.pid, signal.SIGKILL)
+        return False
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return stat.rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, IndexError):
+        return True
+
+
+def _signal(pid: int, sig: int) -> None:
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def _signal_group(pid: int, sig: int) -> None:
+    try:
+        os.killpg(pid, sig)  # workers lead their own session: take the pool children too
+    except (ProcessLookupError, PermissionError):
+        _signal(pid, sig)
+
+
+def spawn(python: str, processor_id: str, processor: str, checkout: str, commit: str, signature: str,
+          run_dir: Path, node: str, env: dict[str, str], paused: bool = False) -> Handle:
+    """Start ``pyfi worker start`` for one processor with the checkout's interpreter."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_command(run_dir / "control", PAUSE if paused else RUN)
+    state_path(run_dir / "control").unlink(missing_ok=True)
+    argv = [python, "-m", "pyfi.worker", "-n", processor, "--path", checkout,
+            "--control", str(run_dir / "control"), "--node", node]
+    with open(run_dir / "worker.log", "ab") as log:
+        proc = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                cwd=checkout, start_new_session=True)
+    handle = Handle(processor_id, processor, commit, signature, proc.pid, str(run_dir), proc=proc)
+    save_meta(handle)
+    return handle
+
+
+def save_meta(handle: Handle) -> None:
+    data = {f.name: getattr(handle, f.name) for f in fields(handle) if f.name not in ("proc", "stopping_since")}
+    (Path(handle.run_dir) / "meta.json").write_text(json.dumps(data))
+
+
+def adopt(run_root: Path) -> dict[str, Handle]:
+    """Workers still running from a previous agent life, by processor id."""
+    found: dict[str, Handle] = {}
+    for meta in sorted(run_root.glob("*/meta.json")):
+        try:
+            handle = Handle(**json.loads(meta.read_text()))
+        except (ValueError, TypeError):
+            continue
+        if pid_alive(handle.pid) and _is_worker(handle.pid, handle.processor):
+            found[handle.processor_id] = handle
+    return found
+
+
+def _is_worker(pid: int, processor: str) -> bool:
+    """Guard against pid reuse: the process must be our worker for that processor."""
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except FileNotFoundError:
+        return False
+    return b"pyfi.worker" in argv and processor.encode() in argv

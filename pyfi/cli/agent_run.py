@@ -1,0 +1,56 @@
+"""Running an agent in the foreground: signals, health endpoint, clean start."""
+from __future__ import annotations
+
+import json
+import signal
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import click
+
+from pyfi.config import Settings
+
+
+def start_agent(settings: Settings, name: str | None, port: int | None, clean: bool) -> None:
+    from pyfi.agent import checkout
+    from pyfi.agent.agent import Agent
+    from pyfi.db.engine import check_initialized
+
+    check_initialized(settings.db)
+    agent = Agent(settings, name=name, port=port)
+    if clean:
+        checkout.clean(agent.workdir)
+    stop = lambda *_: agent.stop_event.set()  # noqa: E731 - signal handler
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    server = serve_health(agent, port) if port else None
+    click.echo(f"Agent {agent.name} running (work dir {agent.workdir}); Ctrl-C or SIGTERM stops it and its workers")
+    try:
+        agent.run()
+    finally:
+        if server is not None:
+            server.shutdown()
+    click.echo(f"Agent {agent.name} stopped")
+
+
+def serve_health(agent: Any, port: int) -> ThreadingHTTPServer:
+    """GET / -> JSON with the agent's name and the workers it supervises."""
+
+    class Health(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+            body = json.dumps({
+                "agent": agent.name,
+                "workers": {h.processor: {"pid": h.pid, "alive": h.alive()} for h in list(agent.handles.values())},
+            }).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *_args: Any) -> None:
+            return
+
+    server = ThreadingHTTPServer(("127.0.0.1", port), Health)
+    threading.Thread(target=server.serve_forever, daemon=True, name="pyfi-health").start()
+    return server
