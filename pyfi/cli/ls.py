@@ -69,7 +69,7 @@ def relations(kind_name: str, obj: Any) -> list[tuple[str, str, list[Any]]]:
     if kind_name == "queue":
         return [("Sockets", "socket", obj.sockets), ("Plugs", "plug", obj.plugs)]
     if kind_name == "processor":
-        return [("Sockets", "socket", obj.sockets), ("Workers", "worker", obj.workers_running)]
+        return [("Sockets", "socket", obj.sockets), ("Running workers", "worker", obj.workers_running)]
     if kind_name == "socket":
         return [("Plugs out", "plug", obj.plugs_out), ("Plugs in", "plug", obj.plugs_in)]
     if kind_name == "node":
