@@ -51,6 +51,7 @@ class Agent:
         self.deployer = Deployer(self.workdir)
         self.handles: dict[str, Handle] = {}
         self.crashes: dict[str, tuple[int, float]] = {}
+        self.concurrency: dict[str, int] = {}
         self.stop_event = threading.Event()
         self.last_beat = 0.0
 
@@ -147,6 +148,7 @@ class Agent:
                        signature(processor), self.run_root / processor.id, self.name, self.worker_env(),
                        paused=processor.requested_status == ProcessorStatus.PAUSED)
         self.handles[processor.id] = handle
+        self.concurrency[processor.id] = processor.workers
         return handle
 
     def note_crash(self, processor: Processor, handle: Handle) -> None:
@@ -181,6 +183,7 @@ class Agent:
         rows = {w.processor_id: w for w in session.scalars(select(Worker).where(Worker.agent_id == agent.id))}
         for processor_id, handle in self.handles.items():
             row = rows.pop(processor_id, None) or _new_worker_row(session, agent, handle, self.name)
+            row.concurrency = self.concurrency.get(processor_id, row.concurrency)
             status = WorkerStatus.STOPPED if handle.stopping_since else _worker_status(self.observed_status(handle))
             if (row.pid, row.status, row.commit) != (handle.pid, status, handle.commit):
                 row.pid, row.status, row.commit, row.workdir = handle.pid, status, handle.commit, handle.run_dir

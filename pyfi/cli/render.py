@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable
 
 from prettytable import PrettyTable
 
@@ -12,6 +12,12 @@ from pyfi.masking import mask_url
 Column = tuple[str, Callable[[Any], Any]]
 COMMON: list[Column] = [("Name", lambda o: o.name), ("ID", lambda o: o.id), ("Owner", lambda o: o.owner)]
 UPDATED: Column = ("Last Updated", lambda o: o.lastupdated)
+
+
+def _agent_status(agent: Any) -> Any:
+    from pyfi.agent.node import effective_status  # stale heartbeat -> lost
+
+    return effective_status(agent)
 
 
 def _name(obj: Any) -> Any:
@@ -36,7 +42,7 @@ COLUMNS: dict[str, list[Column]] = {
     "node": COMMON + [UPDATED, ("Hostname", lambda o: o.hostname), ("CPUs", lambda o: o.cpus), ("Load", lambda o: o.load),
                       ("Memory", lambda o: o.memory), ("Disk", lambda o: o.disk)],
     "agent": COMMON + [UPDATED, ("Node", lambda o: _name(o.node)), ("Hostname", lambda o: o.hostname),
-                       ("Pid", lambda o: o.pid), ("Port", lambda o: o.port), ("Status", lambda o: o.status)],
+                       ("Pid", lambda o: o.pid), ("Port", lambda o: o.port), ("Status", lambda o: _agent_status(o))],
     "worker": COMMON + [UPDATED, ("Agent", lambda o: _name(o.agent)), ("Processor", lambda o: _name(o.processor)),
                         ("Pid", lambda o: o.pid), ("Concurrency", lambda o: o.concurrency), ("Status", lambda o: o.status)],
     "scheduler": COMMON + [UPDATED, ("Strategy", lambda o: o.strategy), ("Interval", lambda o: o.interval),
@@ -57,15 +63,11 @@ COLUMNS: dict[str, list[Column]] = {
 
 
 def cell(value: Any) -> str:
-    if value is None:
-        return "None"
-    if isinstance(value, dt.datetime):
-        return str(value)
-    return str(value)
+    return "None" if value is None else str(value)
 
 
-def table(kind: str, rows: Iterable[Any], prefix: Sequence[Column] = ()) -> str:
-    columns = list(prefix) + COLUMNS[kind]
+def table(kind: str, rows: Iterable[Any]) -> str:
+    columns = COLUMNS[kind]
     pt = PrettyTable([header for header, _ in columns])
     for row in rows:
         pt.add_row([cell(getter(row)) for _, getter in columns])
@@ -74,12 +76,10 @@ def table(kind: str, rows: Iterable[Any], prefix: Sequence[Column] = ()) -> str:
 
 def paged_table(kind: str, page: Any) -> str:
     """The seed's listing: Page and Row columns, then the footer."""
-    numbered = [(page.number, i, row) for i, row in enumerate(page.rows, start=1)]
-    prefix: list[Column] = [("Page", lambda r: r[0]), ("Row", lambda r: r[1])]
-    columns = prefix + [(h, (lambda g: lambda r: g(r[2]))(g)) for h, g in COLUMNS[kind]]
-    pt = PrettyTable([h for h, _ in columns])
-    for row in numbered:
-        pt.add_row([cell(getter(row)) for _, getter in columns])
+    columns = COLUMNS[kind]
+    pt = PrettyTable(["Page", "Row"] + [header for header, _ in columns])
+    for number, row in enumerate(page.rows, start=1):
+        pt.add_row([page.number, number] + [cell(getter(row)) for _, getter in columns])
     return pt.get_string() + "\n" + footer(page)
 
 

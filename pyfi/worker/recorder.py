@@ -289,7 +289,7 @@ def _rows(records: list[_Record], owner: str | None) -> tuple[list[dict], list[d
         event_id = str(uuid.uuid5(EVENT_NAMESPACE, f"{record.call_id}/{record.event.value}/{record.attempt}"))
         events.setdefault(event_id, {
             "id": event_id, "name": record.event, "call_id": record.call_id, "owner": owner,
-            "note": record.note, "created": record.when, "lastupdated": now,
+            "note": record.note, "created": record.when, "lastupdated": record.when,
         })
     return sorted(calls.values(), key=lambda r: r["id"]), sorted(events.values(), key=lambda r: r["id"])
 

@@ -54,7 +54,7 @@ def _wrap(function: Callable[..., Any], retries: int) -> Callable[..., Any]:
             return function(*args, **kwargs)
         except Exception as exc:
             if task.request.retries < retries:
-                raise task.retry(exc=exc, countdown=min(2 ** task.request.retries, 30) * 0.5)
+                raise task.retry(exc=exc, countdown=min(2 ** task.request.retries, 30) * 0.5) from exc
             raise
 
     run.__name__ = getattr(function, "__name__", "run")
