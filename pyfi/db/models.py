@@ -315,3 +315,33 @@ class Network(Common, Base):
     description: Mapped[str | None] = mapped_column(Text)
 
     nodes: Mapped[list[Node]] = relationship(secondary=network_nodes)
+
+
+class JoinArrival(Base):
+    """An argument waiting at a join (a socket with ``wait``) for the rest of its flow.
+
+    Kept in the database so pending joins survive a worker restart; the row
+    set for one (tracking, socket) is consumed in the transaction that fires
+    the join.
+    """
+
+    __tablename__ = "join_arrivals"
+    __table_args__ = (UniqueConstraint("tracking", "socket_id", "position"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    tracking: Mapped[str] = mapped_column(String(36), index=True)
+    socket_id: Mapped[str] = mapped_column(ForeignKey("sockets.id", ondelete="CASCADE"), index=True)
+    position: Mapped[int] = mapped_column(default=0)
+    value: Mapped[str | None] = mapped_column(Text)  # JSON
+    call_id: Mapped[str | None] = mapped_column(String(36))
+    created: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+call_parents = Table(
+    "call_parents",
+    Base.metadata,
+    # Every call whose result fed a call (a join has several). No foreign keys:
+    # calls are recorded asynchronously and may land in any order.
+    Column("call_id", String(36), primary_key=True),
+    Column("parent_id", String(36), primary_key=True, index=True),
+)
