@@ -168,3 +168,24 @@ def test_json_dumps_every_table_without_secrets(url, run_cli):
 def test_commands_on_an_uninitialized_database_say_to_run_init(url, run_cli, args):
     line = one_error_line(run_cli(*args), 1)
     assert "has no pyfi schema" in line and "run `pyfi db init`" in line
+
+
+def test_a_schema_behind_this_pyfi_says_to_migrate(url, run_cli):
+    from alembic import command
+    from alembic.script import ScriptDirectory
+
+    from pyfi.db import migrate
+
+    assert run_cli("db", "init").exit_code == 0
+    assert run_cli("add", "processor", "-n", "p1", "-m", "pkg.sample", "-g", "https://x/y.git").exit_code == 0
+    config = migrate.alembic_config(url)
+    first = ScriptDirectory.from_config(config).get_base()
+    head = migrate.head_revision(url)
+    if first == head:
+        pytest.skip("only one migration: no older schema to simulate")
+    command.downgrade(config, first)  # as if the database predates this version of pyfi
+    line = one_error_line(run_cli("ls", "processors"), 1)
+    assert f"schema is at revision {first}, this pyfi needs {head}" in line and "run `pyfi db migrate`" in line
+    result = run_cli("db", "migrate")
+    assert result.exit_code == 0 and f"migrated from revision {first} to {head}" in result.stdout
+    assert {row["name"] for row in json.loads(run_cli("ls", "processors", "--json").stdout)["rows"]} == {"p1"}

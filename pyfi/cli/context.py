@@ -36,12 +36,21 @@ class AppContext:
 
     @contextmanager
     def session(self) -> Iterator[Any]:
-        """A transaction on an initialized database (NotInitialized otherwise)."""
+        """A transaction on an initialized, current database (NotInitialized otherwise)."""
+        from sqlalchemy.exc import ProgrammingError
+
         from pyfi.db.engine import check_initialized, session_scope
+        from pyfi.errors import BackendUnavailable
 
         check_initialized(self.settings.db)
-        with session_scope(self.settings.db) as session:
-            yield session
+        try:
+            with session_scope(self.settings.db) as session:
+                yield session
+        except (BackendUnavailable, ProgrammingError):
+            from pyfi.core.schema import check_current
+
+            check_current(self.settings.db)  # a schema older than pyfi fails like this: say so
+            raise
 
 
 pass_app = click.make_pass_decorator(AppContext)

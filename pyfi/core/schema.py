@@ -10,9 +10,9 @@ from sqlalchemy import inspect, select
 from pyfi.core.access import Actor, bootstrap_admin, has_right
 from pyfi.db import migrate
 from pyfi.db.base import Base
-from pyfi.db.engine import check_initialized, get_engine, session_scope
+from pyfi.db.engine import check_initialized, get_engine, redact, session_scope
 from pyfi.enums import Right
-from pyfi.errors import PermissionDenied
+from pyfi.errors import NotInitialized, PermissionDenied
 from pyfi.masking import mask_url
 
 SECRET_COLUMNS = frozenset({"password_hash"})
@@ -33,6 +33,14 @@ def init(url: str, admin: str) -> bool:
     with session_scope(url) as session:
         bootstrap_admin(session, admin)
     return True
+
+
+def check_current(url: str) -> None:
+    """Raise NotInitialized when the schema is behind (or ahead of) this version of pyfi."""
+    current, head = migrate.current_revision(url), migrate.head_revision(url)
+    if current != head:
+        raise NotInitialized(f"database {redact(url)} schema is at revision {current}, this pyfi needs {head}",
+                             "run `pyfi db migrate`")
 
 
 def upgrade(url: str, actor: Actor) -> tuple[str | None, str | None]:
