@@ -141,6 +141,11 @@ def test_cli_database_precedence(three_dbs, home, run_cli, monkeypatch):
     other = write_ini(home / "other.ini", database={"uri": three_dbs["flag"]})
     assert queues(run_cli, "-i", str(other)) == {"q_flag"}
     assert queues(run_cli, "--ini", str(other)) == {"q_flag"}
+    monkeypatch.setenv("PYFI_DB", three_dbs["env"])
+    fresh = f"sqlite:///{home}/fresh.db"
+    who = run_cli("-d", fresh, "whoami")
+    assert who.exit_code == 1 and f"database {fresh} has no pyfi schema" in who.stderr
+    assert run_cli("-d", three_dbs["flag"], "whoami").stdout.startswith("Database user: admin")
 
 
 def test_cli_embedded_default_needs_no_configuration(home, run_cli):
