@@ -194,3 +194,16 @@ def test_ls_call_errors(db_url, run_cli):
     for bad in (("-p", "0"), ("-r", "0"), ("-p", "2")):
         result = run_cli("ls", "calls", *bad)
         assert result.exit_code == 2 and "Traceback" not in result.output, bad
+
+
+def test_paging_is_stable_when_calls_share_a_timestamp(db_url, run_cli):
+    """A batch of calls recorded in one transaction can share ``lastupdated``: no page may repeat or skip one."""
+    rows = [call_row(0, name=f"pyfi.batch.c{i:03d}") for i in range(100)]
+    with session_scope(db_url) as session:
+        session.execute(insert(Call), rows)
+    for order in ((), ("-a",)):
+        seen = []
+        for page in range(1, 11):
+            data = json.loads(ok(run_cli, "ls", "calls", "-p", str(page), "--json", *order))
+            seen += [r["id"] for r in data["rows"]]
+        assert len(seen) == 100 and set(seen) == {r["id"] for r in rows}, order

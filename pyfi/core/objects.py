@@ -98,8 +98,9 @@ def paged(session: Session, query: Any, order_col: Any, page: int, rows: int, as
     result = Page([], page, rows, total)
     if page > result.pages:
         raise InvalidInput(f"page {page} does not exist: there are {result.pages} pages of {rows} rows", f"pass -p 1 to {result.pages}")
-    order = order_col.asc() if ascend else order_col.desc()
-    query = query.order_by(order).offset((page - 1) * rows).limit(rows)
+    tiebreak = order_col.class_.id  # rows written in one batch share a timestamp: page them stably
+    order = (order_col.asc(), tiebreak.asc()) if ascend else (order_col.desc(), tiebreak.desc())
+    query = query.order_by(*order).offset((page - 1) * rows).limit(rows)
     return Page(list(session.scalars(query)), page, rows, total)
 
 
