@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from pyfi.agent import node as node_rows
 from pyfi.agent.deploy import Deployed, Deployer
-from pyfi.agent.supervisor import Handle, adopt, spawn
+from pyfi.agent.supervisor import STOP_GRACE, Handle, adopt, prune, spawn
 from pyfi.config import Settings
 from pyfi.db.engine import session_scope
 from pyfi.db.models import Agent as AgentRow, Processor, Socket, Worker
@@ -50,6 +50,7 @@ class Agent:
         self.port = port
         self.deployer = Deployer(self.workdir)
         self.handles: dict[str, Handle] = {}
+        self.retiring: list[Handle] = []
         self.crashes: dict[str, tuple[int, float]] = {}
         self.concurrency: dict[str, int] = {}
         self.stop_event = threading.Event()
@@ -61,7 +62,12 @@ class Agent:
         self.run_root.mkdir(parents=True, exist_ok=True)
         with session_scope(self.settings.db) as session:
             node_rows.register(session, self.name, _socket.gethostname(), self.settings.user, self.port, self.workdir)
-        self.handles.update(adopt(self.run_root))
+        for handle in adopt(self.run_root):  # newest first: keep one per processor
+            if handle.processor_id in self.handles:
+                handle.terminate()
+                self.retiring.append(handle)
+            else:
+                self.handles[handle.processor_id] = handle
         self.last_beat = time.time()
         if self.handles:
             log.info("adopted workers for %s", ", ".join(h.processor for h in self.handles.values()))
@@ -84,6 +90,8 @@ class Agent:
                 self.converge(session, processor)
             for processor_id in set(self.handles) - {p.id for p in wanted}:
                 self.retire(processor_id)
+                self.deployer.forget(processor_id)
+            self.reap_retired()
             self.sync_worker_rows(session)
 
     def desired(self, session: Session) -> list[Processor]:
@@ -95,13 +103,10 @@ class Agent:
 
     def converge(self, session: Session, processor: Processor) -> None:
         handle = self.handles.get(processor.id)
-        if handle is not None and handle.stopping_since is not None:
-            if not handle.reap():
-                return  # still finishing its calls
-            self.handles.pop(processor.id)
-            handle = None
         if processor.requested_status in STOPPED_STATES:
-            self.converge_stopped(processor, handle)
+            if handle is not None:
+                self.retire(processor.id)
+            set_status(processor, processor.requested_status, None)
             return
         try:
             deployed = self.deployer.deploy(processor)
@@ -110,16 +115,10 @@ class Agent:
             return
         self.converge_running(processor, handle, deployed)
 
-    def converge_stopped(self, processor: Processor, handle: Handle | None) -> None:
-        if handle is not None:
-            handle.terminate()
-            return
-        set_status(processor, processor.requested_status, None)
-
     def converge_running(self, processor: Processor, handle: Handle | None, deployed: Deployed) -> None:
         if handle is not None and self.needs_restart(processor, handle, deployed):
-            handle.terminate()
-            return
+            self.retire(processor.id)  # the new worker starts now, the old one finishes its calls
+            handle = None
         if handle is not None and not handle.alive():
             self.note_crash(processor, handle)
             handle = None
@@ -127,25 +126,30 @@ class Agent:
             handle = self.start_worker(processor, deployed)
             if handle is None:
                 return
-        paused = processor.requested_status == ProcessorStatus.PAUSED
-        handle.set_paused(paused)
-        set_status(processor, self.observed_status(handle), None)
+        handle.set_paused(processor.requested_status == ProcessorStatus.PAUSED)
+        observed = self.observed_status(handle)
+        if observed == ProcessorStatus.STARTING and processor.id in self.crashes:
+            return  # keep showing why the last worker died until this one is up
+        self.crashes.pop(processor.id, None)
+        set_status(processor, observed, None)
 
     def needs_restart(self, processor: Processor, handle: Handle, deployed: Deployed) -> bool:
         restart_at = processor.restart_requested
-        requested_after_start = restart_at is not None and restart_at.replace(tzinfo=dt.timezone.utc).timestamp() > handle.started
-        return handle.commit != deployed.sha or handle.signature != signature(processor) or requested_after_start
+        asked = restart_at is not None and restart_at.replace(tzinfo=dt.timezone.utc).timestamp() > handle.started
+        return asked or handle.commit != deployed.sha or handle.signature != signature(processor)
 
     def observed_status(self, handle: Handle) -> ProcessorStatus:
-        state = handle.reported_state() if (Path(handle.run_dir) / "control.state").exists() else "starting"
-        return {"paused": ProcessorStatus.PAUSED, "running": ProcessorStatus.RUNNING}.get(state, ProcessorStatus.STARTING)
+        state = {"paused": ProcessorStatus.PAUSED, "running": ProcessorStatus.RUNNING}
+        return state.get(handle.reported_state() or "", ProcessorStatus.STARTING)
 
     def start_worker(self, processor: Processor, deployed: Deployed) -> Handle | None:
-        count, not_before = self.crashes.get(processor.id, (0, 0.0))
+        _count, not_before = self.crashes.get(processor.id, (0, 0.0))
         if time.time() < not_before:
             return None
+        prune(self.run_root, processor.id)
+        run_dir = self.run_root / f"{processor.id}.{time.time_ns()}"
         handle = spawn(str(deployed.python), processor.id, processor.name, str(deployed.path), deployed.sha,
-                       signature(processor), self.run_root / processor.id, self.name, self.worker_env(),
+                       signature(processor), run_dir, self.name, self.worker_env(),
                        paused=processor.requested_status == ProcessorStatus.PAUSED)
         self.handles[processor.id] = handle
         self.concurrency[processor.id] = processor.workers
@@ -156,17 +160,18 @@ class Agent:
         delay = CRASH_BACKOFF[min(count, len(CRASH_BACKOFF) - 1)]
         self.crashes[processor.id] = (count + 1, time.time() + delay)
         self.handles.pop(processor.id, None)
-        code = handle.exit_code()
-        set_status(processor, ProcessorStatus.ERROR,
-                   f"worker exited (code {code}); restarting in {delay:.0f} s; see {handle.run_dir}/worker.log")
+        reason = handle.start_error() or f"worker exited (code {handle.exit_code()}); see {handle.run_dir}/worker.log"
+        set_status(processor, ProcessorStatus.ERROR, f"{reason}; retrying in {delay:.0f} s")
 
     def retire(self, processor_id: str) -> None:
-        """A processor gone from this node (deleted or pinned elsewhere)."""
-        handle = self.handles[processor_id]
+        """Stop consuming now; the process finishes its running calls and exits."""
+        handle = self.handles.pop(processor_id)
+        handle.set_paused(True)
         handle.terminate()
-        if handle.reap():
-            self.handles.pop(processor_id)
-            self.deployer.forget(processor_id)
+        self.retiring.append(handle)
+
+    def reap_retired(self) -> None:
+        self.retiring = [h for h in self.retiring if not h.reap()]
 
     def worker_env(self) -> dict[str, str]:
         env = dict(os.environ)
@@ -184,7 +189,7 @@ class Agent:
         for processor_id, handle in self.handles.items():
             row = rows.pop(processor_id, None) or _new_worker_row(session, agent, handle, self.name)
             row.concurrency = self.concurrency.get(processor_id, row.concurrency)
-            status = WorkerStatus.STOPPED if handle.stopping_since else _worker_status(self.observed_status(handle))
+            status = _worker_status(self.observed_status(handle))
             if (row.pid, row.status, row.commit) != (handle.pid, status, handle.commit):
                 row.pid, row.status, row.commit, row.workdir = handle.pid, status, handle.commit, handle.run_dir
         if rows:
@@ -201,17 +206,17 @@ class Agent:
 
     def shutdown(self) -> None:
         """Stop every worker gracefully, then mark the agent stopped."""
-        for handle in self.handles.values():
-            handle.terminate()
-        deadline = time.time() + 30
-        while time.time() < deadline and not all(h.reap() for h in self.handles.values()):
+        for processor_id in list(self.handles):
+            self.retire(processor_id)
+        deadline = time.time() + STOP_GRACE + 5
+        while self.retiring and time.time() < deadline:
+            self.reap_retired()
             time.sleep(0.1)
         with session_scope(self.settings.db) as session:
             agent = session.scalar(select(AgentRow).where(AgentRow.name == self.name))
             if agent is not None:
                 agent.status = AgentStatus.STOPPED
                 session.execute(delete(Worker).where(Worker.agent_id == agent.id))
-        self.handles.clear()
 
 
 def set_status(processor: Processor, status: ProcessorStatus, error: str | None) -> None:

@@ -30,6 +30,7 @@ from git import Git
 from git.exc import GitCommandError, GitCommandNotFound
 
 from pyfi.errors import DeployError
+from pyfi.masking import mask_url
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +42,6 @@ LS_REMOTE_TIMEOUT = 30.0
 _FULL_SHA = re.compile(r"[0-9a-f]{40}([0-9a-f]{24})?")
 _COMMIT = re.compile(r"[0-9a-fA-F]{4,64}")
 _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._-]")
-_URL_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<userinfo>[^/\s?#]*)@")
 
 #: (markers in git's stderr, problem, fix), first match wins.
 _GIT_PROBLEMS = [
@@ -59,26 +59,6 @@ _GIT_PROBLEMS = [
     (("couldn't find remote ref",), "ref not found on the remote",
      "check the processor's branch, or push it"),
 ]
-
-
-def mask_url(url: str) -> str:
-    """Return *url* (or any text holding URLs) with its secrets replaced by ``***``.
-
-    ``https://user:secret@host/x`` becomes ``https://user:***@host/x``; a lone
-    user part of an http(s) URL is masked too, because that is where tokens go
-    (``https://<token>@github.com/...``).
-    """
-    return _URL_USERINFO.sub(_mask_userinfo, url)
-
-
-def _mask_userinfo(match: re.Match) -> str:
-    scheme, userinfo = match["scheme"], match["userinfo"]
-    user, has_password, _secret = userinfo.partition(":")
-    if has_password:
-        return f"{scheme}{user}:***@"
-    if scheme.lower().startswith("http"):
-        return f"{scheme}***@"
-    return match.group(0)
 
 
 def safe_name(processor: str) -> str:

@@ -4,16 +4,19 @@ Deploying is slow (git, pip), so results are cached per processor and only
 redone when the row's repo/branch/commit/requirements change, or when a
 followed branch moved (checked every ``HEAD_CHECK`` seconds). Failures are
 remembered with a backoff so a broken processor does not stall the agent.
+A repository outside the ``[git] allow`` list is refused before any git
+command runs (the agent records the error as the processor's status).
 """
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from pyfi.agent import checkout, venv
-from pyfi.errors import DeployError
+from pyfi.core.trust import check_repo
+from pyfi.errors import DeployError, PermissionDenied
 
 HEAD_CHECK = 10.0
 RETRY_AFTER = (2.0, 5.0, 15.0, 30.0)
@@ -45,13 +48,19 @@ def source_key(processor: Any) -> tuple:
 
 
 class Deployer:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, git_allow: Sequence[str] = ()) -> None:
         self.repos, self.venvs = root / "repos", root / "venvs"
+        self.git_allow = tuple(git_allow)
         self.deployed: dict[str, Deployed] = {}
         self.failures: dict[str, Failure] = {}
 
     def deploy(self, processor: Any) -> Deployed:
-        """The processor's current code, deploying only when needed."""
+        """The processor's current code, deploying only when needed; never from a disallowed repo."""
+        try:
+            check_repo(processor.gitrepo, self.git_allow)
+        except PermissionDenied as exc:
+            self.forget(processor.id)
+            raise DeployError(exc.message, hint=exc.hint) from None
         key = source_key(processor)
         current = self.deployed.get(processor.id)
         if current and current.key == key and not self._branch_moved(current):

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import time
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-from pyfi.worker.control import PAUSE, RUN, state_path, write_command
+from pyfi.worker.control import PAUSE, RUN, error_path, state_path, write_command
 
 STOP_GRACE = 15.0  # seconds a worker gets to finish its calls before SIGKILL
 
@@ -47,11 +48,18 @@ class Handle:
     def set_paused(self, paused: bool) -> None:
         write_command(self.control, PAUSE if paused else RUN)
 
-    def reported_state(self) -> str:
+    def start_error(self) -> str | None:
         try:
-            return state_path(self.control).read_text().strip()
+            return error_path(self.control).read_text().strip() or None
         except FileNotFoundError:
-            return "running"
+            return None
+
+    def reported_state(self) -> str | None:
+        """What the worker says it is doing ("running", "paused"), or None before it is up."""
+        try:
+            return state_path(self.control).read_text().strip() or None
+        except FileNotFoundError:
+            return None
 
     def terminate(self) -> None:
         """Ask for a warm shutdown (Celery finishes running calls on SIGTERM)."""
@@ -102,6 +110,7 @@ def spawn(python: str, processor_id: str, processor: str, checkout: str, commit:
     run_dir.mkdir(parents=True, exist_ok=True)
     write_command(run_dir / "control", PAUSE if paused else RUN)
     state_path(run_dir / "control").unlink(missing_ok=True)
+    error_path(run_dir / "control").unlink(missing_ok=True)
     argv = [python, "-m", "pyfi.worker", "-n", processor, "--path", checkout,
             "--control", str(run_dir / "control"), "--node", node]
     with open(run_dir / "worker.log", "ab") as log:
@@ -117,17 +126,29 @@ def save_meta(handle: Handle) -> None:
     (Path(handle.run_dir) / "meta.json").write_text(json.dumps(data))
 
 
-def adopt(run_root: Path) -> dict[str, Handle]:
-    """Workers still running from a previous agent life, by processor id."""
-    found: dict[str, Handle] = {}
-    for meta in sorted(run_root.glob("*/meta.json")):
+def adopt(run_root: Path) -> list[Handle]:
+    """Workers still running from a previous agent life (newest first)."""
+    found = []
+    for meta in run_root.glob("*/meta.json"):
         try:
             handle = Handle(**json.loads(meta.read_text()))
         except (ValueError, TypeError):
             continue
         if pid_alive(handle.pid) and _is_worker(handle.pid, handle.processor):
-            found[handle.processor_id] = handle
-    return found
+            found.append(handle)
+    return sorted(found, key=lambda h: h.started, reverse=True)
+
+
+def prune(run_root: Path, processor_id: str, keep: int = 3) -> None:
+    """Remove run dirs of finished workers, keeping the newest few for their logs."""
+    dirs = sorted(run_root.glob(f"{processor_id}.*"), key=lambda d: d.name, reverse=True)
+    for run_dir in dirs[keep:]:
+        try:
+            pid = json.loads((run_dir / "meta.json").read_text())["pid"]
+        except (OSError, ValueError, KeyError):
+            pid = None
+        if pid is None or not pid_alive(pid):
+            shutil.rmtree(run_dir, ignore_errors=True)
 
 
 def _is_worker(pid: int, processor: str) -> bool:

@@ -92,6 +92,8 @@ def record(kind: str, obj: Any) -> dict[str, Any]:
     data = {k: jsonable(v) for k, v in obj.to_dict().items() if k != "password_hash"}
     if "gitrepo" in data and data["gitrepo"]:
         data["gitrepo"] = mask_url(data["gitrepo"])
+    if kind == "agent":
+        data["status"] = jsonable(_agent_status(obj))
     for header, getter in COLUMNS.get(kind, []):
         key = header.lower().replace(" ", "_")
         if key not in data:

@@ -37,7 +37,9 @@ def celery_config(settings: Settings) -> dict[str, Any]:
 def broker_options(url: str) -> dict[str, Any]:
     """Per-transport settings: each transport accepts different options."""
     if url.startswith("sqla+"):
+        # kombu lets a URL prefix win over broker_transport: strip it so our subclass is used
         return {
+            "broker_url": url[len("sqla+"):],
             "broker_transport": "pyfi.messaging.sqla_transport:Transport",
             "broker_transport_options": {"connect_args": {"timeout": 30}},
         }

@@ -35,6 +35,11 @@ def state_path(control: Path) -> Path:
     return control.with_suffix(".state")
 
 
+def error_path(control: Path) -> Path:
+    """Where a worker that cannot start leaves its one-line reason."""
+    return control.with_suffix(".error")
+
+
 class PauseControl(bootsteps.StartStopStep):
     """Consumer bootstep: follow the control file named in ``app.conf.pyfi_control_file``."""
 

@@ -16,8 +16,10 @@ from pyfi.db.engine import session_scope
 from pyfi.messaging.app import make_app
 from pyfi.messaging.pubsub import publisher_for
 from pyfi.messaging.routing import kombu_queues
-from pyfi.worker.control import PauseControl
+from pyfi.errors import PyfiError
+from pyfi.worker.control import PauseControl, error_path
 from pyfi.worker.lifecycle import Lifecycle
+from pyfi.worker.plugs import Forwarder
 from pyfi.worker.recorder import Recorder
 from pyfi.worker.spec import WorkerSpec, load_spec
 from pyfi.worker.tasks import import_processor_module, register_tasks
@@ -37,14 +39,20 @@ def bootstrap(settings: Settings, processor: str, path: Path | None, control: Pa
     app.steps["consumer"].add(PauseControl)
     register_tasks(app, spec, module)
     recorder = Recorder(settings.db, owner=spec.owner)
-    Lifecycle(spec, recorder, publisher_for(settings.pubsub), app).connect()
+    forwarder = Forwarder(settings, [s.id for s in spec.sockets])
+    Lifecycle(spec, recorder, publisher_for(settings.pubsub), app, forwarder).connect()
     return app, spec, recorder
 
 
 def run(settings: Settings, processor: str, path: Path | None = None, control: Path | None = None,
         node: str | None = None, loglevel: str = "WARNING") -> None:
     """Consume until shutdown; flush every pending record before exiting."""
-    app, spec, recorder = bootstrap(settings, processor, path, control)
+    try:
+        app, spec, recorder = bootstrap(settings, processor, path, control)
+    except PyfiError as exc:
+        if control is not None:  # the agent shows this as the processor's error
+            error_path(control).write_text(str(exc))
+        raise
     if not spec.sockets:
         log.warning("processor %s has no sockets: nothing to consume", processor)
     hostname = f"{spec.processor}.{os.getpid()}@{node or _socket.gethostname()}"

@@ -1,0 +1,161 @@
+"""A test harness for real pyfi networks: git repos, stacks, agent subprocesses.
+
+Nothing is mocked: agents and workers are real processes, code comes from a
+real git repository made in a temp dir, and the stack is either the embedded
+default (SQLite everything) or PostgreSQL + Redis (or RabbitMQ as broker).
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Callable
+
+PYFI = [sys.executable, "-m", "pyfi.cli"]
+
+SAMPLE = '''
+import os, time
+
+def echo(x):
+    return x
+
+def upper(x):
+    return str(x).upper()
+
+def whoami(x):
+    return {"pid": os.getpid(), "node": os.environ.get("PYFI_TEST_NODE"), "x": x}
+
+def slow(x):
+    marker = os.environ.get("PYFI_TEST_MARKER")
+    if marker:
+        with open(marker, "a") as fh:
+            fh.write(f"{os.getpid()}\\n")
+    time.sleep(float(x))
+    return "slept"
+
+def boom(x):
+    raise ValueError(f"boom {x}")
+'''
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 20.0, interval: float = 0.1, what: str = "condition") -> Any:
+    """Poll ``predicate`` until it returns something truthy, or fail with ``what``."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what} (last value: {last!r})")
+
+
+def make_repo(path: Path, files: dict[str, str]) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    for name, text in files.items():
+        (path / name).write_text(text)
+    git = ["git", "-C", str(path), "-c", "user.name=t", "-c", "user.email=t@localhost"]
+    subprocess.run(["git", "init", "-q", "-b", "main", str(path)], check=True)
+    subprocess.run(git + ["add", "-A"], check=True)
+    subprocess.run(git + ["commit", "-q", "-m", "code"], check=True)
+    return path
+
+
+def stack_env(kind: str, home: Path, db_url: str) -> dict[str, str]:
+    """PYFI_* settings for one stack; names are unique so parallel runs never meet."""
+    env = {"PYFI_HOME": str(home), "PYFI_DB": db_url, "PYFI_USER": "admin"}
+    if kind == "embedded":
+        env.update(PYFI_BROKER=f"sqla+sqlite:///{home}/broker.db", PYFI_BACKEND=f"db+sqlite:///{home}/results.db",
+                   PYFI_PUBSUB=f"sqlite:///{home}/pubsub.db")
+    elif kind == "redis":
+        env.update(PYFI_BROKER="redis://localhost:6379/3", PYFI_BACKEND="redis://localhost:6379/4",
+                   PYFI_PUBSUB="redis://localhost:6379/5")
+    elif kind == "rabbitmq":
+        env.update(PYFI_BROKER="amqp://guest:guest@localhost:5672//", PYFI_BACKEND="redis://localhost:6379/4",
+                   PYFI_PUBSUB="redis://localhost:6379/5")
+    else:
+        raise ValueError(kind)
+    return env
+
+
+class Network:
+    """One pyfi network under test: its settings, CLI, agents and cleanup."""
+
+    def __init__(self, env: dict[str, str], tmp: Path) -> None:
+        self.env = {**os.environ, **env}
+        self.tmp = tmp
+        self.agents: dict[str, subprocess.Popen] = {}
+        self.suffix = uuid.uuid4().hex[:6]
+        self.db_url = env["PYFI_DB"]
+
+    def name(self, base: str) -> str:
+        """A name unique to this network (broker queues are shared on Redis)."""
+        return f"{base}-{self.suffix}"
+
+    def cli(self, *args: str, input: str | None = None, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess:
+        result = subprocess.run(PYFI + list(args), env=self.env, input=input, capture_output=True, text=True,
+                                timeout=timeout)
+        if check and result.returncode != 0:
+            raise AssertionError(f"pyfi {' '.join(args)} exited {result.returncode}: {result.stderr.strip()}")
+        return result
+
+    def json(self, *args: str) -> Any:
+        return json.loads(self.cli(*args, "--json").stdout)
+
+    def processor(self, name: str) -> dict[str, Any]:
+        return self.json("ls", "processor", "-n", name)
+
+    def start_agent(self, node: str, extra_env: dict[str, str] | None = None) -> subprocess.Popen:
+        log = open(self.tmp / f"agent-{node}.log", "ab")
+        env = {**self.env, "PYFI_TEST_NODE": node, **(extra_env or {})}
+        proc = subprocess.Popen(PYFI + ["agent", "start", "-n", node], env=env, stdout=log, stderr=subprocess.STDOUT)
+        self.agents[node] = proc
+        return proc
+
+    def stop_agent(self, node: str, sig: int = signal.SIGTERM, timeout: float = 40) -> int:
+        proc = self.agents.pop(node)
+        proc.send_signal(sig)
+        return proc.wait(timeout=timeout)
+
+    def agent_log(self, node: str) -> str:
+        path = self.tmp / f"agent-{node}.log"
+        return path.read_text() if path.exists() else ""
+
+    def wait_status(self, processor: str, status: str, timeout: float = 30) -> float:
+        """Seconds until ``ls processor`` shows ``status``."""
+        start = time.monotonic()
+        wait_for(lambda: self.processor(processor)["status"] == status, timeout, what=f"{processor} {status}")
+        return time.monotonic() - start
+
+    def close(self) -> None:
+        for node in list(self.agents):
+            try:
+                self.stop_agent(node)
+            except subprocess.TimeoutExpired:
+                self.agents.get(node, subprocess.Popen(["true"])).kill()
+        kill_workers(self.env["PYFI_HOME"])
+
+
+def kill_workers(home: str) -> None:
+    """Last resort: no worker of this network may outlive the test."""
+    for meta in Path(home).glob("agents/*/run/*/meta.json"):
+        try:
+            pid = json.loads(meta.read_text())["pid"]
+            os.killpg(pid, signal.SIGKILL)
+        except (OSError, ValueError, KeyError):
+            pass
+
+
+def child_pids(pid: int) -> list[int]:
+    children: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            children += [int(c) for c in (task / "children").read_text().split()]
+        except OSError:
+            pass
+    return children

