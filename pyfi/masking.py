@@ -1,22 +1,40 @@
-"""Keep secrets out of output: URLs are printed with their password masked."""
+"""Keep secrets out of output: URLs are printed with their credentials masked.
+
+The one masking function of pyfi: ``ls``, ``db json``, logs and git/pip
+error messages all go through ``mask_url``, which accepts a lone URL or any
+text holding URLs.
+"""
 from __future__ import annotations
 
 import re
 
-_USERINFO = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<user>[^:@/]*)(?::(?P<secret>[^@/]*))?@")
+# scheme://userinfo@ ; the userinfo runs to the last "@" before the host's "/" (greedy)
+_URL_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<userinfo>[^/\s?#]*)@")
 
 
-def mask_url(url: str | None) -> str | None:
-    """``https://user:token@host/x`` -> ``https://user:***@host/x``; a lone token is masked too."""
-    if not url:
-        return url
-    match = _USERINFO.match(url)
-    if not match:
-        return url
-    user, secret = match.group("user"), match.group("secret")
-    if secret is None:
-        # https://TOKEN@host: a bare userinfo on http(s) is usually a token
-        masked = "***" if match.group("scheme").startswith("http") and user else user
-    else:
-        masked = f"{user}:***"
-    return f"{match.group('scheme')}{masked}@{url[match.end():]}"
+def mask_url(text: str | None) -> str | None:
+    """Return *text* (a URL, or any text holding URLs) with its secrets replaced by ``***``.
+
+    ``https://user:secret@host/x`` becomes ``https://user:***@host/x``; a lone
+    user part of an http(s) URL is masked too, because that is where tokens go
+    (``https://<token>@github.com/...``). ``ssh://git@host/x`` and
+    ``git@host:x`` carry no secret and are kept.
+    """
+    if not text:
+        return text
+    return _URL_USERINFO.sub(_mask_userinfo, text)
+
+
+def strip_credentials(url: str) -> str:
+    """*url* without any ``userinfo@`` part (what a repository is, whoever logs in)."""
+    return _URL_USERINFO.sub(lambda m: m["scheme"], url)
+
+
+def _mask_userinfo(match: re.Match) -> str:
+    scheme, userinfo = match["scheme"], match["userinfo"]
+    user, has_password, _secret = userinfo.partition(":")
+    if has_password:
+        return f"{scheme}{user}:***@"
+    if scheme.lower().startswith("http") and user:
+        return f"{scheme}***@"
+    return match.group(0)
