@@ -34,8 +34,9 @@ def header(request: Any, name: str) -> Any:
 
 
 class Lifecycle:
-    def __init__(self, spec: WorkerSpec, recorder: Any, publisher: Any, app: Any) -> None:
+    def __init__(self, spec: WorkerSpec, recorder: Any, publisher: Any, app: Any, forwarder: Any = None) -> None:
         self.spec, self.recorder, self.publisher, self.app = spec, recorder, publisher, app
+        self.forwarder = forwarder  # pyfi.worker.plugs.Forwarder: results and errors along plugs
         self.task_names = {s.task_name for s in spec.sockets}
 
     def connect(self) -> None:
@@ -108,13 +109,18 @@ class Lifecycle:
         socket = self.socket_of(task.request, task.name)
         self.publish(socket, EventName.POSTRUN, module=self.spec.module, task=socket.function if socket else task.name,
                      resultkey=key, message=_json(retval), call=task_id)
+        if self.forwarder is not None and socket is not None:
+            self.forwarder.forward_result(task_id, task.request.root_id, socket.id, retval)
 
     def on_failure(self, task_id: str = "", exception: BaseException | None = None, sender: Any = None, **_: Any) -> None:
         if sender is None or sender.name not in self.task_names:
             return
         error = f"{type(exception).__name__}: {exception}"
         self.recorder.failed(task_id, error, name=sender.name, attempt=sender.request.retries or 0)
-        self.publish(self.socket_of(sender.request, sender.name), EventName.FAILURE, message=error, call=task_id)
+        socket = self.socket_of(sender.request, sender.name)
+        self.publish(socket, EventName.FAILURE, message=error, call=task_id)
+        if self.forwarder is not None and socket is not None:  # task_failure fires once the retries are spent
+            self.forwarder.forward_error(task_id, sender.request.root_id, socket.id, exception)
 
     def on_retry(self, request: Any = None, reason: Any = None, sender: Any = None, **_: Any) -> None:
         if sender is None or sender.name not in self.task_names or request is None:
