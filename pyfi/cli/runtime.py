@@ -82,23 +82,39 @@ def task() -> None:
 @click.option("-s", "--socket", required=True, help="Socket to call")
 @click.option("-d", "--data", help="Argument (JSON, or a plain string); read from stdin when absent")
 @click.option("--key", help="Routing key for a topic queue (default: the socket's name)")
-@click.option("--parent", help="Call id to record as this call's parent (shell flows)")
+@click.option("--parent", envvar="PYFI_PARENT", help="Call id to record as this call's parent (shell flows) [env PYFI_PARENT]")
+@click.option("--tracking", envvar="PYFI_TRACKING",
+              help="Flow id to record (default: the parent's flow, else a new flow) [env PYFI_TRACKING]")
+@click.option("--chain", is_flag=True,
+              help='Print {"pyfi": "chain", "call", "tracking", "result"}: a downstream `task run` unwraps it and records this call as its parent')
 @click.option("--wait/--no-wait", default=True, show_default=True, help="Wait and print the result, or print the call id")
 @click.option("--timeout", type=float, default=60.0, show_default=True, help="Seconds to wait for the result")
 @pass_app
-def task_run(app: AppContext, socket: str, data: str | None, key: str | None, parent: str | None, wait: bool,
-             timeout: float) -> None:
+def task_run(app: AppContext, socket: str, data: str | None, key: str | None, parent: str | None,
+             tracking: str | None, chain: bool, wait: bool, timeout: float) -> None:
     """Send one call to a socket and print its result"""
+    from pyfi.core import chain as chains
     from pyfi.core import tasks
+    from pyfi.errors import InvalidInput
 
+    if chain and not wait:
+        raise InvalidInput("--chain prints the result, --no-wait does not wait for it", "drop one of them")
     if data is None:
         data = click.get_text_stream("stdin").read()
+    link = chains.unwrap(tasks.parse_data(data))  # an upstream `task run --chain` names the parent and flow
+    parent, tracking = parent or link.parent, tracking or link.tracking
     with app.session() as session:
         routes = tasks.plan(session, app.actor, socket, key)
+        if parent and not tracking:
+            tracking = chains.tracking_of(session, parent)
     celery_app = tasks.run_settings_app(app.settings)
-    sent = tasks.send(celery_app, routes, [tasks.parse_data(data)], parent=parent)
+    sent = tasks.send(celery_app, routes, [link.data], parent=parent, tracking=tracking)
     for call in sent:
-        click.echo(call.id if not wait else render_result(tasks.wait(celery_app, call, timeout)))
+        if not wait:
+            click.echo(call.id)
+            continue
+        value = tasks.wait(celery_app, call, timeout)
+        click.echo(chains.envelope(call.id, tracking or call.id, value) if chain else render_result(value))
 
 
 def render_result(value: object) -> str:
