@@ -8,20 +8,28 @@ import click
 from pyfi.cli import render
 from pyfi.cli.context import AppContext, pass_app
 
+STATES = ["pending", "received", "running", "finished", "failed", "retry", "revoked"]
+
 
 @click.command("calls")
 @click.option("-p", "--page", type=int, default=1, show_default=True, help="Page number")
 @click.option("-r", "--rows", type=int, default=10, show_default=True, help="Rows per page")
 @click.option("-a", "--ascend", is_flag=True, help="Oldest first")
+@click.option("-s", "--socket", help="Only calls of this socket (by name)")
+@click.option("--state", type=click.Choice(STATES, case_sensitive=False), help="Only calls in this state")
+@click.option("--since", help="Only calls updated since: 30s, 10m, 2h, 3d, 1w ago, or an ISO time (UTC)")
+@click.option("--tracking", help="Only calls of this flow (tracking id)")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table")
 @pass_app
-def ls_calls(app: AppContext, page: int, rows: int, ascend: bool, as_json: bool) -> None:
+def ls_calls(app: AppContext, page: int, rows: int, ascend: bool, socket: str | None, state: str | None,
+             since: str | None, tracking: str | None, as_json: bool) -> None:
     """List calls, newest first, a page at a time"""
     from pyfi.cli.ls import echo_page
     from pyfi.core import calls
 
+    where = calls.CallFilter(socket=socket, state=state, since=since, tracking=tracking)
     with app.session() as session:
-        echo_page("call", calls.list_calls(session, app.actor, page, rows, ascend), as_json)
+        echo_page("call", calls.list_calls(session, app.actor, page, rows, ascend, where), as_json)
 
 
 @click.command("call")
@@ -36,33 +44,46 @@ def ls_calls(app: AppContext, page: int, rows: int, ascend: bool, as_json: bool)
 def ls_call(app: AppContext, ident: str | None, name: str | None, result: bool, tree: bool, graph: bool,
             flow: bool, as_json: bool) -> None:
     """List details about a call record"""
-    from pyfi.core import calls
+    from pyfi.core import calls, provenance
 
     with app.session() as session:
         call = calls.get_call(session, app.actor, ident=ident, name=name)
         if tree:
-            click.echo(draw_tree(calls.forward_tree(session, app.actor, call)))
-            return
-        if graph:
-            click.echo(draw_tree(calls.flow_graph(session, app.actor, call)))
-            return
-        if flow:
-            echo_flow(calls.flow_calls(session, app.actor, call), as_json)
-            return
-        echo_call(call, as_json)
+            echo_trees([provenance.forward_tree(session, app.actor, call)], as_json)
+        elif graph:
+            echo_trees(provenance.flow_graph(session, app.actor, call), as_json)
+        elif flow:
+            echo_flow(provenance.flow_calls(session, app.actor, call), as_json)
+        else:
+            stored = read_result(app, call.id) if result else None
+            echo_call(call, calls.parents_of(session, call), stored, as_json)
 
 
-def echo_call(call: Any, as_json: bool) -> None:
+def read_result(app: AppContext, call_id: str) -> Any:
+    from pyfi.core.results import read_result as read
+
+    return read(app.settings, call_id)
+
+
+def echo_call(call: Any, parents: list[str], stored: Any, as_json: bool) -> None:
     if as_json:
         data = render.record("call", call)
+        data["parents"] = parents
         data["events"] = [render.record("event", e) for e in call.events]
+        if stored is not None:
+            data["result"] = stored.as_dict()
         click.echo(render.dumps(data))
         return
     click.echo(render.table("call", [call]))
     click.echo("Provenance")
     click.echo(render.table("provenance", [call]))
+    if len(parents) > 1:
+        click.echo(f"Joined from: {', '.join(parents)}")
     click.echo("Events")
     click.echo(render.table("event", call.events))
+    if stored is not None:
+        click.echo(f"Result ({stored.state})")
+        click.echo(render.dumps(stored.value))
 
 
 def echo_flow(rows: list[Any], as_json: bool) -> None:
@@ -72,9 +93,48 @@ def echo_flow(rows: list[Any], as_json: bool) -> None:
         click.echo(render.table("call", rows))
 
 
-def draw_tree(nested: dict[str, Any]) -> str:
-    """Draw ``{label: {child: {...}}}`` with asciitree, as in the seed."""
-    from asciitree import LeftAligned
+def echo_trees(roots: list[Any], as_json: bool) -> None:
+    if as_json:
+        click.echo(render.dumps([tree_json(r) for r in roots]))
+        return
+    click.echo("\n".join(draw_tree(root) for root in roots))
+
+
+def tree_json(root: Any) -> dict[str, Any]:
+    """``{"call", "label", "children": [...]}``, built without recursion."""
+    out: dict[str, Any] = {"call": root.call_id, "label": root.label, "children": []}
+    stack = [(root, out)]
+    while stack:
+        node, data = stack.pop()
+        for child in node.children:
+            child_data = {"call": child.call_id, "label": child.label, "children": []}
+            data["children"].append(child_data)
+            stack.append((child, child_data))
+    return out
+
+
+def draw_tree(root: Any) -> str:
+    """Draw a provenance tree in asciitree's box style, as in the seed.
+
+    Laid out exactly like ``asciitree.LeftAligned``, but iteratively: LeftAligned
+    recurses once per level and re-prefixes every line below at every level,
+    which is quadratic (and overflows the stack) on a deep flow.
+    """
     from asciitree.drawing import BOX_LIGHT, BoxStyle
 
-    return LeftAligned(draw=BoxStyle(gfx=BOX_LIGHT, horiz_len=2))(nested)
+    style = BoxStyle(gfx=BOX_LIGHT, horiz_len=2)
+    head = {False: style.child_head(""), True: style.last_child_head("")}
+    tail = {False: style.child_tail(""), True: style.last_child_tail("")}
+    lines = [style.node_label(root.label)]
+    stack = _children_of(root, "")
+    while stack:  # pre-order: (node, prefix of its ancestors' lines, is it the last child?)
+        node, prefix, last = stack.pop()
+        lines.append(prefix + head[last] + style.node_label(node.label))
+        stack.extend(_children_of(node, prefix + tail[last]))
+    return "\n".join(lines)
+
+
+def _children_of(node: Any, prefix: str) -> list[tuple[Any, str, bool]]:
+    """Children in reverse, ready for a stack; the last child is marked."""
+    count = len(node.children)
+    return [(node.children[i], prefix, i == count - 1) for i in range(count - 1, -1, -1)]

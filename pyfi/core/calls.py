@@ -1,22 +1,70 @@
-"""Reading calls and their lifecycle events (the runtime writes them)."""
+"""Reading calls and their lifecycle events (the runtime writes them).
+
+The flow views (tree, graph, flow table) live in :mod:`pyfi.core.provenance`.
+"""
 from __future__ import annotations
 
-from typing import Any
+import datetime as dt
+import re
+from dataclasses import dataclass
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from pyfi.core.access import Actor, require
-from pyfi.core.lookup import by_id
+from pyfi.core.lookup import by_id, by_name
 from pyfi.core.objects import Page, paged
-from pyfi.db.models import Call
-from pyfi.enums import Right
+from pyfi.db.base import utcnow
+from pyfi.db.models import Call, Socket, call_parents
+from pyfi.enums import CallState, Right, parse_enum
 from pyfi.errors import InvalidInput, NotFound
 
+AGO = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$", re.IGNORECASE)
+UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
-def list_calls(session: Session, actor: Actor, page: int = 1, rows: int = 10, ascend: bool = False) -> Page:
+
+@dataclass(frozen=True)
+class CallFilter:
+    """``ls calls`` filters; every one given must match."""
+
+    socket: str | None = None
+    state: str | None = None
+    since: str | None = None
+    tracking: str | None = None
+
+
+def parse_since(text: str, now: dt.datetime | None = None) -> dt.datetime:
+    """``10m``/``2h``/``3d``/``30s``/``1w`` ago, or an ISO time; naive UTC like the stored times.
+
+    A time without a zone is UTC, as every time pyfi shows is.
+    """
+    match = AGO.match(text)
+    if match:
+        return (now or utcnow()) - dt.timedelta(seconds=int(match[1]) * UNIT_SECONDS[match[2].lower()])
+    try:
+        when = dt.datetime.fromisoformat(text.strip())
+    except ValueError as exc:
+        raise InvalidInput(f"--since {text!r} is neither a duration nor an ISO time",
+                           "e.g. --since 10m, --since 2h, or --since 2024-05-01T12:00") from exc
+    if when.tzinfo is not None:
+        when = when.astimezone(dt.timezone.utc).replace(tzinfo=None)
+    return when
+
+
+def list_calls(session: Session, actor: Actor, page: int = 1, rows: int = 10, ascend: bool = False,
+               where: CallFilter | None = None) -> Page:
+    """Calls, newest update first (or oldest with ``ascend``), filtered, one page at a time."""
     require(session, actor, Right.READ)
-    query = select(Call).options(selectinload(Call.socket))
+    query = select(Call).options(selectinload(Call.socket).selectinload(Socket.task))
+    where = where or CallFilter()
+    if where.socket:
+        query = query.where(Call.socket_id == by_name(session, Socket, where.socket, "socket").id)
+    if where.state:
+        query = query.where(Call.state == parse_enum(CallState, where.state, "call state"))
+    if where.since:
+        query = query.where(Call.lastupdated >= parse_since(where.since))
+    if where.tracking:
+        query = query.where(Call.tracking == where.tracking)
     return paged(session, query, Call.lastupdated, page, rows, ascend)
 
 
@@ -33,64 +81,7 @@ def get_call(session: Session, actor: Actor, ident: str | None = None, name: str
     raise InvalidInput("which call? none was named", "give --id ID or -n/--name NAME")
 
 
-def _flow_members(session: Session, call: Call) -> list[Call]:
-    """Every call of ``call``'s flow (one indexed query on ``tracking``)."""
-    if call.tracking:
-        return list(session.scalars(select(Call).where(Call.tracking == call.tracking)))
-    return _descendants_by_parent(session, call)
-
-
-def _descendants_by_parent(session: Session, root: Call) -> list[Call]:
-    found, frontier = [root], [root.id]
-    while frontier:
-        children = list(session.scalars(select(Call).where(Call.parent.in_(frontier))))
-        found.extend(children)
-        frontier = [c.id for c in children]
-    return found
-
-
-def _children_map(members: list[Call]) -> dict[str | None, list[Call]]:
-    children: dict[str | None, list[Call]] = {}
-    for member in sorted(members, key=lambda c: (c.started or c.created, c.id)):
-        children.setdefault(member.parent, []).append(member)
-    return children
-
-
-def _nest(call: Call, children: dict[str | None, list[Call]], seen: set[str]) -> dict[str, Any]:
-    nested: dict[str, Any] = {}
-    for child in children.get(call.id, []):
-        if child.id in seen:  # defensive: a corrupt parent cycle must not recurse forever
-            continue
-        seen.add(child.id)
-        label = child.name if child.name not in nested else f"{child.name} [{child.id[:8]}]"
-        nested[label] = _nest(child, children, seen)
-    return nested
-
-
-def forward_tree(session: Session, actor: Actor, call: Call) -> dict[str, Any]:
-    """``{call name: {child name: {...}}}``: what ``call``'s result fed."""
-    require(session, actor, Right.READ)
-    children = _children_map(_flow_members(session, call))
-    return {call.name: _nest(call, children, {call.id})}
-
-
-def flow_root(members: list[Call], call: Call) -> Call:
-    by_id = {m.id: m for m in members}
-    current = call
-    while current.parent in by_id and current.parent != current.id:
-        current = by_id[current.parent]
-    return current
-
-
-def flow_graph(session: Session, actor: Actor, call: Call) -> dict[str, Any]:
-    """The whole flow of ``call``, drawn from its root."""
-    require(session, actor, Right.READ)
-    members = _flow_members(session, call)
-    root = flow_root(members, call)
-    return {root.name: _nest(root, _children_map(members), {root.id})}
-
-
-def flow_calls(session: Session, actor: Actor, call: Call) -> list[Call]:
-    """Every call in ``call``'s flow, in the order they started."""
-    require(session, actor, Right.READ)
-    return sorted(_flow_members(session, call), key=lambda c: (c.started or c.created, c.id))
+def parents_of(session: Session, call: Call) -> list[str]:
+    """Every call whose result fed ``call``: its parent, plus a join's other sources."""
+    extra = session.scalars(select(call_parents.c.parent_id).where(call_parents.c.call_id == call.id)).all()
+    return list(dict.fromkeys(([call.parent] if call.parent else []) + sorted(extra)))
