@@ -14,6 +14,7 @@ from pyfi.cli.lazy import LazyGroup
 
 COMMANDS = {
     "add": ("pyfi.cli.add:add", "Add an object to the database"),
+    "compose": ("pyfi.cli.compose:compose", "Build a network from a YAML or JSON file"),
     "agent": ("pyfi.cli.runtime:agent", "Run pyfi agent"),
     "api": ("pyfi.cli.runtime:api", "API server admin"),
     "db": ("pyfi.cli.db:db", "Database operations"),
