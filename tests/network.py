@@ -38,6 +38,10 @@ def slow(x):
     time.sleep(float(x))
     return "slept"
 
+def pid_after(x):
+    time.sleep(float(x))
+    return os.getpid()
+
 def boom(x):
     raise ValueError(f"boom {x}")
 '''

@@ -244,3 +244,36 @@ def test_agents_shown_lost_when_heartbeat_is_stale(net: Network) -> None:
     kill = live_workers("p", Path(net.env["PYFI_HOME"]))
     for pid in kill:
         os.kill(pid, signal.SIGTERM)
+
+
+@pytest.fixture
+def rabbit_net(home: Path, tmp_path: Path, request):
+    """PostgreSQL + RabbitMQ broker (Redis result backend and pub/sub)."""
+    import socket
+
+    from conftest import require_service
+
+    try:
+        socket.create_connection(("127.0.0.1", 5672), timeout=2).close()
+    except OSError as exc:
+        require_service("RabbitMQ", str(exc))
+    request.getfixturevalue("redis_url")
+    db_url = request.getfixturevalue("db_url")
+    network = Network(stack_env("rabbitmq", home, db_url), tmp_path)
+    yield network
+    network.close()
+
+
+@pytest.mark.parametrize("db_kind", ["postgres"])
+def test_rabbitmq_broker_runs_calls(db_kind: str, rabbit_net: Network) -> None:
+    names = build(rabbit_net, {"upper": "upper"})
+    rabbit_net.start_agent("node1")
+    seconds_until(rabbit_net, "p", "running", 60)
+    assert rabbit_net.cli("task", "run", "-s", names["upper"], "-d", '"rabbit"').stdout.strip() == "RABBIT"
+    rabbit_net.cli("proc", "-n", "p", "pause")
+    seconds_until(rabbit_net, "p", "paused")
+    queued = rabbit_net.cli("task", "run", "-s", names["upper"], "-d", '"later"', "--no-wait").stdout.strip()
+    rabbit_net.cli("proc", "-n", "p", "resume")
+    with session_scope(rabbit_net.db_url) as session:
+        wait_for(lambda: (c := session.get(Call, queued, populate_existing=True)) is not None and str(c.state) == "finished",
+                 30, 0.2, "the call queued while paused")
