@@ -142,8 +142,8 @@ def test_ls_call_shows_call_provenance_and_events(db_url, socket_id, run_cli):
     call_table, _, provenance, _, events = blocks
     assert header(call_table) == SEED_HEADER[2:]
     assert [(r[0], r[1], r[2], r[7]) for r in body(call_table)] == [("pyfi.flow.step_two", ids["two"], "postgres", "finished")]
-    assert header(provenance) == ["Task", "Task Parent", "Flow Parent"]
-    assert body(provenance) == [[ids["two"], ids["one"], ids["one"]]]
+    assert header(provenance) == ["Task", "Task Parent", "Flow Parent", "Tracking", "Plug"]  # the seed's, then two
+    assert body(provenance) == [[ids["two"], ids["one"], ids["one"], ids["tracking"], "None"]]
     assert header(events) == ["Name", "ID", "Owner", "Last Updated", "Note"]
     assert [(r[0], r[4]) for r in body(events)] == [
         ("received", "Received task pyfi.flow.step_two"),
@@ -151,7 +151,7 @@ def test_ls_call_shows_call_provenance_and_events(db_url, socket_id, run_cli):
         ("postrun", "Postrun for task"),
     ]
     root = tables(ok(run_cli, "ls", "call", "--id", ids["one"]))
-    assert body(root[2]) == [[ids["one"], "None", "None"]]
+    assert body(root[2]) == [[ids["one"], "None", "None", ids["tracking"], "None"]]
     assert body(root[4]) == []  # no events recorded for it
 
     data = json.loads(ok(run_cli, "ls", "call", "--id", ids["two"], "--json"))

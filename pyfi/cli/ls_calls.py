@@ -56,7 +56,7 @@ def ls_call(app: AppContext, ident: str | None, name: str | None, result: bool, 
             echo_flow(provenance.flow_calls(session, app.actor, call), as_json)
         else:
             stored = read_result(app, call.id) if result else None
-            echo_call(call, calls.parents_of(session, call), stored, as_json)
+            echo_call(call, calls.provenance_of(session, call), stored, as_json)
 
 
 def read_result(app: AppContext, call_id: str) -> Any:
@@ -65,10 +65,10 @@ def read_result(app: AppContext, call_id: str) -> Any:
     return read(app.settings, call_id)
 
 
-def echo_call(call: Any, parents: list[str], stored: Any, as_json: bool) -> None:
+def echo_call(call: Any, origin: Any, stored: Any, as_json: bool) -> None:
     if as_json:
         data = render.record("call", call)
-        data["parents"] = parents
+        data.update(parents=origin.parents, plug=origin.plug)
         data["events"] = [render.record("event", e) for e in call.events]
         if stored is not None:
             data["result"] = stored.as_dict()
@@ -76,9 +76,7 @@ def echo_call(call: Any, parents: list[str], stored: Any, as_json: bool) -> None
         return
     click.echo(render.table("call", [call]))
     click.echo("Provenance")
-    click.echo(render.table("provenance", [call]))
-    if len(parents) > 1:
-        click.echo(f"Joined from: {', '.join(parents)}")
+    click.echo(render.table("provenance", [origin]))
     click.echo("Events")
     click.echo(render.table("event", call.events))
     if stored is not None:

@@ -56,7 +56,9 @@ COLUMNS: dict[str, list[Column]] = {
     "call": COMMON + [UPDATED, ("Socket", lambda o: o.socket.task.path if o.socket else o.name),
                       ("Started", lambda o: o.started), ("Finished", lambda o: o.finished), ("State", lambda o: o.state)],
     "event": COMMON + [UPDATED, ("Note", lambda o: o.note)],
-    "provenance": [("Task", lambda o: o.id), ("Task Parent", lambda o: o.taskparent), ("Flow Parent", lambda o: o.parent)],
+    # the seed's three columns, then the flow and the plug; a join lists every parent
+    "provenance": [("Task", lambda o: o.id), ("Task Parent", lambda o: o.taskparent), ("Flow Parent", lambda o: o.parent),
+                   ("Tracking", lambda o: o.tracking), ("Plug", lambda o: o.plug)],
     "privilege": [("Name", lambda o: o.grantee), ("Right", lambda o: o.right), ("Last Updated", lambda o: o.lastupdated),
                   ("By", lambda o: o.owner)],
 }

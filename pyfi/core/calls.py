@@ -15,7 +15,7 @@ from pyfi.core.access import Actor, require
 from pyfi.core.lookup import by_id, by_name
 from pyfi.core.objects import Page, paged
 from pyfi.db.base import utcnow
-from pyfi.db.models import Call, Socket, call_parents
+from pyfi.db.models import Call, Plug, Socket, call_parents
 from pyfi.enums import CallState, Right, parse_enum
 from pyfi.errors import InvalidInput, NotFound
 
@@ -81,7 +81,23 @@ def get_call(session: Session, actor: Actor, ident: str | None = None, name: str
     raise InvalidInput("which call? none was named", "give --id ID or -n/--name NAME")
 
 
-def parents_of(session: Session, call: Call) -> list[str]:
-    """Every call whose result fed ``call``: its parent, plus a join's other sources."""
+@dataclass(frozen=True)
+class Provenance:
+    """Where a call came from: the seed's Task / Task Parent / Flow Parent, plus flow and plug."""
+
+    id: str
+    taskparent: str | None
+    parents: list[str]  # every call whose result fed it: one, or a join's sources
+    tracking: str | None
+    plug: str | None  # the name of the plug that sent it
+
+    @property
+    def parent(self) -> str | None:
+        return "\n".join(self.parents) or None
+
+
+def provenance_of(session: Session, call: Call) -> Provenance:
     extra = session.scalars(select(call_parents.c.parent_id).where(call_parents.c.call_id == call.id)).all()
-    return list(dict.fromkeys(([call.parent] if call.parent else []) + sorted(extra)))
+    parents = list(dict.fromkeys(([call.parent] if call.parent else []) + sorted(extra)))
+    plug = session.scalar(select(Plug.name).where(Plug.id == call.plug_id)) if call.plug_id else None
+    return Provenance(call.id, call.taskparent, parents, call.tracking, plug)
