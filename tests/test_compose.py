@@ -101,7 +101,8 @@ def test_dry_run_prints_the_plan_and_changes_nothing(db_url, run_cli, write):
     empty = snapshot(db_url)
     plan = build(run_cli, path, "--dry-run")
     assert plan.exit_code == 0, plan.output
-    assert plan.output.splitlines()[-1] == f"{path}: dry run, nothing changed; a build would create 9, update 0, leave 0 unchanged"
+    summary = f"{path}: dry run, nothing changed; a build would create 9, update 0, leave 0 unchanged"
+    assert plan.output.splitlines()[-1] == summary
     assert snapshot(db_url) == empty
     assert build(run_cli, path).exit_code == 0
     edited = write(NETWORK.replace("workers: 2", "workers: 4").replace("task: do_this", "task: fail"))

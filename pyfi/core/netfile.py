@@ -143,7 +143,8 @@ class Reader:
         if isinstance(node, yaml.ScalarNode) and node.tag == "tag:yaml.org,2002:null":
             return []
         if not isinstance(node, yaml.SequenceNode):
-            raise self.fail(node, f"{what} must be a list (lines starting with '- ')", "write each of its entries as a '- name: ...' item")
+            raise self.fail(node, f"{what} must be a list (lines starting with '- ')",
+                            "write each of its entries as a '- name: ...' item")
         return list(node.value)
 
     def item(self, kind_name: str, node: yaml.Node, parent: Item | None = None) -> None:

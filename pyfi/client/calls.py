@@ -1,0 +1,97 @@
+"""Sending socket calls as Celery signatures, and the handle to their result.
+
+Each call is a signature routed like ``pyfi task run`` routes it (see
+``pyfi.messaging.routing``): to the socket's broker queue, with the
+``pyfi_socket`` header, a pre-assigned id, and ``root_id`` set to the flow's
+tracking id. The queue is given by *name*: a signature inside a chain or
+chord travels in the message body as JSON, where a kombu Queue object cannot
+go. Celery expands the name to ``Queue(name, Exchange(name, "direct"), name)``,
+the same durable queue as ``kombu_queue(name)``, and declares it in whichever
+process publishes the step (the client, or the worker that finished the
+previous step), which kombu's in-process virtual transports require.
+"""
+from __future__ import annotations
+
+import uuid
+from typing import Any, Iterable
+
+from pyfi.client.context import Context
+from pyfi.core.tasks import SOCKET_HEADER
+from pyfi.errors import CallFailed, CallTimeout
+from pyfi.messaging.routing import Route
+
+_DEFAULT: Any = object()
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+def signature(app: Any, route: Route, args: Iterable[Any], kwargs: dict[str, Any], call_id: str,
+              tracking: str, parent: str | None = None) -> Any:
+    """One call to one broker queue, ready to send alone or inside a workflow."""
+    options: dict[str, Any] = {
+        "task_id": call_id,
+        "root_id": tracking,  # what the worker records as the call's tracking (flow) id
+        "queue": route.broker_queue,
+        "routing_key": route.broker_queue,
+        "headers": {SOCKET_HEADER: route.socket_id},
+    }
+    if parent is not None:
+        options["parent_id"] = parent
+    return app.signature(route.task_name, args=tuple(args), kwargs=dict(kwargs), **options)
+
+
+def plan_routes(context: Context, socket_names: Iterable[str]) -> dict[str, list[Route]]:
+    """The routes of every named socket, read in one transaction (needs RUN_TASK)."""
+    from pyfi.core import tasks
+
+    with context.session() as session:
+        return {name: tasks.plan(session, context.actor, name) for name in sorted(set(socket_names))}
+
+
+class Call:
+    """A sent call or workflow: ``.id`` (its tracking id), ``.ids``, ``.get(timeout=)``."""
+
+    def __init__(self, context: Context, result: Any, ids: list[str], what: str) -> None:
+        self.context = context
+        self.result = result
+        self.ids = ids
+        self.what = what
+
+    @property
+    def id(self) -> str:
+        """The first call's id, which is also every call's tracking id: ``pyfi ls call --id X --flow``."""
+        return self.ids[0]
+
+    @property
+    def tracking(self) -> str:
+        return self.ids[0]
+
+    def ready(self) -> bool:
+        return bool(self.result.ready())
+
+    def get(self, timeout: float | None = _DEFAULT) -> Any:
+        """The result; CallTimeout after ``timeout`` seconds (default: the context's), CallFailed on error."""
+        from celery.exceptions import TimeoutError as CeleryTimeout
+
+        limit = self.context.timeout if timeout is _DEFAULT else timeout
+        try:
+            return self.result.get(timeout=limit, interval=0.05, propagate=True)
+        except CeleryTimeout as exc:
+            raise CallTimeout(f"{self.what} ({self.id}) did not finish within {limit} s",
+                              "is an agent running its processors? see `pyfi ls processors`, or pass a longer timeout") from exc
+        except Exception as exc:  # noqa: BLE001 - the remote error, rebuilt by Celery as any exception type
+            failed = self.failed_call() or self.id
+            raise CallFailed(f"{self.what}: call {failed} failed: {type(exc).__name__}: {exc}",
+                             f"see `pyfi ls call --id {failed}`") from exc
+
+    def failed_call(self) -> str | None:
+        """The id of the first call of this flow that failed, if any."""
+        for call_id in self.ids:
+            if self.context.app.AsyncResult(call_id).state == "FAILURE":
+                return call_id
+        return None
+
+    def __repr__(self) -> str:
+        return f"<Call {self.what} id={self.id}>"
