@@ -42,6 +42,13 @@ def pid_after(x):
     time.sleep(float(x))
     return os.getpid()
 
+def chatty(x):
+    import logging, sys
+    print("hello from", x)
+    print("to stderr", file=sys.stderr)
+    logging.getLogger("user.code").warning("careful with %s", x)
+    return len(str(x))
+
 def boom(x):
     raise ValueError(f"boom {x}")
 '''

@@ -277,3 +277,38 @@ def test_rabbitmq_broker_runs_calls(db_kind: str, rabbit_net: Network) -> None:
     with session_scope(rabbit_net.db_url) as session:
         wait_for(lambda: (c := session.get(Call, queued, populate_existing=True)) is not None and str(c.state) == "finished",
                  30, 0.2, "the call queued while paused")
+
+
+def test_output_on_log_channel_stdin_pipes_and_adaptor(net: Network, tmp_path: Path) -> None:
+    names = build(net, {"chatty": "chatty", "upper": "upper", "echo": "echo"})
+    room = f"{names['queue']}.p"
+    sink = tmp_path / "adaptor.py"
+    sink.write_text("import json, os\nclass Sink:\n    def put(self, message):\n"
+                    "        with open(os.environ['SINK_FILE'], 'a') as fh:\n"
+                    "            fh.write(json.dumps(message) + '\\n')\n")
+    env = {**net.env, "PYTHONPATH": str(tmp_path), "SINK_FILE": str(tmp_path / "sink.jsonl")}
+    log_listener = subprocess.Popen(PYFI + ["listen", "-n", room, "-c", "log", "--format", "json", "--timeout", "60"],
+                                    env=net.env, stdout=subprocess.PIPE, text=True)
+    adaptor = subprocess.Popen(PYFI + ["listen", "-n", room, "-c", "task", "-a", "adaptor.Sink", "--timeout", "60"],
+                               env=env)
+    try:
+        net.start_agent("node1")
+        seconds_until(net, "p", "running", 60)
+        assert net.cli("task", "run", "-s", names["chatty"], "-d", '"pyfi"').stdout.strip() == "4"
+        lines = [json.loads(log_listener.stdout.readline()) for _ in range(3)]
+    finally:
+        log_listener.terminate()
+    assert [(m["state"], m["message"]) for m in lines] == [
+        ("stdout", "hello from pyfi"), ("stderr", "to stderr"), ("log", "WARNING user.code: careful with pyfi")]
+    assert all(m["channel"] == "log" and m["room"] == room for m in lines)
+
+    piped = subprocess.run(f"echo 'shout this' | {' '.join(PYFI)} task run -s {names['upper']} "
+                           f"| {' '.join(PYFI)} task run -s {names['echo']}",
+                           shell=True, env=net.env, capture_output=True, text=True, timeout=60)  # the test drives a shell pipe
+    assert piped.stdout.strip() == "SHOUT THIS", piped.stderr
+    sink_file = tmp_path / "sink.jsonl"
+    try:
+        wait_for(lambda: sink_file.exists() and sink_file.read_text().count("postrun") >= 3, 20, what="adaptor put()")
+    finally:
+        adaptor.terminate()
+        adaptor.wait(10)

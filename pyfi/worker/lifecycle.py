@@ -67,6 +67,15 @@ class Lifecycle:
         room = self.spec.room_for(socket)
         self.publisher.publish(channel_name(room, Channel.TASK), build_message(room, str(state), **fields))
 
+    def publish_output(self, task: Any, stream: str, line: str) -> None:
+        """A line the function printed or logged, on the ``log`` channel."""
+        socket = self.socket_of(task.request, task.name)
+        if socket is None or self.publisher is None:
+            return
+        room = self.spec.room_for(socket)
+        message = build_message(room, stream, Channel.LOG, message=line, call=task.request.id)
+        self.publisher.publish(channel_name(room, Channel.LOG), message)
+
     def resultkey(self, task_id: str) -> str:
         backend = self.app.backend
         getter = getattr(backend, "get_key_for_task", None)

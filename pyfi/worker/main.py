@@ -37,10 +37,11 @@ def bootstrap(settings: Settings, processor: str, path: Path | None, control: Pa
     app.conf.pyfi_queues = spec.broker_queues
     app.conf.pyfi_control_file = str(control) if control else None
     app.steps["consumer"].add(PauseControl)
-    register_tasks(app, spec, module)
     recorder = Recorder(settings.db, owner=spec.owner)
     forwarder = Forwarder(settings, [s.id for s in spec.sockets])
-    Lifecycle(spec, recorder, publisher_for(settings.pubsub), app, forwarder).connect()
+    lifecycle = Lifecycle(spec, recorder, publisher_for(settings.pubsub), app, forwarder)
+    register_tasks(app, spec, module, on_output=lifecycle.publish_output)
+    lifecycle.connect()
     return app, spec, recorder
 
 

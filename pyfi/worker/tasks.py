@@ -8,6 +8,7 @@ from types import ModuleType
 from typing import Any, Callable
 
 from pyfi.errors import DeployError
+from pyfi.worker.output import captured
 from pyfi.worker.spec import WorkerSpec
 
 
@@ -30,7 +31,10 @@ def resolve_function(module: ModuleType, name: str) -> Callable[..., Any]:
     return function
 
 
-def register_tasks(app: Any, spec: WorkerSpec, module: ModuleType) -> dict[str, Any]:
+OutputHook = Callable[[Any, str, str], None]  # (task, stream, line)
+
+
+def register_tasks(app: Any, spec: WorkerSpec, module: ModuleType, on_output: OutputHook | None = None) -> dict[str, Any]:
     """One task per distinct ``<module>.<function>``, named as the seed's calls."""
     tasks = {}
     for socket in spec.sockets:
@@ -42,16 +46,22 @@ def register_tasks(app: Any, spec: WorkerSpec, module: ModuleType) -> dict[str, 
             bind=True,
             acks_late=True,
             max_retries=spec.retries,
-        )(_wrap(function, spec.retries))
+        )(_wrap(function, spec.retries, on_output))
     return tasks
 
 
-def _wrap(function: Callable[..., Any], retries: int) -> Callable[..., Any]:
-    """Run the user's function; retry on error while the processor allows it."""
+def _wrap(function: Callable[..., Any], retries: int, on_output: OutputHook | None) -> Callable[..., Any]:
+    """Run the user's function, its output captured; retry on error while the processor allows it."""
+
+    def call(task: Any, args: tuple, kwargs: dict) -> Any:
+        if on_output is None:
+            return function(*args, **kwargs)
+        with captured(lambda stream, line: on_output(task, stream, line)):
+            return function(*args, **kwargs)
 
     def run(task: Any, *args: Any, **kwargs: Any) -> Any:
         try:
-            return function(*args, **kwargs)
+            return call(task, args, kwargs)
         except Exception as exc:
             if task.request.retries < retries:
                 raise task.retry(exc=exc, countdown=min(2 ** task.request.retries, 30) * 0.5) from exc
