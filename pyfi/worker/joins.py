@@ -6,9 +6,13 @@ worker restart and are shared by every worker that feeds the join. The
 arrival that completes the set consumes it in the same transaction that
 sends the joined call, under a lock on the target socket:
 
-- PostgreSQL: ``SELECT ... FOR UPDATE`` on the target's ``sockets`` row, so
-  two sources finishing at once on different workers take turns; in READ
-  COMMITTED each then sees the other's committed arrival.
+- PostgreSQL: a transaction-scoped advisory lock keyed by the target socket
+  (``pg_advisory_xact_lock``), so two sources finishing at once on different
+  workers take turns; in READ COMMITTED the second then sees the first's
+  committed arrival. Unlike ``SELECT ... FOR UPDATE`` on the socket row, it
+  needs no UPDATE right on ``sockets`` (row-level security would silently
+  skip the lock for a worker login that does not own the socket) and never
+  blocks an ``update socket``.
 - SQLite: ``BEGIN IMMEDIATE`` takes the database's single write lock before
   anything is read, which serializes the same way.
 
@@ -16,14 +20,15 @@ Arrivals of different flows never meet: every query is scoped by tracking.
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 from typing import Any, Callable, Sequence
 
 from kombu.utils import json as kjson
-from sqlalchemy import delete, insert, select
+from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session
 
-from pyfi.db.models import JoinArrival, Socket, call_parents
+from pyfi.db.models import JoinArrival, call_parents
 
 log = logging.getLogger("pyfi.worker")
 
@@ -38,7 +43,13 @@ def lock_target(session: Session, socket_id: str) -> None:
         # write lock now, before the arrivals are read.
         session.connection().exec_driver_sql("BEGIN IMMEDIATE")
         return
-    session.execute(select(Socket.id).where(Socket.id == socket_id).with_for_update())
+    session.execute(select(func.pg_advisory_xact_lock(lock_key(socket_id))))
+
+
+def lock_key(socket_id: str) -> int:
+    """A signed 64-bit advisory-lock key for one join, namespaced to pyfi joins."""
+    digest = hashlib.sha256(f"pyfi.join:{socket_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
 
 
 def arrive(session: Session, *, socket_id: str, positions: Sequence[int], tracking: str, position: int,
