@@ -42,8 +42,10 @@ def signature(processor: Processor) -> str:
 
 class Agent:
     def __init__(self, settings: Settings, name: str | None = None, workdir: Path | None = None,
-                 port: int | None = None) -> None:
+                 port: int | None = None, worker_args: tuple[str, ...] = (), run_as: str | None = None,
+                 monitor_only: bool = False) -> None:
         self.settings = settings
+        self.worker_args, self.run_as, self.monitor_only = worker_args, run_as, monitor_only
         self.name = name or _socket.gethostname()
         self.workdir = workdir or settings.home / "agents" / self.name
         self.run_root = self.workdir / "run"
@@ -76,7 +78,8 @@ class Agent:
         self.start()
         try:
             while not self.stop_event.is_set():
-                self.reconcile_once()
+                if not self.monitor_only:
+                    self.reconcile_once()
                 self.heartbeat_if_due()
                 self.stop_event.wait(TICK)
         finally:
@@ -150,7 +153,8 @@ class Agent:
         run_dir = self.run_root / f"{processor.id}.{time.time_ns()}"
         handle = spawn(str(deployed.python), processor.id, processor.name, str(deployed.path), deployed.sha,
                        signature(processor), run_dir, self.name, self.worker_env(),
-                       paused=processor.requested_status == ProcessorStatus.PAUSED)
+                       paused=processor.requested_status == ProcessorStatus.PAUSED,
+                       extra_args=self.worker_args, user=self.run_as)
         self.handles[processor.id] = handle
         self.concurrency[processor.id] = processor.workers
         return handle

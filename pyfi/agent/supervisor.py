@@ -105,17 +105,18 @@ def _signal_group(pid: int, sig: int) -> None:
 
 
 def spawn(python: str, processor_id: str, processor: str, checkout: str, commit: str, signature: str,
-          run_dir: Path, node: str, env: dict[str, str], paused: bool = False) -> Handle:
+          run_dir: Path, node: str, env: dict[str, str], paused: bool = False,
+          extra_args: tuple[str, ...] = (), user: str | None = None) -> Handle:
     """Start ``pyfi worker start`` for one processor with the checkout's interpreter."""
     run_dir.mkdir(parents=True, exist_ok=True)
     write_command(run_dir / "control", PAUSE if paused else RUN)
     state_path(run_dir / "control").unlink(missing_ok=True)
     error_path(run_dir / "control").unlink(missing_ok=True)
     argv = [python, "-m", "pyfi.worker", "-n", processor, "--path", checkout,
-            "--control", str(run_dir / "control"), "--node", node]
+            "--control", str(run_dir / "control"), "--node", node, *extra_args]
     with open(run_dir / "worker.log", "ab") as log:
         proc = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                cwd=checkout, start_new_session=True)
+                                cwd=checkout, start_new_session=True, user=user)
     handle = Handle(processor_id, processor, commit, signature, proc.pid, str(run_dir), proc=proc)
     save_meta(handle)
     return handle

@@ -12,13 +12,18 @@ import click
 from pyfi.config import Settings
 
 
-def start_agent(settings: Settings, name: str | None, port: int | None, clean: bool) -> None:
+def start_agent(settings: Settings, name: str | None, port: int | None, clean: bool, *,
+                worker_args: tuple[str, ...] = (), run_as: str | None = None, monitor_only: bool = False) -> None:
     from pyfi.agent import checkout
     from pyfi.agent.agent import Agent
-    from pyfi.db.engine import check_initialized
+    from pyfi.core.access import Actor, require
+    from pyfi.db.engine import check_initialized, session_scope
+    from pyfi.enums import Right
 
     check_initialized(settings.db)
-    agent = Agent(settings, name=name, port=port)
+    with session_scope(settings.db) as session:
+        require(session, Actor(settings.user), Right.START_AGENT)
+    agent = Agent(settings, name=name, port=port, worker_args=worker_args, run_as=run_as, monitor_only=monitor_only)
     if clean:
         checkout.clean(agent.workdir)
     stop = lambda *_: agent.stop_event.set()  # noqa: E731 - signal handler

@@ -9,7 +9,7 @@ from __future__ import annotations
 import click
 
 from pyfi.cli.context import AppContext, pass_app
-from pyfi.errors import PyfiError
+from pyfi.errors import InvalidInput, PyfiError
 
 
 class NotYetAvailable(PyfiError):
@@ -30,11 +30,12 @@ def agent() -> None:
 @click.option("--clean", is_flag=True, help="Remove work directories before launch")
 @click.option("-b", "--backend", help="Message backend URI")
 @click.option("-r", "--broker", help="Message broker URI")
-@click.option("-c", "--config", help="Config module.object import (e.g. path.to.module.MyConfigClass)")
-@click.option("-q", "--queues", is_flag=True, help="Run the queue monitor only")
+@click.option("-c", "--config", help="Config module.object import (e.g. path.to.module.MyConfigClass): extra Celery settings")
+@click.option("-q", "--queues", is_flag=True, help="Run the queue monitor only (register and heartbeat, start no workers)")
 @click.option("-u", "--user", help="Run the worker as user")
-@click.option("-po", "--pool", type=int, help="Process pool for message dispatches (the seed's second -p)")
-@click.option("-s", "--size", type=int, help="Maximum number of messages on worker internal queue")
+@click.option("-po", "--pool", type=click.IntRange(min=1),
+              help="Process pool for message dispatches: processes per worker (the seed's second -p)")
+@click.option("-s", "--size", type=click.IntRange(min=1), help="Maximum number of messages on worker internal queue")
 @click.option("-n", "--name", help="Node name (default: this machine's hostname)")
 @pass_app
 def agent_start(app: AppContext, port: int | None, clean: bool, backend: str | None, broker: str | None,
@@ -43,12 +44,34 @@ def agent_start(app: AppContext, port: int | None, clean: bool, backend: str | N
     """Run pyfi agent server"""
     from pyfi.cli.agent_run import start_agent
 
-    unsupported = {"-c/--config": config, "-q/--queues": queues, "-u/--user": user, "-po/--pool": pool, "-s/--size": size}
-    given = [flag for flag, value in unsupported.items() if value]
-    if given:
-        raise NotYetAvailable(f"agent option {', '.join(given)} is not supported yet", "run without it")
     settings = app.settings.with_(**{k: v for k, v in {"backend": backend, "broker": broker}.items() if v})
-    start_agent(settings, name, port, clean)
+    worker_args = worker_options(pool, size, config)
+    check_run_as(user)
+    start_agent(settings, name, port, clean, worker_args=worker_args, run_as=user, monitor_only=queues)
+
+
+def worker_options(pool: int | None, size: int | None, config: str | None) -> tuple[str, ...]:
+    """Agent options passed on to every worker it starts."""
+    args: list[str] = []
+    for flag, value in (("--concurrency", pool), ("--prefetch", size), ("--celery-config", config)):
+        if value:
+            args += [flag, str(value)]
+    return tuple(args)
+
+
+def check_run_as(user: str | None) -> None:
+    import os
+    import pwd
+
+    if user is None:
+        return
+    try:
+        pwd.getpwnam(user)
+    except KeyError:
+        raise InvalidInput(f"no such system user {user!r}", "give an existing login for -u/--user") from None
+    if os.geteuid() != 0:
+        raise InvalidInput("-u/--user needs the agent to run as root", "start the agent as root or drop -u")
+
 
 
 @click.group()
@@ -62,15 +85,19 @@ def worker() -> None:
 @click.option("--control", type=click.Path(dir_okay=False), help="Control file an agent writes (pause/run)")
 @click.option("--node", help="Node name for the worker's host name")
 @click.option("--loglevel", default="WARNING", show_default=True)
+@click.option("--concurrency", type=click.IntRange(min=1), help="Processes (default: the processor's -w)")
+@click.option("--prefetch", type=click.IntRange(min=1), help="Messages each process may hold")
+@click.option("--celery-config", help="module.object with extra Celery settings")
 @pass_app
 def worker_start(app: AppContext, name: str, path: str | None, control: str | None, node: str | None,
-                 loglevel: str) -> None:
+                 loglevel: str, concurrency: int | None, prefetch: int | None, celery_config: str | None) -> None:
     """Run a Celery worker for one processor's sockets (agents spawn this)"""
     from pathlib import Path
 
-    from pyfi.worker.main import run
+    from pyfi.worker.main import WorkerOptions, run
 
-    run(app.settings, name, Path(path) if path else None, Path(control) if control else None, node, loglevel)
+    options = WorkerOptions(concurrency, prefetch, celery_config)
+    run(app.settings, name, Path(path) if path else None, Path(control) if control else None, node, loglevel, options)
 
 
 @click.group()

@@ -5,8 +5,10 @@ lifecycle hooks -> consume until told to stop (SIGTERM: warm shutdown).
 """
 from __future__ import annotations
 
+import importlib
 import logging
 import os
+from dataclasses import dataclass
 import socket as _socket
 from pathlib import Path
 from typing import Any
@@ -16,7 +18,7 @@ from pyfi.db.engine import session_scope
 from pyfi.messaging.app import make_app
 from pyfi.messaging.pubsub import publisher_for
 from pyfi.messaging.routing import kombu_queues
-from pyfi.errors import PyfiError
+from pyfi.errors import InvalidInput, PyfiError
 from pyfi.worker.control import PauseControl, error_path
 from pyfi.worker.lifecycle import Lifecycle
 from pyfi.worker.plugs import Forwarder
@@ -27,7 +29,17 @@ from pyfi.worker.tasks import import_processor_module, register_tasks
 log = logging.getLogger("pyfi.worker")
 
 
-def bootstrap(settings: Settings, processor: str, path: Path | None, control: Path | None) -> tuple[Any, WorkerSpec, Recorder]:
+@dataclass(frozen=True)
+class WorkerOptions:
+    """Node-level overrides an agent passes to every worker it starts."""
+
+    concurrency: int | None = None  # processes per worker (default: the processor's -w)
+    prefetch: int | None = None  # messages each process may hold (Celery's prefetch multiplier)
+    celery_config: str | None = None  # module.object with extra Celery settings
+
+
+def bootstrap(settings: Settings, processor: str, path: Path | None, control: Path | None,
+              options: WorkerOptions = WorkerOptions()) -> tuple[Any, WorkerSpec, Recorder]:
     """Build the Celery app for ``processor`` with its tasks and hooks."""
     with session_scope(settings.db) as session:
         spec = load_spec(session, processor)
@@ -37,6 +49,7 @@ def bootstrap(settings: Settings, processor: str, path: Path | None, control: Pa
     app.conf.pyfi_queues = spec.broker_queues
     app.conf.pyfi_control_file = str(control) if control else None
     app.steps["consumer"].add(PauseControl)
+    apply_options(app, options)
     recorder = Recorder(settings.db, owner=spec.owner)
     forwarder = Forwarder(settings, [s.id for s in spec.sockets])
     lifecycle = Lifecycle(spec, recorder, publisher_for(settings.pubsub), app, forwarder)
@@ -45,11 +58,34 @@ def bootstrap(settings: Settings, processor: str, path: Path | None, control: Pa
     return app, spec, recorder
 
 
+def apply_options(app: Any, options: WorkerOptions) -> None:
+    if options.celery_config:
+        app.config_from_object(load_object(options.celery_config), force=True)
+        app.conf.update(celery_config_guard(app))
+    if options.prefetch:
+        app.conf.worker_prefetch_multiplier = options.prefetch
+
+
+def load_object(path: str) -> Any:
+    """``module.object`` named on the agent's command line (the operator's own code)."""
+    module_name, _, attr = path.rpartition(".")
+    try:
+        return getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError, ValueError) as exc:
+        raise InvalidInput(f"cannot load Celery config {path!r}: {exc}", "give module.object importable by the worker") from exc
+
+
+def celery_config_guard(app: Any) -> dict[str, Any]:
+    """Settings a config object may not weaken: JSON only, never pickle."""
+    return {"accept_content": ["json"], "result_accept_content": ["json"], "task_serializer": "json",
+            "result_serializer": "json"}
+
+
 def run(settings: Settings, processor: str, path: Path | None = None, control: Path | None = None,
-        node: str | None = None, loglevel: str = "WARNING") -> None:
+        node: str | None = None, loglevel: str = "WARNING", options: WorkerOptions = WorkerOptions()) -> None:
     """Consume until shutdown; flush every pending record before exiting."""
     try:
-        app, spec, recorder = bootstrap(settings, processor, path, control)
+        app, spec, recorder = bootstrap(settings, processor, path, control, options)
     except PyfiError as exc:
         if control is not None:  # the agent shows this as the processor's error
             error_path(control).write_text(str(exc))
@@ -59,7 +95,7 @@ def run(settings: Settings, processor: str, path: Path | None = None, control: P
     hostname = f"{spec.processor}.{os.getpid()}@{node or _socket.gethostname()}"
     worker = app.Worker(
         hostname=hostname,
-        concurrency=spec.concurrency,
+        concurrency=options.concurrency or spec.concurrency,
         pool="prefork",
         queues=spec.broker_queues or ["pyfi.idle"],
         loglevel=loglevel,
