@@ -50,7 +50,7 @@ class Agent:
         self.workdir = workdir or settings.home / "agents" / self.name
         self.run_root = self.workdir / "run"
         self.port = port
-        self.deployer = Deployer(self.workdir)
+        self.deployer = Deployer(self.workdir, git_allow=settings.git_allow)
         self.handles: dict[str, Handle] = {}
         self.retiring: list[Handle] = []
         self.crashes: dict[str, tuple[int, float]] = {}
