@@ -142,6 +142,9 @@ BAD_FILES = [
     ("processors:\n  - name: p\n    module: sam-ple\n    gitrepo: /x\n", 3, "invalid processor module 'sam-ple'"),
     ("queues:\n  - name: q\n  - name: q\n", 3, "queue 'q' is defined twice (first on line 2)"),
     ("queue:\n  - name: q\n", 1, "unknown section 'queue'"),
+    ("queues:\n  - name: q\n    type: direct\n    type: fanout\n", 4, "'type' is given twice in a queue"),
+    ("processors:\n  - name: p\n    module: sample\n    gitrepo: /x\n    sockets:\n      - name: s\n"
+     "        processor: other\n", 7, "a socket listed under processor 'p' belongs to it"),
     ("queues:\n  - name: q\n    type: ${NOT_SET_ANYWHERE}\n", 3, "environment variable NOT_SET_ANYWHERE is not set"),
     # references are resolved while building: earlier objects were already added, and must vanish
     ("queues:\n  - name: q\nprocessors:\n  - name: p\n    module: sample\n    gitrepo: /x\n    sockets:\n"
@@ -178,3 +181,22 @@ def test_a_user_without_rights_changes_nothing(db_url, run_cli, write, monkeypat
     assert result.exit_code == 1
     assert "network.yaml:2: queue 'q1': user 'joe' lacks the right ADD_QUEUE" in result.output
     assert snapshot(db_url) == before
+
+
+def test_anchors_merge_keys_and_extension_sections(db_url, run_cli, write):
+    text = """\
+        x-sample: &sample
+          module: sample
+          gitrepo: /srv/sample
+          branch: main
+        processors:
+          - <<: *sample
+            name: pa
+          - <<: *sample
+            name: pb
+            branch: dev
+        """
+    result = build(run_cli, write(text))
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[:2] == ["create processor pa: module=sample, gitrepo=/srv/sample, branch=main",
+                                              "create processor pb: module=sample, gitrepo=/srv/sample, branch=dev"]

@@ -82,14 +82,16 @@ class Call:
             raise CallTimeout(f"{self.what} ({self.id}) did not finish within {limit} s",
                               "is an agent running its processors? see `pyfi ls processors`, or pass a longer timeout") from exc
         except Exception as exc:  # noqa: BLE001 - the remote error, rebuilt by Celery as any exception type
-            failed = self.failed_call() or self.id
+            failed = self.failed_call()
+            if failed is None:
+                raise  # no call failed: the backend itself did (translated by the caller, like any backend error)
             raise CallFailed(f"{self.what}: call {failed} failed: {type(exc).__name__}: {exc}",
                              f"see `pyfi ls call --id {failed}`") from exc
 
     def failed_call(self) -> str | None:
         """The id of the first call of this flow that failed, if any."""
         for call_id in self.ids:
-            if self.context.app.AsyncResult(call_id).state == "FAILURE":
+            if self.context.app.AsyncResult(call_id).state in ("FAILURE", "REVOKED"):
                 return call_id
         return None
 

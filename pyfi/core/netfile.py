@@ -26,6 +26,8 @@ from pyfi.errors import InvalidInput, PyfiError
 #: top-level sections, in the order objects are built
 SECTIONS = {"queues": "queue", "processors": "processor", "plugs": "plug"}
 NESTED = {"processor": ("sockets", "socket")}  # processors hold their sockets
+MERGE_TAG = "tag:yaml.org,2002:merge"
+EXTENSION = "x-"  # top-level keys for YAML anchors (defaults), ignored otherwise
 ENV_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
@@ -118,8 +120,10 @@ class Reader:
             raise self.fail(None, "the file is empty", f"describe {', '.join(SECTIONS)} (see docs/compose.rst)")
         for key_node, value_node in self.mapping(root, "the top level"):
             section = key_node.value
+            if section.startswith(EXTENSION):
+                continue
             if section not in SECTIONS:
-                raise self.fail(key_node, f"unknown section {section!r}", _choose(section, list(SECTIONS)))
+                raise self.fail(key_node, f"unknown section {section!r}", _choose(section, list(SECTIONS)) + f", or {EXTENSION}* for anchors")
             for entry in self.sequence(value_node, section):
                 self.item(SECTIONS[section], entry)
         order = list(SECTIONS.values()) + ["socket"]
@@ -129,15 +133,18 @@ class Reader:
     def mapping(self, node: yaml.Node, what: str) -> list[tuple[yaml.Node, yaml.Node]]:
         if not isinstance(node, yaml.MappingNode):
             raise self.fail(node, f"{what} must be a mapping of key: value lines", "indent the keys under it")
-        self.constructor.flatten_mapping(node)  # YAML merge keys (<<: *defaults)
         seen: set[str] = set()
         for key_node, _ in node.value:
             if not isinstance(key_node, yaml.ScalarNode):
                 raise self.fail(key_node, f"a key in {what} is not a plain name", "use name: value")
+            if key_node.tag == MERGE_TAG:
+                continue
             if key_node.value in seen:
                 raise self.fail(key_node, f"{key_node.value!r} is given twice in {what}", "keep one of them")
             seen.add(key_node.value)
-        return list(node.value)
+        self.constructor.flatten_mapping(node)  # YAML merge keys (<<: *defaults) come first...
+        pairs = {key.value: (key, value) for key, value in node.value}  # ...so the entry's own keys win
+        return list(pairs.values())
 
     def sequence(self, node: yaml.Node, what: str) -> list[yaml.Node]:
         if isinstance(node, yaml.ScalarNode) and node.tag == "tag:yaml.org,2002:null":
@@ -159,6 +166,9 @@ class Reader:
                 children = self.sequence(value_node, f"{kind_name} {nested[0]}")
             elif key == "name":
                 item.name = self.name(value_node, kind_name)
+            elif parent is not None and key == parent.kind:
+                raise self.fail(key_node, f"a {kind_name} listed under {parent.kind} {parent.name!r} belongs to it",
+                                f"remove `{key}:`, or list the {kind_name} under the other {parent.kind}")
             else:
                 self.field(item, key_node, value_node)
         if not item.name:
