@@ -1,23 +1,15 @@
-"""Runtime command groups: agent, worker, task, node, scheduler, api, web.
+"""Runtime command groups: agent, worker, task, and the node/scheduler/api/web groups.
 
-Their options follow the seed. The long-running parts arrive with the
-runtime work (agents, workers, task run); until then each says so plainly
-and exits 1 instead of pretending to run.
+Options follow the seed. The node, scheduler, api and web groups have no
+sub-commands in this release (their objects are managed with add/ls); their
+help says so.
 """
 from __future__ import annotations
 
 import click
 
 from pyfi.cli.context import AppContext, pass_app
-from pyfi.errors import InvalidInput, PyfiError
-
-
-class NotYetAvailable(PyfiError):
-    """A command whose implementation has not landed yet."""
-
-
-def _pending(what: str) -> None:
-    raise NotYetAvailable(f"{what} is not available in this version yet", "see docs/roadmap.rst")
+from pyfi.errors import InvalidInput
 
 
 @click.group()
@@ -152,19 +144,19 @@ def render_result(value: object) -> str:
 
 @click.group()
 def node() -> None:
-    """Node management operations (see also `pyfi ls nodes`)"""
+    """Node management operations (nodes register themselves; see `pyfi ls nodes`)"""
 
 
 @click.group()
 def scheduler() -> None:
-    """Scheduler management commands (see also `pyfi add scheduler`)"""
+    """Scheduler management commands (placement is not in this release; `pyfi add scheduler` records one)"""
 
 
 @click.group()
 def api() -> None:
-    """API server admin"""
+    """API server admin (the REST API is not in this release; see docs/roadmap.rst)"""
 
 
 @click.group()
 def web() -> None:
-    """Web server admin"""
+    """Web server admin (the web UI is not in this release; see docs/roadmap.rst)"""
