@@ -1,10 +1,12 @@
 """The registry of object kinds managed by add/update/delete/ls.
 
-Each kind names its model, the rights its operations need, and two small
-hooks: ``prepare`` turns user-facing fields (names of related objects, enum
-strings) into column values, and ``guard_delete`` refuses a delete that would
-break something. Users, roles and privileges live in ``pyfi.core.users``
-because they have more to do (password hashes, grants).
+Each kind names its model, the rights its operations need, and three small
+hooks: ``check`` applies the actor's site policy to the fields (the git
+allow-list for processors), ``prepare`` turns user-facing fields (names of
+related objects, enum strings) into column values, and ``guard_delete``
+refuses a delete that would break something. Users, roles and privileges
+live in ``pyfi.core.users`` because they have more to do (password hashes,
+grants, database roles).
 """
 from __future__ import annotations
 
@@ -15,7 +17,9 @@ from typing import Any, Callable
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from pyfi.core.access import Actor
 from pyfi.core.lookup import by_name
+from pyfi.core.trust import check_repo
 from pyfi.db import models as m
 from pyfi.enums import PlugType, ProcessorStatus, QueueType, Right, Strategy, parse_enum
 from pyfi.errors import InUse, InvalidInput
@@ -27,6 +31,10 @@ FUNCTION_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 def _keep(_session: Session, fields: Fields, _obj: Any = None) -> Fields:
     return fields
+
+
+def _no_check(_actor: Actor, _fields: Fields) -> None:
+    return None
 
 
 def _no_guard(_session: Session, _obj: Any) -> None:
@@ -44,6 +52,7 @@ class Kind:
     ls: Right
     read: Right
     prepare: Callable[..., Fields] = _keep
+    check: Callable[[Actor, Fields], None] = _no_check
     guard_delete: Callable[[Session, Any], None] = _no_guard
     columns: tuple[str, ...] = field(default=())
 
@@ -74,6 +83,12 @@ def prepare_processor(session: Session, fields: Fields, obj: Any = None) -> Fiel
     if fields.get("gitrepo") is not None and not str(fields["gitrepo"]).strip():
         raise InvalidInput("empty git repository URI", "pass -g/--gitrepo URL or path of a git repository")
     return fields
+
+
+def check_processor(actor: Actor, fields: Fields) -> None:
+    """Refuse a git repository outside the administrator's allow-list."""
+    if fields.get("gitrepo") is not None and str(fields["gitrepo"]).strip():
+        check_repo(str(fields["gitrepo"]), actor.git_allow)
 
 
 def prepare_socket(session: Session, fields: Fields, obj: Any = None) -> Fields:
@@ -168,7 +183,7 @@ KINDS: dict[str, Kind] = {
     k.name: k
     for k in (
         _kind("queue", "queues", m.Queue, "QUEUE", prepare=prepare_queue, guard_delete=guard_queue),
-        _kind("processor", "processors", m.Processor, "PROCESSOR", prepare=prepare_processor),
+        _kind("processor", "processors", m.Processor, "PROCESSOR", prepare=prepare_processor, check=check_processor),
         _kind("socket", "sockets", m.Socket, "SOCKET", prepare=prepare_socket),
         _kind("plug", "plugs", m.Plug, "PLUG", prepare=prepare_plug),
         _kind("node", "nodes", m.Node, "NODE"),

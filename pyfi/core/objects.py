@@ -2,7 +2,8 @@
 
 Each one checks its right first (``require``), validates through the kind's
 ``prepare`` hook, and works inside the caller's transaction, so a failure
-leaves the database unchanged.
+leaves the database unchanged. Update and delete of another user's object
+also need UPDATE or DELETE (``require_owner``).
 """
 from __future__ import annotations
 
@@ -13,9 +14,10 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from pyfi.core.access import Actor, require
+from pyfi.core.access import Actor, require, require_owner
 from pyfi.core.kinds import Kind
 from pyfi.core.lookup import find
+from pyfi.enums import Right
 from pyfi.errors import AlreadyExists, InvalidInput
 
 MAX_NAME = 200
@@ -49,6 +51,7 @@ def add(session: Session, actor: Actor, kind: Kind, fields: dict[str, Any]) -> A
     name = check_name(fields.get("name"), kind.name)
     if session.scalar(select(kind.model.id).where(kind.model.name == name)) is not None:
         raise AlreadyExists(f"{kind.name} {name!r} already exists", f"choose another name or `pyfi update {kind.name} -n {name} ...`")
+    kind.check(actor, fields)
     obj = kind.model(**kind.prepare(session, fields), owner=actor.name)
     session.add(obj)
     _flush(session, kind, name)
@@ -58,11 +61,13 @@ def add(session: Session, actor: Actor, kind: Kind, fields: dict[str, Any]) -> A
 def update(session: Session, actor: Actor, kind: Kind, name: str | None, ident: str | None, changes: dict[str, Any]) -> Any:
     require(session, actor, kind.update)
     obj = find(session, kind.model, kind.name, name, ident)
+    require_owner(session, actor, obj, kind.name, Right.UPDATE)
     changes = {k: v for k, v in changes.items() if v is not None}
     if not changes:
         raise InvalidInput(f"nothing to update on {kind.name} {obj.name!r}", "pass at least one option to change")
     if "name" in changes:
         check_name(changes["name"], kind.name)
+    kind.check(actor, changes)
     for key, value in kind.prepare(session, changes, obj).items():
         setattr(obj, key, value)
     _flush(session, kind, obj.name)
@@ -72,6 +77,7 @@ def update(session: Session, actor: Actor, kind: Kind, name: str | None, ident: 
 def delete(session: Session, actor: Actor, kind: Kind, name: str | None, ident: str | None) -> Any:
     require(session, actor, kind.delete)
     obj = find(session, kind.model, kind.name, name, ident)
+    require_owner(session, actor, obj, kind.name, Right.DELETE)
     kind.guard_delete(session, obj)
     session.delete(obj)
     session.flush()

@@ -1,9 +1,13 @@
-"""Requesting processor state changes; agents react to ``requested_status``."""
+"""Requesting processor state changes; agents react to ``requested_status``.
+
+Each action needs its right; on another user's processor it also needs
+UPDATE (it updates that processor's row), as ``objects.update`` does.
+"""
 from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
-from pyfi.core.access import Actor, require
+from pyfi.core.access import Actor, require, require_owner
 from pyfi.core.lookup import find
 from pyfi.db.base import utcnow
 from pyfi.db.models import Processor
@@ -25,6 +29,7 @@ def request(session: Session, actor: Actor, action: str, name: str | None, ident
     right, status = ACTIONS[action]
     require(session, actor, right)
     processor = find(session, Processor, "processor", name, ident)
+    require_owner(session, actor, processor, "processor", Right.UPDATE)
     processor.requested_status = status
     if action == "restart":
         processor.restart_requested = utcnow()

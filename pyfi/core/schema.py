@@ -7,12 +7,12 @@ from typing import Any
 
 from sqlalchemy import inspect, select
 
-from pyfi.core.access import Actor, bootstrap_admin, has_right
+from pyfi.core.access import Actor, bootstrap_admin, require
 from pyfi.db import migrate
 from pyfi.db.base import Base
 from pyfi.db.engine import check_initialized, get_engine, redact, session_scope
 from pyfi.enums import Right
-from pyfi.errors import NotInitialized, PermissionDenied
+from pyfi.errors import NotInitialized
 from pyfi.masking import mask_url
 
 SECRET_COLUMNS = frozenset({"password_hash"})
@@ -60,9 +60,7 @@ def _require_on(url: str, actor: Actor, right: Right) -> None:
     if not is_initialized(url):
         return
     with session_scope(url) as session:
-        if not has_right(session, actor, right):
-            raise PermissionDenied(f"user {actor.name!r} lacks the right {right.value}",
-                                   f"ask an administrator: pyfi add privilege -u {actor.name} -n {right.value}")
+        require(session, actor, right)
 
 
 def dump(url: str, actor: Actor) -> dict[str, list[dict[str, Any]]]:
@@ -75,7 +73,8 @@ def dump(url: str, actor: Actor) -> dict[str, list[dict[str, Any]]]:
         present = set(inspect(conn).get_table_names())
         for table in Base.metadata.sorted_tables:
             if table.name in present:
-                rows = conn.execute(select(table)).mappings()
+                columns = [c for c in table.c if c.name not in SECRET_COLUMNS]  # secrets never leave the database
+                rows = conn.execute(select(*columns)).mappings()
                 out[table.name] = [public(row) for row in rows]
     return out
 

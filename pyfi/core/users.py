@@ -1,9 +1,17 @@
-"""Users, roles and privileges: the data behind ``pyfi.core.access``."""
+"""Users, roles and privileges: the data behind ``pyfi.core.access``.
+
+On PostgreSQL a user is also a database login role (``pyfi.core.pg_roles``),
+created, re-passworded and dropped in the same transaction as the row; the
+masked statement is handed to ``echo`` (the CLI prints it, as the seed does).
+"""
 from __future__ import annotations
+
+from typing import Callable
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from pyfi.core import pg_roles
 from pyfi.core.access import Actor, require
 from pyfi.core.lookup import by_name, find
 from pyfi.core.objects import check_name
@@ -13,14 +21,29 @@ from pyfi.enums import Right, parse_enum
 from pyfi.errors import AlreadyExists, InvalidInput, NotFound
 
 
-def add_user(session: Session, actor: Actor, name: str, email: str | None, password: str | None) -> User:
+Echo = Callable[[str], None]
+
+
+def _quiet(_line: str) -> None:
+    return None
+
+
+def add_user(session: Session, actor: Actor, name: str, email: str | None, password: str | None,
+             echo: Echo = _quiet) -> User:
+    """Add a user; on PostgreSQL also their login role (``echo`` gets the masked statement)."""
     require(session, actor, Right.ADD_USER)
     check_name(name, "user")
     if session.scalar(select(User.id).where(User.name == name)):
         raise AlreadyExists(f"user {name!r} already exists", f"choose another name or `pyfi update user -n {name}`")
+    if pg_roles.enabled(session):
+        pg_roles.check_role_name(name)
+        if not password:
+            raise InvalidInput(f"user {name!r} needs a password on PostgreSQL", "pass -p/--password or answer the prompt")
     user = User(name=name, email=email, owner=actor.name, password_hash=hash_password(password) if password else None)
     session.add(user)
     session.flush()
+    if pg_roles.enabled(session):
+        echo(pg_roles.create(session, name, password))
     return user
 
 
@@ -34,15 +57,21 @@ def update_user(session: Session, actor: Actor, name: str | None, ident: str | N
         user.email = email
     if password is not None:
         user.password_hash = hash_password(password)
+        if pg_roles.enabled(session):
+            pg_roles.set_password(session, user.name, password)
     session.flush()
     return user
 
 
-def delete_user(session: Session, actor: Actor, name: str | None, ident: str | None) -> User:
+def delete_user(session: Session, actor: Actor, name: str | None, ident: str | None,
+                echo: Echo = _quiet) -> User:
+    """Delete a user and their privileges; on PostgreSQL also drop their login role."""
     require(session, actor, Right.DELETE_USER)
     user = find(session, User, "user", name, ident)
     session.delete(user)
     session.flush()
+    if pg_roles.enabled(session) and pg_roles.drop(session, user.name):
+        echo(f"DROP USER {pg_roles.quote(session, user.name)}")
     return user
 
 

@@ -57,8 +57,8 @@ class Base(DeclarativeBase):
     type_annotation_map = {dt.datetime: DateTime()}
 
     def to_dict(self) -> dict[str, Any]:
-        """Column values only (no relationships), for JSON output."""
-        return {c.key: getattr(self, c.key) for c in self.__mapper__.column_attrs}
+        """Column values only (no relationships, no deferred secrets), for JSON output."""
+        return {c.key: getattr(self, c.key) for c in self.__mapper__.column_attrs if not c.deferred}
 
 
 class Common:

@@ -12,13 +12,14 @@ from typing import Iterator
 
 from sqlalchemy import Engine, create_engine, event, inspect
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from pyfi.errors import BackendUnavailable, ConfigError, NotInitialized
+from pyfi.errors import BackendUnavailable, ConfigError, NotInitialized, PermissionDenied
 
 _ENGINES: dict[tuple[int, str], Engine] = {}
 SQLITE_BUSY_MS = 30_000
+INSUFFICIENT_PRIVILEGE = "42501"  # PostgreSQL: a GRANT or row-level security policy said no
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:  # noqa: ANN001 - DBAPI hook
@@ -82,6 +83,11 @@ def session_scope(url: str) -> Iterator[Session]:
     except OperationalError as exc:
         session.rollback()
         raise unavailable(url, exc) from exc
+    except DBAPIError as exc:
+        session.rollback()
+        if is_refused(exc):
+            raise refused(exc) from exc
+        raise
     except BaseException:
         session.rollback()
         raise
@@ -95,6 +101,17 @@ def unavailable(url: str, exc: Exception) -> BackendUnavailable:
         f"database {redact(url)} is unavailable: {first}",
         "check that the server is running and the URI (--db, PYFI_DB or the ini file) is right",
     )
+
+
+def is_refused(exc: DBAPIError) -> bool:
+    return getattr(exc.orig, "pgcode", None) == INSUFFICIENT_PRIVILEGE
+
+
+def refused(exc: DBAPIError) -> PermissionDenied:
+    """The database itself denied the operation (grants, row-level security)."""
+    first = str(exc.orig).strip().splitlines()[0]
+    return PermissionDenied(f"the database refused: {first}",
+                            "your database login lacks this permission; ask an administrator (see `pyfi whoami`)")
 
 
 def redact(url: str) -> str:

@@ -8,10 +8,10 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import inspect
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from pyfi.db.base import Base
-from pyfi.db.engine import get_engine, unavailable
+from pyfi.db.engine import get_engine, is_refused, refused, unavailable
 
 
 def alembic_config(url: str) -> Config:
@@ -40,6 +40,10 @@ def upgrade(url: str) -> tuple[str | None, str | None]:
         command.upgrade(alembic_config(url), "head")
     except OperationalError as exc:
         raise unavailable(url, exc) from exc
+    except DBAPIError as exc:
+        if is_refused(exc):
+            raise refused(exc) from exc
+        raise
     return before, current_revision(url)
 
 
@@ -51,5 +55,11 @@ def drop(url: str) -> None:
             Base.metadata.drop_all(conn)
             if inspect(conn).has_table("alembic_version"):
                 conn.exec_driver_sql("DROP TABLE alembic_version")
+            if conn.dialect.name == "postgresql":  # migration 0004's rights check outlives no table
+                conn.exec_driver_sql("DROP FUNCTION IF EXISTS pyfi_has_right(text)")
     except OperationalError as exc:
         raise unavailable(url, exc) from exc
+    except DBAPIError as exc:
+        if is_refused(exc):  # a login that does not own the schema: PermissionDenied, not a traceback
+            raise refused(exc) from exc
+        raise

@@ -205,7 +205,8 @@ class User(Common, Base):
     __tablename__ = "users"
 
     email: Mapped[str | None] = mapped_column(String(200))
-    password_hash: Mapped[str | None] = mapped_column(String(300))
+    #: deferred: never loaded unless asked for (pyfi login roles may not even SELECT it)
+    password_hash: Mapped[str | None] = mapped_column(String(300), deferred=True)
 
     roles: Mapped[list[Role]] = relationship(secondary=user_roles, back_populates="users")
     privileges: Mapped[list[Privilege]] = relationship(
