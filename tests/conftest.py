@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, inspect, text
 
 PG_ADMIN_URL = os.environ.get("PYFI_TEST_PG", "postgresql+psycopg2://postgres@localhost:5432/postgres")
 REDIS_URL = os.environ.get("PYFI_TEST_REDIS", "redis://localhost:6379/0")
@@ -60,6 +60,48 @@ def pg_migrated(pg_server_url: str) -> str:
     return pg_server_url
 
 
+def drop_roles(names) -> None:
+    """Drop these database roles (cluster-wide, so tests must never leave one behind)."""
+    from psycopg2 import sql
+
+    engine = _pg_admin_engine()
+    try:
+        with engine.connect() as conn, conn.connection.dbapi_connection.cursor() as cursor:
+            for name in names:
+                cursor.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(name)))
+    finally:
+        engine.dispose()
+
+
+def drop_user_roles(url: str) -> None:
+    """Drop the login roles of this database's pyfi users (``add user`` makes one on PostgreSQL)."""
+    from pyfi.core.pg_roles import GROUP
+    from pyfi.db.engine import get_engine
+
+    query = text("SELECT u.name FROM users u JOIN pg_roles r ON r.rolname = u.name"
+                 " JOIN pg_auth_members m ON m.member = r.oid JOIN pg_roles g ON g.oid = m.roleid"
+                 " WHERE g.rolname = :group")
+    with get_engine(url).connect() as conn:
+        names = conn.execute(query, {"group": GROUP}).scalars().all() if inspect(conn).has_table("users") else []
+    drop_roles(names)
+
+
+@pytest.fixture
+def role_prefix(request) -> Iterator[str]:
+    """A unique prefix for database role names; every role starting with it is dropped afterwards."""
+    prefix = f"pyfit_{uuid.uuid4().hex[:6]}_"
+    yield prefix
+    try:
+        engine = _pg_admin_engine()
+        with engine.connect() as conn:
+            names = conn.execute(text("SELECT rolname FROM pg_roles WHERE starts_with(rolname, :p)"),
+                                 {"p": prefix}).scalars().all()
+        engine.dispose()
+    except Exception:  # noqa: BLE001 - no server: nothing was created
+        return
+    drop_roles(names)
+
+
 def _truncate_all(url: str) -> None:
     from pyfi.db.base import Base
     from pyfi.db.engine import get_engine
@@ -97,6 +139,7 @@ def empty_db_url(db_kind: str, home: Path, request) -> Iterator[str]:
 
     migrate.drop(url)
     yield url
+    drop_user_roles(url)
     migrate.drop(url)
 
 
@@ -112,11 +155,14 @@ def db_url(db_kind: str, home: Path, request, monkeypatch) -> Iterator[str]:
         migrate.upgrade(url)
     else:
         url = request.getfixturevalue("pg_migrated")
+        migrate.upgrade(url)  # an earlier empty_db_url test may have dropped the shared schema
         _truncate_all(url)
     with session_scope(url) as session:
         bootstrap_admin(session, ADMIN)
     monkeypatch.setenv("PYFI_DB", url)
     yield url
+    if db_kind == "postgres":
+        drop_user_roles(url)
 
 
 @pytest.fixture

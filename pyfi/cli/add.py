@@ -43,7 +43,7 @@ def add_user(app: AppContext, name: str, email: str, password: str) -> None:
     from pyfi.core import users
 
     with app.session() as session:
-        users.add_user(session, app.actor, name, email, password)
+        users.add_user(session, app.actor, name, email, password, echo=click.echo)
     click.echo(f'User "{name}" added')
 
 

@@ -22,7 +22,7 @@ def init(app: AppContext) -> None:
     from pyfi.core import schema
     from pyfi.db.engine import redact
 
-    url = app.settings.db
+    url = app.db_url
     if schema.init(url, app.settings.user):
         click.echo(f"Database {redact(url)} initialized; {app.settings.user!r} is its administrator (ALL)")
     else:
@@ -35,7 +35,7 @@ def migrate(app: AppContext) -> None:
     """Perform database migration/upgrade"""
     from pyfi.core import schema
 
-    before, after = schema.upgrade(app.settings.db, app.actor)
+    before, after = schema.upgrade(app.db_url, app.actor)
     if before == after:
         click.echo(f"Database is up to date (revision {after})")
     else:
@@ -50,7 +50,7 @@ def drop(app: AppContext, yes: bool) -> None:
     from pyfi.core import schema
     from pyfi.db.engine import redact
 
-    url = app.settings.db
+    url = app.db_url
     if not yes:
         click.confirm(f"Drop every pyfi table in {redact(url)}? All data will be lost", abort=True)
     schema.drop(url, app.actor)
@@ -65,7 +65,7 @@ def rebuild(app: AppContext, yes: bool) -> None:
     from pyfi.core import schema
     from pyfi.db.engine import redact
 
-    url = app.settings.db
+    url = app.db_url
     if not yes:
         click.confirm(f"Drop and rebuild every pyfi table in {redact(url)}? All data will be lost", abort=True)
     schema.drop(url, app.actor)
@@ -79,4 +79,4 @@ def dump_json(app: AppContext) -> None:
     """Dump the database to JSON"""
     from pyfi.core import schema
 
-    click.echo(json.dumps(schema.dump(app.settings.db, app.actor), indent=2))
+    click.echo(json.dumps(schema.dump(app.db_url, app.actor), indent=2))

@@ -37,12 +37,12 @@ for _kind_name in SPECS:
 @click.option("--id", "ident", help="ID of the user")
 @pass_app
 def delete_user(app: AppContext, name: str | None, ident: str | None) -> None:
-    """Delete a user (and their privileges)"""
+    """Delete a user (and their privileges; on PostgreSQL their login role)"""
     from pyfi.core import users
 
     with app.session() as session:
-        user = users.delete_user(session, app.actor, name, ident)
-        click.echo(f'User "{user.name}" deleted')
+        user = users.delete_user(session, app.actor, name, ident, echo=click.echo)
+    click.echo(f'User "{user.name}" deleted')
 
 
 @delete.command("role")
