@@ -80,6 +80,20 @@ def test_add_processor_needs_add_processor_in_cli_and_core(db_url, run_cli, monk
     assert processor_count(db_url) == 2
 
 
+def test_the_python_client_meets_the_same_check(db_url):
+    from pyfi.client import Context, Processor
+
+    add_users(db_url, "joe")
+    as_joe = Context(db=db_url, user="joe")
+    with pytest.raises(PermissionDenied, match="user 'joe' lacks the right ADD_PROCESSOR"):
+        Processor("p1", module="pkg.sample", gitrepo=GIT, context=as_joe)
+    assert processor_count(db_url) == 0
+    with session_scope(db_url) as session:
+        users.add_privilege(session, ADMIN, "ADD_PROCESSOR", user="joe")
+    Processor("p1", module="pkg.sample", gitrepo=GIT, context=as_joe)
+    assert processor_count(db_url) == 1
+
+
 def test_role_grant_works_and_revokes_take_effect_at_once(db_url, run_cli, monkeypatch):
     add_users(db_url, "joe")
     ok(run_cli, "add", "role", "-n", "developer")
