@@ -438,3 +438,9 @@ def test_names_are_validated(db_url, run_cli):
     assert "invalid queue name ' q1'" in error(run_cli, 2, "add", "queue", "-n", " q1")
     assert "needs a name" in error(run_cli, 2, "add", "queue", "-n", "   ")
     assert names(run_cli, "queues") == set()
+
+
+def test_only_requestable_statuses_are_accepted(db_url, run_cli):
+    result = run_cli("add", "processor", "-n", "p", "-m", "m", "-g", "/tmp/repo", "-rs", "error")
+    assert result.exit_code == 2 and "cannot be requested" in result.output
+    assert run_cli("add", "processor", "-n", "p", "-m", "m", "-g", "/tmp/repo", "-rs", "stopped").exit_code == 0

@@ -73,8 +73,17 @@ def prepare_queue(session: Session, fields: Fields, obj: Any = None) -> Fields:
     return fields
 
 
+#: what a user may ask a processor to be; the others (starting, error) only agents report
+REQUESTABLE = (ProcessorStatus.READY, ProcessorStatus.RUNNING, ProcessorStatus.PAUSED,
+               ProcessorStatus.STOPPED, ProcessorStatus.REMOVED)
+
+
 def prepare_processor(session: Session, fields: Fields, obj: Any = None) -> Fields:
     _enum_field(fields, "requested_status", ProcessorStatus, "requested status")
+    if fields.get("requested_status") not in (None, *REQUESTABLE):
+        choices = ", ".join(s.value for s in REQUESTABLE)
+        raise InvalidInput(f"a processor cannot be requested to be {fields['requested_status'].value!r}",
+                           f"choose one of {choices}")
     _positive(fields, "workers", 1)
     _positive(fields, "retries", 0)
     module = fields.get("module")
