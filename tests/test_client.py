@@ -110,6 +110,20 @@ def test_a_user_without_rights_is_refused_and_nothing_changes(db_url):
         assert session.query(QueueRow).count() == 1
 
 
+def test_the_git_allow_list_applies_to_the_client_too(db_url):
+    from pyfi.client import Processor
+    from pyfi.db.engine import session_scope
+    from pyfi.db.models import Processor as ProcessorRow
+    from pyfi.errors import PermissionDenied
+
+    strict = context(git_allow="https://git.example.com/team/*")
+    with pytest.raises(PermissionDenied, match="is not in the allowed list"):
+        Processor("p1", "sample", "https://elsewhere.example.com/x.git", context=strict)
+    assert Processor("p1", "sample", "https://git.example.com/team/x.git", context=strict).module == "sample"
+    with session_scope(db_url) as session:
+        assert [p.name for p in session.query(ProcessorRow)] == ["p1"]
+
+
 def test_the_context_is_lazy(db_url, tmp_path):
     from pyfi.client import Context
     from pyfi.errors import ConfigError

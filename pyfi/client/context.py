@@ -3,8 +3,10 @@
 Nothing is resolved or opened at import time, so a processor module that
 imports ``pyfi.client`` (for the decorators) loads without a database.
 Settings follow the CLI's order (argument > PYFI_* environment > ini file >
-embedded default); the acting user is the configured login user, so the
-client is subject to exactly the privilege checks of the CLI.
+embedded default), and so does the acting user (``pyfi.cli.context``): the
+configured login user, or, when a password is configured on PostgreSQL,
+the pyfi user's own database role. The client is therefore subject to
+exactly the privilege checks (and the git allow-list) of the CLI.
 """
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ class Context:
         self._flags = flags
         self._app: Any = None
         self._checked = False
+        self._acting: str | None = None
         self.timeout = timeout
 
     @property
@@ -34,20 +37,30 @@ class Context:
         return self._settings
 
     @property
+    def db_url(self) -> str:
+        """The database URL, logging in as the pyfi user when a password is configured."""
+        from pyfi.core.login import login_url
+
+        return login_url(self.settings.db, self.settings.user, self.settings.password)
+
+    @property
     def actor(self) -> Any:
+        """Who acts: known once a session is open (a pyfi login role is always itself)."""
         from pyfi.core.access import Actor
 
-        return Actor(self.settings.user)
+        return Actor(self._acting or self.settings.user, git_allow=self.settings.git_allow)
 
     @contextmanager
     def session(self) -> Iterator[Any]:
         """A transaction: committed when the block ends, rolled back on error."""
+        from pyfi.core.login import acting_user
         from pyfi.db.engine import check_initialized, session_scope
 
         if not self._checked:
-            check_initialized(self.settings.db)
+            check_initialized(self.db_url)
             self._checked = True
-        with session_scope(self.settings.db) as session:
+        with session_scope(self.db_url) as session:
+            self._acting = acting_user(session, self.settings.user)
             yield session
 
     @property

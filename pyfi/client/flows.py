@@ -62,7 +62,7 @@ class Workflow:
         result = canvas.apply_async(root_id=ids.all[0])
         return Call(context, result, ids.all, f"{self.shape} of {len(steps)} calls")
 
-    def __call__(self, timeout: Any = None) -> Any:
+    def __call__(self, timeout: float | None = None) -> Any:
         """Send and wait for the result (``timeout`` seconds, default: the context's)."""
         handle = self.delay()
         return handle.get() if timeout is None else handle.get(timeout=timeout)

@@ -123,7 +123,8 @@ class Reader:
             if section.startswith(EXTENSION):
                 continue
             if section not in SECTIONS:
-                raise self.fail(key_node, f"unknown section {section!r}", _choose(section, list(SECTIONS)) + f", or {EXTENSION}* for anchors")
+                hint = _choose(section, list(SECTIONS)) + f", or {EXTENSION}* for anchors"
+                raise self.fail(key_node, f"unknown section {section!r}", hint)
             for entry in self.sequence(value_node, section):
                 self.item(SECTIONS[section], entry)
         order = list(SECTIONS.values()) + ["socket"]
