@@ -64,7 +64,7 @@ def test_queue_types_route_to_the_right_workers(net: Network) -> None:
         assert results(net, "p2-upper", '"a"') == ["A"]
 
     # direct, one task served by two processors: calls are spread over both workers
-    ids = [net.cli("task", "run", "-s", "p1-pid", "-d", "0.4", "--no-wait").stdout.strip() for _ in range(6)]
+    ids = send_burst(net, "p1-pid", 1.0, 6)  # all queued at once: an idle worker must take the next
     pids = set(wait_for(lambda: _all_results(net, ids), 60, 0.3, "six direct calls"))
     assert len(pids) == 2, f"direct calls were not load-balanced: {pids}"
 
@@ -76,6 +76,20 @@ def test_queue_types_route_to_the_right_workers(net: Network) -> None:
     assert results(net, "orders.eu", '"x"', "--key", "orders.us") == ["x"]
     logs = "".join(p.read_text() for p in Path(net.env["PYFI_HOME"]).glob("agents/*/run/*/worker.log"))
     assert "unregistered task" not in logs.lower()
+
+
+def send_burst(net: Network, socket: str, data: object, count: int) -> list[str]:
+    from pyfi.config import resolve
+    from pyfi.core import tasks
+    from pyfi.core.access import Actor
+    from pyfi.db.engine import session_scope
+    from pyfi.messaging.app import make_app
+
+    settings = resolve(env=net.env)
+    with session_scope(net.db_url) as session:
+        routes = tasks.plan(session, Actor(settings.user), socket)
+    app = make_app(settings)
+    return [call.id for _ in range(count) for call in tasks.send(app, routes, [data])]
 
 
 def _all_results(net: Network, ids: list[str]) -> list | None:
