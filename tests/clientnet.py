@@ -12,7 +12,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,32 +19,11 @@ from typing import Any, Callable, Iterator
 
 from sqlalchemy import text
 
+from network import make_repo, wait_for  # noqa: F401 - shared harness helpers, re-exported
+
 PYFI = [sys.executable, "-c", "from pyfi.cli import main; main()"]
 REDIS_DBS = range(8, 16)
 CLAIM_KEY, CLAIM_SECONDS = "pyfi-test-client-claim", 3600
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.1) -> Any:
-    """Poll ``predicate`` until it is truthy; fail naming ``what`` at the deadline."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = predicate()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what} (last: {last!r})")
-
-
-def make_repo(path: Path, files: dict[str, str]) -> Path:
-    path.mkdir(parents=True, exist_ok=True)
-    for name, body in files.items():
-        (path / name).write_text(body)
-    git = ["git", "-C", str(path), "-c", "user.name=t", "-c", "user.email=t@localhost"]
-    subprocess.run(["git", "init", "-q", "-b", "main", str(path)], check=True)
-    subprocess.run(git + ["add", "-A"], check=True)
-    subprocess.run(git + ["commit", "-q", "-m", "processors"], check=True)
-    return path
 
 
 def claim_redis_db(base_url: str) -> tuple[str, Callable[[], None]]:

@@ -54,7 +54,7 @@ def boom(x):
 '''
 
 
-def wait_for(predicate: Callable[[], Any], timeout: float = 20.0, interval: float = 0.1, what: str = "condition") -> Any:
+def wait_for(predicate: Callable[[], Any], timeout: float = 20.0, what: str = "condition", interval: float = 0.1) -> Any:
     """Poll ``predicate`` until it returns something truthy, or fail with ``what``."""
     deadline = time.monotonic() + timeout
     last: Any = None
@@ -66,14 +66,15 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 20.0, interval: floa
     raise AssertionError(f"timed out after {timeout} s waiting for {what} (last value: {last!r})")
 
 
-def make_repo(path: Path, files: dict[str, str]) -> Path:
+def make_repo(path: Path, files: dict[str, str], message: str = "code") -> Path:
+    """A git repository holding ``files`` in one commit on branch main."""
     path.mkdir(parents=True, exist_ok=True)
     for name, text in files.items():
         (path / name).write_text(text)
     git = ["git", "-C", str(path), "-c", "user.name=t", "-c", "user.email=t@localhost"]
     subprocess.run(["git", "init", "-q", "-b", "main", str(path)], check=True)
     subprocess.run(git + ["add", "-A"], check=True)
-    subprocess.run(git + ["commit", "-q", "-m", "code"], check=True)
+    subprocess.run(git + ["commit", "-q", "-m", message], check=True)
     return path
 
 

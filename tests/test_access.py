@@ -10,11 +10,12 @@ from __future__ import annotations
 import base64
 import json
 import re
-import subprocess
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+
+from network import make_repo as shared_make_repo
 
 from pyfi.core import objects, processors, users
 from pyfi.core.access import Actor, bootstrap_admin
@@ -189,13 +190,7 @@ def test_disallowed_repository_is_refused_at_add_and_update(db_url, run_cli, mon
 
 
 def make_repo(path: Path) -> Path:
-    path.mkdir(parents=True)
-    env = {"GIT_CONFIG_GLOBAL": "/dev/null", "GIT_CONFIG_NOSYSTEM": "1", "HOME": str(path), "PATH": "/usr/bin:/bin",
-           "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@x", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@x"}
-    (path / "sample.py").write_text("def do_this(x):\n    return x\n")
-    for args in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-q", "-m", "v1"]):
-        subprocess.run(["git", *args], cwd=path, env=env, check=True, capture_output=True)
-    return path
+    return shared_make_repo(path, {"sample.py": "def do_this(x):\n    return x\n"}, "v1")
 
 
 def test_disallowed_repository_is_never_cloned_by_the_deployer(tmp_path):

@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import pytest
+
+from network import make_repo, wait_for
 from click.testing import CliRunner
 from sqlalchemy import create_engine, insert, select, text
 
@@ -59,17 +61,6 @@ PLUGS = {
     "boom-handle": ("boom", "handle", 0, "ERROR"), "boom-b": ("boom", "b", 0, "RESULT"),
     "route-even": ("route", "even", 0, "RESULT"), "route-odd": ("route", "odd", 0, "RESULT"),
 }
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = predicate()
-        if last:
-            return last
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what} (last: {last!r})")
 
 
 class Net:
@@ -146,16 +137,6 @@ class Net:
                 pass
 
 
-def make_repo(path: Path) -> Path:
-    path.mkdir(parents=True)
-    (path / "dfmod.py").write_text(MODULE)
-    git = ["git", "-C", str(path), "-c", "user.name=t", "-c", "user.email=t@localhost"]
-    subprocess.run(["git", "init", "-q", "-b", "main", str(path)], check=True)
-    subprocess.run(git + ["add", "-A"], check=True)
-    subprocess.run(git + ["commit", "-q", "-m", "dataflow"], check=True)
-    return path
-
-
 def build(net: Net, repo: Path) -> None:
     queue = f"df{net.tag}"
     net.cli("add", "queue", "-n", queue, "-t", "direct")
@@ -191,7 +172,7 @@ def net(request, tmp_path_factory) -> Iterator[Net]:
         bootstrap_admin(session, "admin")
     network = Net(request.param, home, db, env, tag)
     try:
-        build(network, make_repo(home / "repo"))
+        build(network, make_repo(home / "repo", {"dfmod.py": MODULE}, "dataflow"))
         network.start_agent()
         yield network
     finally:

@@ -56,7 +56,7 @@ def test_queue_types_route_to_the_right_workers(net: Network) -> None:
     net.cli("add", "socket", "-n", "orders.eu", "-q", topic, "-pn", "p2", "-t", "upper")
     net.start_agent("node1")
     for proc in ("p1", "p2"):
-        wait_for(lambda p=proc: net.processor(p)["status"] == "running", 60, 0.3, f"{proc} running")
+        wait_for(lambda p=proc: net.processor(p)["status"] == "running", 60, f"{proc} running", interval=0.3)
 
     # direct, two tasks on one queue: each call reaches only a worker that can run it
     for _ in range(3):
@@ -65,7 +65,7 @@ def test_queue_types_route_to_the_right_workers(net: Network) -> None:
 
     # direct, one task served by two processors: calls are spread over both workers
     ids = send_burst(net, "p1-pid", 1.0, 6)  # all queued at once: an idle worker must take the next
-    pids = set(wait_for(lambda: _all_results(net, ids), 60, 0.3, "six direct calls"))
+    pids = set(wait_for(lambda: _all_results(net, ids), 60, "six direct calls", interval=0.3))
     assert len(pids) == 2, f"direct calls were not load-balanced: {pids}"
 
     # fanout: a copy to every socket on the queue

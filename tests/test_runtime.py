@@ -60,7 +60,7 @@ def status(net: Network, processor: str) -> str:
 def seconds_until(net: Network, processor: str, wanted: str, timeout: float = 30, since: float | None = None) -> float:
     """Seconds from ``since`` (default now) until the processor shows ``wanted``."""
     start = time.monotonic() if since is None else since
-    wait_for(lambda: status(net, processor) == wanted, timeout, 0.05, f"{processor} to be {wanted}")
+    wait_for(lambda: status(net, processor) == wanted, timeout, f"{processor} to be {wanted}", interval=0.05)
     return time.monotonic() - start
 
 
@@ -151,8 +151,7 @@ def test_proc_commands_take_effect_within_two_seconds(net: Network) -> None:
     before = live_workers("p", Path(net.env["PYFI_HOME"]))
     net.cli("proc", "-n", "p", "restart")
     start = time.monotonic()
-    wait_for(lambda: set(worker_pids(net, "p")) - set(before) and status(net, "p") == "running", 30, 0.05,
-             "a new worker after restart")
+    wait_for(lambda: set(worker_pids(net, "p")) - set(before) and status(net, "p") == "running", 30, "a new worker after restart", interval=0.05)
     timings["restart"] = time.monotonic() - start
 
     proc("remove", "removed")
@@ -191,7 +190,7 @@ def test_killed_worker_child_call_is_redelivered_once(net: Network, tmp_path: Pa
             call = session.get(Call, call_id, populate_existing=True)
             return call is not None and str(call.state) == "finished"
 
-        wait_for(finished, 60, 0.2, "the redelivered call to finish")
+        wait_for(finished, 60, "the redelivered call to finish", interval=0.2)
         postruns = session.scalar(select(func.count()).select_from(Event)
                                   .where(Event.call_id == call_id, Event.name == "postrun"))
     assert postruns == 1
@@ -239,7 +238,7 @@ def test_agents_shown_lost_when_heartbeat_is_stale(net: Network) -> None:
     seconds_until(net, "p", "running", 60)
     assert net.json("ls", "agent", "-n", "node1")["status"] == "running"
     net.stop_agent("node1", signal.SIGKILL)
-    wait_for(lambda: net.json("ls", "agent", "-n", "node1")["status"] == "lost", 30, 0.5, "agent shown lost")
+    wait_for(lambda: net.json("ls", "agent", "-n", "node1")["status"] == "lost", 30, "agent shown lost", interval=0.5)
     kill = live_workers("p", Path(net.env["PYFI_HOME"]))
     for pid in kill:
         os.kill(pid, signal.SIGTERM)
@@ -275,7 +274,7 @@ def test_rabbitmq_broker_runs_calls(db_kind: str, rabbit_net: Network) -> None:
     rabbit_net.cli("proc", "-n", "p", "resume")
     with session_scope(rabbit_net.db_url) as session:
         wait_for(lambda: (c := session.get(Call, queued, populate_existing=True)) is not None and str(c.state) == "finished",
-                 30, 0.2, "the call queued while paused")
+                 30, "the call queued while paused", interval=0.2)
 
 
 def test_output_on_log_channel_stdin_pipes_and_adaptor(net: Network, tmp_path: Path) -> None:
