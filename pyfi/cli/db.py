@@ -42,19 +42,24 @@ def migrate(app: AppContext) -> None:
         click.echo(f"Database migrated from revision {before} to {after}")
 
 
+def drop_tables(app: AppContext, yes: bool, question: str) -> str:
+    """Confirm (unless -y), drop every pyfi table, and return the printable URL."""
+    from pyfi.core import schema
+    from pyfi.db.engine import redact
+
+    shown = redact(app.db_url)
+    if not yes:
+        click.confirm(f"{question} every pyfi table in {shown}? All data will be lost", abort=True)
+    schema.drop(app.db_url, app.actor)
+    return shown
+
+
 @db.command()
 @YES
 @pass_app
 def drop(app: AppContext, yes: bool) -> None:
     """Drop all database tables"""
-    from pyfi.core import schema
-    from pyfi.db.engine import redact
-
-    url = app.db_url
-    if not yes:
-        click.confirm(f"Drop every pyfi table in {redact(url)}? All data will be lost", abort=True)
-    schema.drop(url, app.actor)
-    click.echo(f"Dropped all tables in {redact(url)}")
+    click.echo(f"Dropped all tables in {drop_tables(app, yes, 'Drop')}")
 
 
 @db.command()
@@ -63,14 +68,10 @@ def drop(app: AppContext, yes: bool) -> None:
 def rebuild(app: AppContext, yes: bool) -> None:
     """Drop and rebuild database tables"""
     from pyfi.core import schema
-    from pyfi.db.engine import redact
 
-    url = app.db_url
-    if not yes:
-        click.confirm(f"Drop and rebuild every pyfi table in {redact(url)}? All data will be lost", abort=True)
-    schema.drop(url, app.actor)
-    schema.init(url, app.settings.user)
-    click.echo(f"Rebuilt database {redact(url)}")
+    shown = drop_tables(app, yes, "Drop and rebuild")
+    schema.init(app.db_url, app.settings.user)
+    click.echo(f"Rebuilt database {shown}")
 
 
 @db.command("json")
