@@ -4,11 +4,31 @@ Celery's prefork pool fires ``task_received`` and ``task_revoked`` in the
 parent and prerun/postrun/failure/retry in the child; the recorder and the
 publisher are both fork-aware, so one ``Lifecycle`` serves both sides.
 Hooks never raise into Celery: a hook failure must not fail the call.
+
+The parent, which dispatches every call, does as little as it can: it
+publishes ``received`` and stamps the reception time into the request it
+hands to the child (:data:`RECEIVED_HEADER`); the child records the
+``received`` event (at that time) together with ``prerun`` and ``postrun``,
+so a call's three records reach the database in one batch of one process:
+one call row written once instead of an insert by the parent and an update
+by the child. A call that never reaches a child (revoked, expired) is
+recorded as received by the parent.
+
+Likewise the parent publishes ``received`` at once (it is written before the
+call is handed to a child, so it comes first), while the child defers the
+messages of a call's usual path (``running``, ``postrun``, log lines): they go
+out in order, in batched writes, within ``pubsub.DEFER_WINDOW``. Rarer states
+(failure, retry) go out at once. A call whose result (or error) goes along
+plugs has its messages and records written before the calls it causes are
+sent (:meth:`Lifecycle.before_forwarding`), so a flow never shows a call
+before the one that caused it.
 """
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
+import time
 from typing import Any
 
 from celery import signals
@@ -23,14 +43,41 @@ log = logging.getLogger("pyfi.worker")
 SOCKET_HEADER = "pyfi_socket"
 PLUG_HEADER = "pyfi_plug"
 TASKPARENT_HEADER = "pyfi_taskparent"
+#: set by the worker's parent process on reception (epoch seconds), read by the child
+RECEIVED_HEADER = "pyfi_received"
+#: how long a call waits for its records to be written before forwarding along plugs
+FORWARD_FLUSH_TIMEOUT = 2.0
 
 
 def header(request: Any, name: str) -> Any:
     """A custom header from a worker Request (parent) or a task Context (child)."""
-    data = getattr(request, "request_dict", None) or getattr(request, "_request_dict", None)
-    if isinstance(data, dict):
+    data = _request_dict(request)
+    if data is not None:
         return data.get(name)
     return getattr(request, name, None)
+
+
+def _request_dict(request: Any) -> dict | None:
+    """The message fields of a worker Request (what the parent hands to the child); None for a Context."""
+    data = getattr(request, "request_dict", None) or getattr(request, "_request_dict", None)
+    return data if isinstance(data, dict) else None
+
+
+def stamp_received(request: Any) -> bool:
+    """Parent: note the reception time in the request the child will get; False if it cannot."""
+    data = _request_dict(request)
+    if data is None:
+        return False
+    data[RECEIVED_HEADER] = time.time()
+    return True
+
+
+def received_at(request: Any) -> dt.datetime | None:
+    """Child: the reception time the parent stamped (None: not stamped, use now)."""
+    stamp = header(request, RECEIVED_HEADER)
+    if not isinstance(stamp, (int, float)):
+        return None
+    return dt.datetime.fromtimestamp(stamp, dt.timezone.utc)
 
 
 class Lifecycle:
@@ -49,7 +96,9 @@ class Lifecycle:
         signals.worker_process_shutdown.connect(self.on_child_exit, weak=False)
 
     def on_child_exit(self, **_: Any) -> None:
-        """Prefork children skip atexit: write what they recorded before they go."""
+        """Prefork children skip atexit: write what they recorded and published before they go."""
+        if self.publisher is not None:
+            self.publisher.flush()
         self.recorder.stop()
 
     # -- helpers ----------------------------------------------------------------------
@@ -61,11 +110,12 @@ class Lifecycle:
                 return socket
         return candidates[0] if candidates else None
 
-    def publish(self, socket: SocketSpec | None, state: EventName | str, **fields: Any) -> None:
+    def publish(self, socket: SocketSpec | None, state: EventName | str, defer: bool = True, **fields: Any) -> None:
+        """A lifecycle message; deferred (batched) unless the parent must have it out before the child runs."""
         if socket is None or self.publisher is None:
             return
         room = self.spec.room_for(socket)
-        self.publisher.publish(channel_name(room, Channel.TASK), build_message(room, str(state), **fields))
+        self.publisher.publish(channel_name(room, Channel.TASK), build_message(room, str(state), **fields), defer=defer)
 
     def publish_output(self, task: Any, stream: str, line: str) -> None:
         """A line the function printed or logged, on the ``log`` channel."""
@@ -74,7 +124,7 @@ class Lifecycle:
             return
         room = self.spec.room_for(socket)
         message = build_message(room, stream, Channel.LOG, message=line, call=task.request.id)
-        self.publisher.publish(channel_name(room, Channel.LOG), message)
+        self.publisher.publish(channel_name(room, Channel.LOG), message, defer=True)
 
     def resultkey(self, task_id: str) -> str:
         backend = self.app.backend
@@ -82,31 +132,50 @@ class Lifecycle:
         key = getter(task_id) if getter else task_id
         return key.decode() if isinstance(key, bytes) else str(key)
 
+    def before_forwarding(self) -> None:
+        """A call's messages and records go out before the calls it causes along plugs.
+
+        Each process records in its own batches, so without this a downstream
+        call (run by another pool process) could be in the database or on the
+        channel before the call that caused it.
+        """
+        if self.publisher is not None:
+            self.publisher.flush()
+        if not self.recorder.flush(timeout=FORWARD_FLUSH_TIMEOUT):
+            log.warning("records not written within %.1f s; forwarding anyway", FORWARD_FLUSH_TIMEOUT)
+
+    def record_received(self, request: Any, name: str, when: dt.datetime | None = None) -> None:
+        """The ``received`` record of a call, from a worker Request or a task Context."""
+        socket = self.socket_of(request, name)
+        self.recorder.received(
+            request.id, name, socket.id if socket else None,
+            parent=request.parent_id, tracking=request.root_id or request.id,
+            taskparent=header(request, TASKPARENT_HEADER), plug_id=header(request, PLUG_HEADER), when=when,
+        )
+
     # -- parent process ---------------------------------------------------------------
     def on_received(self, sender: Any = None, request: Any = None, **_: Any) -> None:
         if request is None or request.name not in self.task_names:
             return
         try:
-            socket = self.socket_of(request, request.name)
-            self.recorder.received(
-                request.id, request.name, socket.id if socket else None,
-                parent=request.parent_id, tracking=request.root_id or request.id,
-                taskparent=header(request, TASKPARENT_HEADER), plug_id=header(request, PLUG_HEADER),
-            )
-            self.publish(socket, EventName.RECEIVED)
+            if not stamp_received(request):
+                self.record_received(request, request.name)  # the child cannot learn when: record it here
+            self.publish(self.socket_of(request, request.name), EventName.RECEIVED, defer=False)
         except Exception:  # noqa: BLE001 - a hook must never fail the call
             log.exception("recording received for %s failed", getattr(request, "id", "?"))
 
     def on_revoked(self, sender: Any = None, request: Any = None, **_: Any) -> None:
         if request is None or request.name not in self.task_names:
             return
+        self.record_received(request, request.name)  # no child recorded it (a duplicate event is ignored)
         self.recorder.revoked(request.id, name=request.name)
-        self.publish(self.socket_of(request, request.name), EventName.REVOKED)
+        self.publish(self.socket_of(request, request.name), EventName.REVOKED, defer=False)
 
     # -- child process ----------------------------------------------------------------
     def on_prerun(self, task_id: str = "", task: Any = None, **_: Any) -> None:
         if task is None or task.name not in self.task_names:
             return
+        self.record_received(task.request, task.name, received_at(task.request))
         self.recorder.started(task_id, name=task.name, attempt=task.request.retries or 0)
         self.publish(self.socket_of(task.request, task.name), "running")
 
@@ -119,6 +188,8 @@ class Lifecycle:
         self.publish(socket, EventName.POSTRUN, module=self.spec.module, task=socket.function if socket else task.name,
                      resultkey=key, message=_json(retval), call=task_id)
         if self.forwarder is not None and socket is not None:
+            if self.forwarder.wires(socket.id):
+                self.before_forwarding()
             self.forwarder.forward_result(task_id, task.request.root_id, socket.id, retval)
 
     def on_failure(self, task_id: str = "", exception: BaseException | None = None, sender: Any = None, **_: Any) -> None:
@@ -127,15 +198,18 @@ class Lifecycle:
         error = f"{type(exception).__name__}: {exception}"
         self.recorder.failed(task_id, error, name=sender.name, attempt=sender.request.retries or 0)
         socket = self.socket_of(sender.request, sender.name)
-        self.publish(socket, EventName.FAILURE, message=error, call=task_id)
+        self.publish(socket, EventName.FAILURE, defer=False, message=error, call=task_id)
         if self.forwarder is not None and socket is not None:  # task_failure fires once the retries are spent
+            if self.forwarder.wires(socket.id):
+                self.before_forwarding()
             self.forwarder.forward_error(task_id, sender.request.root_id, socket.id, exception)
 
     def on_retry(self, request: Any = None, reason: Any = None, sender: Any = None, **_: Any) -> None:
         if sender is None or sender.name not in self.task_names or request is None:
             return
         self.recorder.retried(request.id, str(reason), name=sender.name, attempt=request.retries or 0)
-        self.publish(self.socket_of(request, sender.name), EventName.RETRY, message=str(reason), call=request.id)
+        self.publish(self.socket_of(request, sender.name), EventName.RETRY, defer=False, message=str(reason),
+                     call=request.id)
 
 
 def _json(value: Any) -> str:

@@ -23,12 +23,12 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Callable
 
-from sqlalchemy import Engine, case, func
+from sqlalchemy import Engine, case, func, insert
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, DataError, IntegrityError
+from sqlalchemy.exc import ArgumentError, DataError, DBAPIError, IntegrityError
 from sqlalchemy.sql.dml import Insert
 
 from pyfi.db.base import utcnow
@@ -243,9 +243,9 @@ def _write(engine: Engine, records: list[_Record], owner: str | None) -> None:
     """One transaction: upsert the coalesced call rows, then insert the new events."""
     calls, events = _rows(records, owner)
     with engine.begin() as conn:
-        upsert_calls, insert_events = _statements(conn.dialect.name)
-        conn.execute(upsert_calls, calls)
-        conn.execute(insert_events, events)
+        upsert_calls, insert_events = _bulk_statements(conn.dialect)
+        upsert_calls.execute(conn, calls)
+        insert_events.execute(conn, events)
 
 
 def _write_isolated(engine: Engine, records: list[_Record], owner: str | None) -> None:
@@ -324,11 +324,94 @@ def _statements(dialect: str) -> tuple[Insert, Insert]:
     }
     upsert = stmt.on_conflict_do_update(index_elements=[old.id], set_=merged)
     events = insert(EVENTS).on_conflict_do_nothing(index_elements=[EVENTS.c.id])
-    if dialect == "postgresql":
-        # With RETURNING SQLAlchemy sends a batch as multi-row VALUES ("insertmanyvalues");
-        # without it an upsert's executemany costs one round trip per row on psycopg2.
-        upsert, events = upsert.returning(old.id), events.returning(EVENTS.c.id)
     return upsert, events
+
+
+@dataclass(frozen=True)
+class _Bulk:
+    """One statement of :func:`_statements`, compiled once and run on the DBAPI cursor.
+
+    SQLAlchemy's executemany spends tens of microseconds of Python per row
+    (parameter processing; on psycopg2 it needs RETURNING, and its rows, to
+    send a batch as one multi-row VALUES); a worker writes three records per
+    call, so the recorder hands whole batches to the driver instead: psycopg2's
+    ``execute_values`` (one multi-row VALUES statement, no RETURNING) or
+    sqlite3's ``executemany``. The SQL is SQLAlchemy's own compilation of the
+    statement and values go through the columns' bind processors, so what is
+    written is the same; DBAPI errors are re-raised as SQLAlchemy's
+    (IntegrityError...), and a dropped connection is invalidated as
+    SQLAlchemy would.
+    """
+
+    sql: str
+    template: str | None  # execute_values' row template (PostgreSQL); None: executemany (SQLite)
+    constants: dict[str, Any]  # literal parameters of the conflict clause (SQLite passes them per row)
+    processors: tuple[tuple[str, Callable[[Any], Any]], ...]
+
+    def execute(self, conn: Any, rows: list[dict]) -> None:
+        if not rows:
+            return
+        for row in rows:
+            for key, process in self.processors:
+                row[key] = process(row[key])
+        dbapi = conn.dialect.loaded_dbapi
+        cursor = conn.connection.cursor()
+        try:
+            if self.template is None:
+                cursor.executemany(self.sql, [{**row, **self.constants} for row in rows])
+            else:
+                from psycopg2.extras import execute_values
+
+                execute_values(cursor, self.sql, rows, template=self.template, page_size=len(rows))
+        except dbapi.Error as exc:
+            if conn.dialect.is_disconnect(exc, conn.connection.dbapi_connection, cursor):
+                conn.invalidate(exc)
+            raise DBAPIError.instance(self.sql, None, exc, dbapi.Error, dialect=conn.dialect) from exc
+        finally:
+            cursor.close()
+
+
+@functools.cache
+def _bulk_statements(dialect: Any) -> tuple[_Bulk, _Bulk]:
+    """The call upsert and the event insert of :func:`_statements`, for the DBAPI of ``dialect``."""
+    upsert, events = _statements(dialect.name)
+    return _bulk(upsert, CALLS, dialect), _bulk(events, EVENTS, dialect)
+
+
+def _bulk(stmt: Insert, table: Any, dialect: Any) -> _Bulk:
+    if dialect.name == "sqlite":
+        named = sqlite.dialect(paramstyle="named")
+        compiled = stmt.compile(dialect=named)
+        constants = {k: v for k, v in compiled.params.items() if k not in table.c}
+        return _Bulk(compiled.string, None, constants, _processors(table, dialect))
+    compiled = stmt.compile(dialect=dialect)
+    plain = insert(table).compile(dialect=dialect).string  # INSERT INTO t (cols) VALUES (row template)
+    head, _, template = plain.partition(" VALUES ")
+    if not compiled.string.startswith(plain) or not template.startswith("("):
+        raise ConfigError(f"cannot prepare the recorder's bulk SQL for {dialect.name}")
+    constants = {k: v for k, v in compiled.params.items() if k not in table.c}
+    clause = compiled.string[len(plain):]  # ON CONFLICT ...: execute_values takes no parameters there,
+    clause = clause % {k: _quoted(v) for k, v in constants.items()}  # so its constants are quoted in place
+    return _Bulk(f"{head} VALUES %s{clause.replace('%', '%%')}", template, {}, _processors(table, dialect))
+
+
+def _quoted(value: Any) -> str:
+    """A constant of the merge clause (a rank or a state name, never input) quoted by psycopg2's adapter."""
+    from psycopg2.extensions import adapt
+
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise ConfigError(f"unexpected constant {value!r} in the recorder's SQL")
+    return adapt(value).getquoted().decode()
+
+
+def _processors(table: Any, dialect: Any) -> tuple[tuple[str, Callable[[Any], Any]], ...]:
+    """The columns whose values SQLAlchemy converts before binding (enums, SQLite datetimes)."""
+    found = []
+    for column in table.columns:
+        process = column.type.dialect_impl(dialect).bind_processor(dialect)
+        if process is not None:
+            found.append((column.name, process))
+    return tuple(found)
 
 
 def _rank(column: Any) -> Any:
