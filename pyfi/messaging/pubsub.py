@@ -168,13 +168,8 @@ class Publisher(abc.ABC):
         self._down_until = 0.0
         self._warned = False
 
-    def publish(self, channel: str, message: Mapping[str, Any], *, defer: bool = False) -> bool:
+    def publish(self, channel: str, message: Mapping[str, Any]) -> bool:
         """Send ``message`` on ``channel``; True if the backend accepted it.
-
-        ``defer``: the message may wait up to :data:`DEFER_WINDOW` seconds to
-        go out with others in one write (a worker's hot path); this process's
-        messages keep their order either way. A transport without batching
-        sends it at once.
 
         On a backend error: log a warning (once per outage), drop the message,
         and skip publishing for FAILURE_BACKOFF seconds.
@@ -184,10 +179,7 @@ class Publisher(abc.ABC):
         payload = encode(message)
         try:
             self._check_pid()
-            if defer:
-                self._defer(channel, payload)
-            else:
-                self._send(channel, payload)
+            self._send(channel, payload)
         except self._backend_errors() as exc:
             self._failed(exc)
             return False
@@ -196,19 +188,8 @@ class Publisher(abc.ABC):
             self._warned = False
         return True
 
-    def flush(self) -> None:
-        """Send the deferred messages of this process now (never raises because the backend is down)."""
-        if self._pid != os.getpid():
-            return
-        try:
-            self._flush_deferred()
-        except self._backend_errors() as exc:
-            self._failed(exc)
-
     def close(self) -> None:
-        """Send what is deferred and release the connection of this process (if any); never raises."""
-        if self._pid == os.getpid():
-            self.flush()
+        """Release the connection of this process (if any); never raises because the backend is down."""
         if self._pid == os.getpid():
             try:
                 self._disconnect()
@@ -249,14 +230,7 @@ class Publisher(abc.ABC):
 
     @abc.abstractmethod
     def _send(self, channel: str, payload: str) -> None:
-        """Deliver one JSON payload (and, first, any deferred ones)."""
-
-    def _defer(self, channel: str, payload: str) -> None:
-        """Queue one JSON payload for a batched write; by default, deliver it now."""
-        self._send(channel, payload)
-
-    def _flush_deferred(self) -> None:
-        """Deliver the deferred payloads now (nothing to do without batching)."""
+        """Deliver one JSON payload."""
 
     @abc.abstractmethod
     def _forget(self) -> None:
@@ -344,25 +318,19 @@ def _redis_pool(url: str) -> Any:
 
 #: Replies a Redis publisher may leave unread before it reads them all.
 MAX_UNREAD = 64
-#: How long a deferred message may wait to be written with others.
-DEFER_WINDOW = 0.02
-#: A flusher thread idle this long ends (the next deferred message starts another).
-FLUSHER_IDLE = 5.0
 
 
 class RedisPublisher(Publisher):
     """PUBLISH on a Redis server, pipelined.
 
-    A message is written to the connection at once, but its reply (the number
-    of receivers) is read later, in bulk, when :data:`MAX_UNREAD` replies are
-    waiting or on :meth:`close`: a publish costs one socket write instead of a
-    round trip with the server. A deferred message (``publish(..., defer=True)``)
-    is not even written at once: a flusher thread writes what gathered every
-    :data:`DEFER_WINDOW` seconds in one write, and any immediate publish writes
-    it first. Redis handles a connection's commands in order, so this
-    process's messages keep their order; ``True`` means the message was handed
-    over (to the server, or to the batch). A broken connection or an error
-    reply counts as the backend being unavailable.
+    Each message is written to the connection at once, but its reply (the
+    number of receivers) is read later, in bulk, when :data:`MAX_UNREAD`
+    replies are waiting or on :meth:`close`. A publish thus costs one socket
+    write instead of a round trip with the server, which matters on a
+    worker's hot path (three messages per call). Redis handles a
+    connection's commands in order, so messages keep their order; ``True``
+    means the message was handed to the server. A broken connection or an
+    error reply counts as the backend being unavailable.
     """
 
     def __init__(self, url: str) -> None:
@@ -370,11 +338,7 @@ class RedisPublisher(Publisher):
         self._pool: Any = None
         self._conn: Any = None
         self._unread = 0
-        self._deferred: list[bytes] = []
-        self._flusher: threading.Thread | None = None
         self._lock = threading.Lock()
-        self._cond = threading.Condition(self._lock)
-        self._owner = os.getpid()  # the process whose lock, batch and flusher these are
 
     def _backend_errors(self) -> tuple[type[BaseException], ...]:
         import redis
@@ -383,60 +347,14 @@ class RedisPublisher(Publisher):
 
     def _send(self, channel: str, payload: str) -> None:
         with self._lock:
-            self._write(self._packed(channel, payload))
-
-    def _defer(self, channel: str, payload: str) -> None:
-        with self._lock:
-            self._deferred.append(self._packed(channel, payload))
-            if len(self._deferred) > 1:
-                return
-            if self._flusher is None:
-                self._flusher = threading.Thread(target=self._flush_loop, name="pyfi-pubsub-flush", daemon=True)
-                self._flusher.start()
-            else:
-                self._cond.notify()
-
-    def _flush_deferred(self) -> None:
-        with self._lock:
-            if self._deferred:
-                self._write(None)
-
-    def _flush_loop(self) -> None:
-        """The flusher thread: wait for a deferred message, let others gather, write them all."""
-        while True:
-            with self._cond:
-                if not self._deferred:
-                    self._cond.wait(FLUSHER_IDLE)
-                    if not self._deferred:
-                        self._flusher = None
-                        return
-            time.sleep(DEFER_WINDOW)
-            try:
-                self._flush_deferred()
-            except self._backend_errors() as exc:
-                self._failed(exc)
-
-    # -- connection (call with the lock held) ----------------------------------------------
-    def _packed(self, channel: str, payload: str) -> bytes:
-        return b"".join(self._connection().pack_command("PUBLISH", channel, payload))
-
-    def _connection(self) -> Any:
-        if self._conn is None:
-            self._pool = _redis_pool(self.url)
-            self._conn = self._pool.get_connection()
-            self._unread = 0
-        return self._conn
-
-    def _write(self, command: bytes | None) -> None:
-        """One socket write: the deferred messages, then ``command``."""
-        conn = self._connection()
-        if self._unread >= MAX_UNREAD:
-            self._read_replies(conn)
-        batch, self._deferred = self._deferred, []
-        if command is not None:
-            batch.append(command)
-        conn.send_packed_command([b"".join(batch)], check_health=False)
-        self._unread += len(batch)
+            if self._conn is None:
+                self._pool = _redis_pool(self.url)
+                self._conn = self._pool.get_connection()
+                self._unread = 0
+            if self._unread >= MAX_UNREAD:
+                self._read_replies(self._conn)
+            self._conn.send_packed_command(self._conn.pack_command("PUBLISH", channel, payload), check_health=False)
+            self._unread += 1
 
     def _read_replies(self, conn: Any) -> None:
         """Read the replies the server owes (an error reply raises ResponseError)."""
@@ -444,22 +362,14 @@ class RedisPublisher(Publisher):
             self._unread -= 1
             conn.read_response()
 
-    # -- process changes and failures ---------------------------------------------------------
     def _forget(self) -> None:
-        if self._owner != os.getpid():  # a forked child: the parent's lock, batch and thread are not ours
-            self._owner = os.getpid()
-            self._lock = threading.Lock()
-            self._cond = threading.Condition(self._lock)
-            self._flusher = None
-            self._pool, self._conn, self._unread, self._deferred = None, None, 0, []
-            return
-        with self._lock:
-            self._pool, self._conn, self._unread = None, None, 0
+        # the parent's connection (and possibly a held lock) must not be used here
+        self._pool, self._conn, self._unread = None, None, 0
+        self._lock = threading.Lock()
 
     def _disconnect(self) -> None:
         with self._lock:
             pool, conn, self._pool, self._conn = self._pool, self._conn, None, None
-            self._deferred = []  # close() flushed them; after a failure they are lost, like any message then
             try:
                 if conn is not None:
                     self._read_replies(conn)  # closing with commands in flight could reset the connection

@@ -14,14 +14,9 @@ one call row written once instead of an insert by the parent and an update
 by the child. A call that never reaches a child (revoked, expired) is
 recorded as received by the parent.
 
-Likewise the parent publishes ``received`` at once (it is written before the
-call is handed to a child, so it comes first), while the child defers the
-messages of a call's usual path (``running``, ``postrun``, log lines): they go
-out in order, in batched writes, within ``pubsub.DEFER_WINDOW``. Rarer states
-(failure, retry) go out at once. A call whose result (or error) goes along
-plugs has its messages and records written before the calls it causes are
-sent (:meth:`Lifecycle.before_forwarding`), so a flow never shows a call
-before the one that caused it.
+A call whose result (or error) goes along plugs has its records written
+before the calls it causes are sent (:meth:`Lifecycle.before_forwarding`),
+so a flow never shows a call in the database before the one that caused it.
 """
 from __future__ import annotations
 
@@ -96,9 +91,7 @@ class Lifecycle:
         signals.worker_process_shutdown.connect(self.on_child_exit, weak=False)
 
     def on_child_exit(self, **_: Any) -> None:
-        """Prefork children skip atexit: write what they recorded and published before they go."""
-        if self.publisher is not None:
-            self.publisher.flush()
+        """Prefork children skip atexit: write what they recorded before they go."""
         self.recorder.stop()
 
     # -- helpers ----------------------------------------------------------------------
@@ -110,12 +103,11 @@ class Lifecycle:
                 return socket
         return candidates[0] if candidates else None
 
-    def publish(self, socket: SocketSpec | None, state: EventName | str, defer: bool = True, **fields: Any) -> None:
-        """A lifecycle message; deferred (batched) unless the parent must have it out before the child runs."""
+    def publish(self, socket: SocketSpec | None, state: EventName | str, **fields: Any) -> None:
         if socket is None or self.publisher is None:
             return
         room = self.spec.room_for(socket)
-        self.publisher.publish(channel_name(room, Channel.TASK), build_message(room, str(state), **fields), defer=defer)
+        self.publisher.publish(channel_name(room, Channel.TASK), build_message(room, str(state), **fields))
 
     def publish_output(self, task: Any, stream: str, line: str) -> None:
         """A line the function printed or logged, on the ``log`` channel."""
@@ -124,7 +116,7 @@ class Lifecycle:
             return
         room = self.spec.room_for(socket)
         message = build_message(room, stream, Channel.LOG, message=line, call=task.request.id)
-        self.publisher.publish(channel_name(room, Channel.LOG), message, defer=True)
+        self.publisher.publish(channel_name(room, Channel.LOG), message)
 
     def resultkey(self, task_id: str) -> str:
         backend = self.app.backend
@@ -133,14 +125,12 @@ class Lifecycle:
         return key.decode() if isinstance(key, bytes) else str(key)
 
     def before_forwarding(self) -> None:
-        """A call's messages and records go out before the calls it causes along plugs.
+        """A call's records are written before the calls it causes along plugs.
 
         Each process records in its own batches, so without this a downstream
-        call (run by another pool process) could be in the database or on the
-        channel before the call that caused it.
+        call (run by another pool process) could be in the database before the
+        call that caused it.
         """
-        if self.publisher is not None:
-            self.publisher.flush()
         if not self.recorder.flush(timeout=FORWARD_FLUSH_TIMEOUT):
             log.warning("records not written within %.1f s; forwarding anyway", FORWARD_FLUSH_TIMEOUT)
 
@@ -160,7 +150,7 @@ class Lifecycle:
         try:
             if not stamp_received(request):
                 self.record_received(request, request.name)  # the child cannot learn when: record it here
-            self.publish(self.socket_of(request, request.name), EventName.RECEIVED, defer=False)
+            self.publish(self.socket_of(request, request.name), EventName.RECEIVED)
         except Exception:  # noqa: BLE001 - a hook must never fail the call
             log.exception("recording received for %s failed", getattr(request, "id", "?"))
 
@@ -169,7 +159,7 @@ class Lifecycle:
             return
         self.record_received(request, request.name)  # no child recorded it (a duplicate event is ignored)
         self.recorder.revoked(request.id, name=request.name)
-        self.publish(self.socket_of(request, request.name), EventName.REVOKED, defer=False)
+        self.publish(self.socket_of(request, request.name), EventName.REVOKED)
 
     # -- child process ----------------------------------------------------------------
     def on_prerun(self, task_id: str = "", task: Any = None, **_: Any) -> None:
@@ -198,7 +188,7 @@ class Lifecycle:
         error = f"{type(exception).__name__}: {exception}"
         self.recorder.failed(task_id, error, name=sender.name, attempt=sender.request.retries or 0)
         socket = self.socket_of(sender.request, sender.name)
-        self.publish(socket, EventName.FAILURE, defer=False, message=error, call=task_id)
+        self.publish(socket, EventName.FAILURE, message=error, call=task_id)
         if self.forwarder is not None and socket is not None:  # task_failure fires once the retries are spent
             if self.forwarder.wires(socket.id):
                 self.before_forwarding()
@@ -208,8 +198,7 @@ class Lifecycle:
         if sender is None or sender.name not in self.task_names or request is None:
             return
         self.recorder.retried(request.id, str(reason), name=sender.name, attempt=request.retries or 0)
-        self.publish(self.socket_of(request, sender.name), EventName.RETRY, defer=False, message=str(reason),
-                     call=request.id)
+        self.publish(self.socket_of(request, sender.name), EventName.RETRY, message=str(reason), call=request.id)
 
 
 def _json(value: Any) -> str:
