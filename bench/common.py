@@ -1,0 +1,245 @@
+"""Shared pieces of the benchmarks: stacks, a throw-away database, child processes, statistics.
+
+Everything a benchmark creates is its own: a temporary PYFI_HOME, a
+PostgreSQL database with a generated name (dropped at the end), broker
+queues named after a random run id, and child processes that lead their
+own session so a whole process group can be stopped at the end, even on
+Ctrl-C or an error.
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator, Sequence, TypeVar
+
+from sqlalchemy import create_engine, text
+
+from pyfi.config import Settings, embedded_defaults, resolve
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples" / "processors"
+PG_ADMIN = os.environ.get("PYFI_BENCH_PG", "postgresql+psycopg2://postgres@localhost:5432/postgres")
+REDIS = os.environ.get("PYFI_BENCH_REDIS", "redis://localhost:6379/0")
+AMQP = os.environ.get("PYFI_BENCH_AMQP", "amqp://guest:guest@localhost:5672//")
+STACKS = ("redis", "rabbitmq", "embedded")
+USER = "bench"
+T = TypeVar("T")
+
+
+def run_id() -> str:
+    return uuid.uuid4().hex[:8]
+
+
+# -- the database ----------------------------------------------------------------------
+@contextlib.contextmanager
+def fresh_postgres(admin_url: str = PG_ADMIN) -> Iterator[str]:
+    """A new, empty PostgreSQL database (generated name), dropped on exit."""
+    name = f"pyfi_bench_{run_id()}"
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 5})
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))  # generated above, never user input
+    try:
+        yield admin_url.rsplit("/", 1)[0] + "/" + name
+    finally:
+        from pyfi.db.engine import dispose_all
+
+        dispose_all()
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def init_database(url: str) -> None:
+    """Migrate to head and make the bench user an administrator."""
+    from pyfi.core.access import bootstrap_admin
+    from pyfi.db import migrate
+    from pyfi.db.engine import session_scope
+
+    migrate.upgrade(url)
+    with session_scope(url) as session:
+        bootstrap_admin(session, USER)
+
+
+# -- stacks ------------------------------------------------------------------------------
+def stack_urls(stack: str, home: Path, pg_url: str | None) -> dict[str, str]:
+    """db/broker/backend/pubsub URLs of a named stack."""
+    if stack == "embedded":
+        defaults = embedded_defaults(home)
+        return {k: defaults[k] for k in ("db", "broker", "backend", "pubsub")}
+    assert pg_url is not None, "the redis and rabbitmq stacks use PostgreSQL"
+    broker = REDIS if stack == "redis" else AMQP
+    return {"db": pg_url, "broker": broker, "backend": REDIS, "pubsub": REDIS}
+
+
+def stack_env(urls: dict[str, str], home: Path) -> dict[str, str]:
+    """The environment of every pyfi process of this run (no inherited PYFI_*)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYFI_")}
+    env.update(PYFI_DB=urls["db"], PYFI_BROKER=urls["broker"], PYFI_BACKEND=urls["backend"],
+               PYFI_PUBSUB=urls["pubsub"], PYFI_HOME=str(home), PYFI_USER=USER)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
+    return env
+
+
+def settings_for(env: dict[str, str]) -> Settings:
+    return resolve({}, env)
+
+
+@contextlib.contextmanager
+def stack(name: str, keep_home: bool = False) -> Iterator[tuple[Settings, dict[str, str], Path]]:
+    """Settings, child environment and home of a fresh, initialised stack."""
+    if name not in STACKS:
+        raise SystemExit(f"unknown stack {name!r}: choose one of {', '.join(STACKS)}")
+    with tempfile.TemporaryDirectory(prefix="pyfi-bench-") as tmp:
+        home = Path(tmp) / "home"
+        home.mkdir()
+        with (contextlib.nullcontext(None) if name == "embedded" else fresh_postgres()) as pg_url:
+            urls = stack_urls(name, home, pg_url)
+            init_database(urls["db"])
+            env = stack_env(urls, home)
+            yield settings_for(env), env, home
+
+
+# -- child processes -------------------------------------------------------------------
+@dataclass
+class Child:
+    name: str
+    proc: subprocess.Popen
+    log: Path
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+        except FileNotFoundError:
+            return ""
+
+
+class Children:
+    """Child processes, each leading its own process group; stop() takes the groups down.
+
+    With ``marker`` (the run's PYFI_HOME), anything still running with it in its
+    environment after that (an agent's workers lead their own sessions) is killed too.
+    """
+
+    def __init__(self, marker: Path | None = None) -> None:
+        self.children: list[Child] = []
+        self.marker = marker
+
+    def start(self, name: str, argv: Sequence[str], env: dict[str, str], log: Path, cwd: Path | None = None) -> Child:
+        with open(log, "ab") as out:
+            proc = subprocess.Popen(list(argv), env=env, stdout=out, stderr=subprocess.STDOUT,
+                                    stdin=subprocess.DEVNULL, cwd=cwd, start_new_session=True)
+        child = Child(name, proc, log)
+        self.children.append(child)
+        return child
+
+    def stop(self, child: Child, grace: float = 15.0) -> None:
+        """SIGTERM the group (warm shutdown), SIGKILL what is left after ``grace`` seconds."""
+        _signal_group(child.proc.pid, signal.SIGTERM)
+        try:
+            child.proc.wait(grace)
+        except subprocess.TimeoutExpired:
+            pass
+        _signal_group(child.proc.pid, signal.SIGKILL)  # pool children or grandchildren left behind
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            child.proc.wait(5)
+
+    def stop_all(self) -> None:
+        for child in reversed(self.children):
+            self.stop(child)
+        self.children.clear()
+        if self.marker is not None:
+            for pid in processes_with_home(self.marker):
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, signal.SIGKILL)
+
+    def __enter__(self) -> "Children":
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
+        if exc_type is not None and not issubclass(exc_type, KeyboardInterrupt):
+            self.print_logs()
+        self.stop_all()
+
+    def print_logs(self) -> None:
+        for child in self.children:
+            print(f"--- last lines of {child.name} ({child.log}) ---\n{child.tail()}", file=sys.stderr)
+
+
+def processes_with_home(home: Path) -> list[int]:
+    """Live processes (other than this one) whose environment sets PYFI_HOME to ``home``."""
+    needle = b"PYFI_HOME=" + str(home).encode() + b"\0"
+    found = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            environ = Path(entry.path, "environ").read_bytes() + b"\0"
+        except OSError:
+            continue
+        if needle in environ:
+            found.append(int(entry.name))
+    return found
+
+
+def _signal_group(pid: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, sig)
+
+
+def exit_on_sigterm() -> None:
+    """Turn SIGTERM into SystemExit so every ``finally`` (cleanup) runs."""
+    def handler(signum: int, _frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, handler)
+
+
+@contextlib.contextmanager
+def interrupts_reported() -> Iterator[None]:
+    """Ctrl-C: one line instead of a traceback, exit status 130 (cleanup has run by then)."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        print("interrupted; child processes stopped and the benchmark database dropped", file=sys.stderr)
+        raise SystemExit(130) from None
+
+
+def python() -> str:
+    return sys.executable
+
+
+# -- waiting and statistics --------------------------------------------------------------
+def wait_until(check: Callable[[], T], timeout: float, interval: float = 0.01, what: str = "condition") -> T:
+    """Poll ``check`` until it returns something truthy; TimeoutError after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(interval)
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """Nearest-rank percentile (q in 0..100) of a non-empty sequence."""
+    ordered = sorted(values)
+    rank = max(1, min(len(ordered), math.ceil(q / 100 * len(ordered))))
+    return ordered[rank - 1]
+
+
+def median(values: Sequence[float]) -> float:
+    return statistics.median(values)

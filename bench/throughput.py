@@ -1,0 +1,451 @@
+"""Benchmark (not a test): calls/s through one pyfi socket vs the same function as a bare Celery task.
+
+Both run side by side in ONE run on the same broker, result backend and
+machine, with the same Celery configuration (pyfi.messaging.app.celery_config),
+prefork pool and concurrency:
+
+- bare:  a plain Celery app and worker consuming one queue, running
+         ``sample.do_something`` (examples/processors/sample.py); no recording,
+         no pub/sub;
+- pyfi:  a real pyfi worker (``python -m pyfi.worker``, what an agent spawns)
+         for a processor with one socket on that function, recording every call
+         and its received/prerun/postrun events into the database and publishing
+         each lifecycle step on the socket's task channel.
+
+Rounds alternate (bare, pyfi, pyfi, bare, ...) so machine noise hits both;
+the rates printed are the medians over rounds. In a round the benchmark keeps
+``--window`` calls in flight and measures each call from send to result
+available in the result backend (polled every 2 ms, the same way for both).
+After every pyfi round it waits until the database holds every call as
+finished with its three events (that lag is reported, it is not part of the
+pyfi rate, but the CPU it costs is counted). Then ``--latency-calls`` single
+calls, alternating bare and pyfi with nothing else in flight, give the idle
+latency, while a subscriber checks that pub/sub delivered
+received/running/postrun for each pyfi call. CPU per call is read from /proc:
+the worker process and its pool, plus (pyfi) the PostgreSQL server processes
+of the benchmark's database.
+
+    python bench/throughput.py [--stack redis|rabbitmq|embedded] [--calls 2000] [--rounds 4]
+"""
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import os
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Collection
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import (EXAMPLES, USER, Children, exit_on_sigterm, interrupts_reported, median,  # noqa: E402
+                          percentile, python, run_id, settings_for, stack, wait_until)
+
+BARE_TASK = "bench.bare.do_something"
+PAYLOAD = "Hello World!"
+READY = ("SUCCESS", "FAILURE", "REVOKED")
+DB_POLL = 0.01  # seconds between result polls on a database result backend
+
+
+# -- the bare Celery worker (this file, run as a child with --bare-worker) ----------------
+def bare_app(settings: Any) -> Any:
+    """A plain Celery app with pyfi's Celery configuration and nothing else."""
+    from celery import Celery
+
+    from pyfi.messaging.app import celery_config
+
+    app = Celery("bare", set_as_current=False)
+    app.conf.update(celery_config(settings))
+    return app
+
+
+def run_bare_worker(queue: str, concurrency: int, prefetch: int | None) -> None:
+    """Consume ``queue`` with ``sample.do_something`` as a bare task, as pyfi's worker would (pool, options)."""
+    from pyfi.messaging.routing import kombu_queue
+
+    sys.path.insert(0, str(EXAMPLES))
+    import sample  # examples/processors/sample.py: the same function the pyfi socket runs
+
+    app = bare_app(settings_for(dict(os.environ)))
+    app.conf.task_queues = [kombu_queue(queue)]
+    if prefetch:
+        app.conf.worker_prefetch_multiplier = prefetch  # as pyfi's worker --prefetch does
+    app.task(name=BARE_TASK)(sample.do_something)
+    worker = app.Worker(hostname=f"bare.{os.getpid()}@bench", concurrency=concurrency, pool="prefork",
+                        queues=[queue], loglevel="WARNING", without_heartbeat=True, without_mingle=True,
+                        without_gossip=True, optimization="fair")
+    worker.start()
+
+
+# -- collecting results ------------------------------------------------------------------
+class Results:
+    """Which pending calls have a result: polled from the result backend, the same way for both sides.
+
+    (Celery's own Redis result consumer is no use here: it unsubscribes a call
+    as soon as its AsyncResult is garbage collected, and pyfi's ``send``, like
+    most senders, keeps only the id.)
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.backend = app.backend
+        self.redis = hasattr(self.backend, "client")
+        self.fetch = self.fetch_redis if self.redis else self.fetch_database
+
+    def poll(self, pending: Collection[str], timeout: float) -> list[tuple[str, float, str]]:
+        """(call id, time the result was seen, state) of the pending calls now ready."""
+        time.sleep(timeout if self.redis else max(timeout, DB_POLL))  # do not hammer a SQLite result file
+        states = self.fetch(list(pending))
+        now = time.perf_counter()
+        return [(call_id, now, state) for call_id, state in states.items() if state in READY]
+
+    def fetch_redis(self, ids: list[str]) -> dict[str, str]:
+        values = self.backend.client.mget([self.backend.get_key_for_task(i) for i in ids]) if ids else []
+        return {i: json.loads(v)["status"] for i, v in zip(ids, values) if v is not None}
+
+    def fetch_database(self, ids: list[str]) -> dict[str, str]:
+        table = self.backend.task_cls
+        session = self.backend.ResultSession()
+        try:
+            return dict(session.query(table.task_id, table.status).filter(table.task_id.in_(ids)).all())
+        finally:
+            session.close()
+
+
+# -- the two sides -------------------------------------------------------------------------
+@dataclass
+class Side:
+    """One way of calling the function: how to send a call, where its results show up, who serves it."""
+
+    name: str
+    send: Callable[[str], str]
+    results: Results
+    meter: "CpuMeter"
+    settle: Callable[["Side"], float] = lambda side: 0.0  # waits for work left after the last result
+    rates: list[float] = field(default_factory=list)
+    latencies: list[float] = field(default_factory=list)
+    idle: list[float] = field(default_factory=list)
+    cpu_per_call: list[float] = field(default_factory=list)
+    db_cpu_per_call: list[float] = field(default_factory=list)
+    lags: list[float] = field(default_factory=list)
+    failures: int = 0
+    sent: int = 0
+    health: Callable[[], None] = lambda: None  # raises when a worker died
+
+
+def bare_side(settings: Any, queue: str, worker_pid: int) -> Side:
+    """Plain ``send_task`` to the bare worker's queue (declared as pyfi declares its queues)."""
+    from pyfi.messaging.routing import kombu_queue
+
+    app = bare_app(settings)
+    broker_queue = kombu_queue(queue)
+
+    def send(payload: str) -> str:
+        call_id = str(uuid.uuid4())  # like pyfi's send: an id of our own, the AsyncResult dropped
+        app.send_task(BARE_TASK, args=[payload], task_id=call_id, queue=broker_queue, routing_key=queue,
+                      declare=[broker_queue])
+        return call_id
+
+    return Side("bare", send, Results(app), CpuMeter(worker_pid, None))
+
+
+def pyfi_side(settings: Any, socket: str, worker_pid: int) -> Side:
+    """``pyfi.core.tasks.send`` on the socket's routes (planned once, as ``pyfi task run`` does per call)."""
+    from pyfi.core.access import Actor
+    from pyfi.core.tasks import plan, send as send_calls
+    from pyfi.db.engine import session_scope
+    from pyfi.messaging.app import make_app
+
+    app = make_app(settings)
+    with session_scope(settings.db) as session:
+        routes = plan(session, Actor(USER), socket)
+
+    def send(payload: str) -> str:
+        return send_calls(app, routes, [payload])[0].id
+
+    return Side("pyfi", send, Results(app), CpuMeter(worker_pid, settings.db),
+                settle=lambda side: wait_recorded(settings.db, side.sent))
+
+
+# -- driving calls ------------------------------------------------------------------------
+@dataclass
+class Round:
+    calls: int
+    elapsed: float
+    latencies: list[float]
+    failures: int
+
+    @property
+    def rate(self) -> float:
+        return self.calls / self.elapsed
+
+
+def drive(side: Side, calls: int, window: int, timeout: float) -> Round:
+    """Send ``calls`` calls keeping at most ``window`` in flight; time each from send to result."""
+    pending: dict[str, float] = {}
+    latencies: list[float] = []
+    failures = sent = 0
+    began = time.perf_counter()
+    deadline = began + timeout
+    checked = began
+    while sent < calls or pending:
+        if time.perf_counter() - checked > 1.0:
+            side.health()
+            checked = time.perf_counter()
+        while sent < calls and len(pending) < window:
+            pending[side.send(PAYLOAD)] = time.perf_counter()
+            sent += 1
+        for call_id, seen, state in side.results.poll(pending, 0.002 if window > 1 else 0.0005):
+            start = pending.pop(call_id, None)
+            if start is not None:
+                latencies.append(seen - start)
+                failures += state != "SUCCESS"
+        if time.perf_counter() > deadline:
+            raise TimeoutError(f"{side.name}: {len(pending)} calls still pending after {timeout:.0f} s")
+    side.sent += calls
+    return Round(calls, time.perf_counter() - began, latencies, failures)
+
+
+def cpu_seconds(pid: int) -> float:
+    """user+system CPU seconds of one process (0 when it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime after the command
+
+
+def group_pids(pgid: int) -> list[int]:
+    """Live processes of a process group (a worker and its pool children)."""
+    pids = []
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                fields = Path(entry.path, "stat").read_text().rsplit(")", 1)[1].split()
+            except (FileNotFoundError, ProcessLookupError):
+                continue
+            if int(fields[2]) == pgid:
+                pids.append(int(entry.name))
+    return pids
+
+
+def database_pids(db_url: str) -> list[int]:
+    """PostgreSQL server processes serving the benchmark's database (none on SQLite)."""
+    if not db_url.startswith("postgresql"):
+        return []
+    from sqlalchemy import text
+
+    from pyfi.db.engine import get_engine
+
+    with get_engine(db_url).connect() as conn:
+        return list(conn.execute(text("SELECT pid FROM pg_stat_activity WHERE datname = current_database()")).scalars())
+
+
+class CpuMeter:
+    """CPU seconds spent by a side's worker processes and the database server processes on its behalf."""
+
+    def __init__(self, worker_pid: int, db_url: str | None) -> None:
+        self.worker_pid, self.db_url = worker_pid, db_url
+
+    def sample(self) -> dict[int, float]:
+        pids = group_pids(self.worker_pid) + (database_pids(self.db_url) if self.db_url else [])
+        return {pid: cpu_seconds(pid) for pid in pids}
+
+    def used(self, before: dict[int, float], worker: bool) -> float:
+        after = self.sample()
+        group = set(group_pids(self.worker_pid))
+        return sum(after[p] - before.get(p, 0.0) for p in after if (p in group) == worker)
+
+
+def measure_round(side: Side, calls: int, window: int) -> Round:
+    """One timed round; CPU is counted until the side settled (pyfi: every call recorded)."""
+    before = side.meter.sample()
+    result = drive(side, calls, window, timeout=60 + calls / 20)
+    side.lags.append(side.settle(side))
+    side.cpu_per_call.append(side.meter.used(before, worker=True) / calls)
+    side.db_cpu_per_call.append(side.meter.used(before, worker=False) / calls)
+    side.rates.append(result.rate)
+    side.latencies.extend(result.latencies)
+    side.failures += result.failures
+    return result
+
+
+# -- pyfi's records --------------------------------------------------------------------------
+def recorded(db_url: str) -> tuple[int, int]:
+    """(finished calls, events) in the database."""
+    from sqlalchemy import func, select
+
+    from pyfi.db.engine import session_scope
+    from pyfi.db.models import Call, Event
+    from pyfi.enums import CallState
+
+    with session_scope(db_url) as session:
+        finished = session.scalar(select(func.count()).select_from(Call).where(Call.state == CallState.FINISHED))
+        events = session.scalar(select(func.count()).select_from(Event))
+    return finished or 0, events or 0
+
+
+def in_order(db_url: str) -> int:
+    """Finished calls whose events are received <= prerun <= postrun in time."""
+    from sqlalchemy import func, select
+    from sqlalchemy.orm import aliased
+
+    from pyfi.db.engine import session_scope
+    from pyfi.db.models import Call, Event
+    from pyfi.enums import CallState, EventName
+
+    received, prerun, postrun = aliased(Event), aliased(Event), aliased(Event)
+    query = (select(func.count()).select_from(Call)
+             .join(received, (received.call_id == Call.id) & (received.name == EventName.RECEIVED))
+             .join(prerun, (prerun.call_id == Call.id) & (prerun.name == EventName.PRERUN))
+             .join(postrun, (postrun.call_id == Call.id) & (postrun.name == EventName.POSTRUN))
+             .where(Call.state == CallState.FINISHED, received.created <= prerun.created,
+                    prerun.created <= postrun.created))
+    with session_scope(db_url) as session:
+        return session.scalar(query) or 0
+
+
+def wait_recorded(db_url: str, calls: int, timeout: float = 120.0) -> float:
+    """Seconds until every call sent so far is recorded as finished with its three events."""
+    began = time.perf_counter()
+    wait_until(lambda: recorded(db_url) == (calls, 3 * calls), timeout, interval=0.02,
+               what=f"{calls} finished calls and {3 * calls} events in the database (have {recorded(db_url)})")
+    return time.perf_counter() - began
+
+
+# -- setup -----------------------------------------------------------------------------------
+def add_processor(db_url: str, rid: str, concurrency: int) -> tuple[str, str, str]:
+    """A queue, a processor running examples/processors/sample.py and one socket: (queue, processor, socket)."""
+    from pyfi.core import objects
+    from pyfi.core.access import Actor
+    from pyfi.core.kinds import kind
+    from pyfi.db.engine import session_scope
+
+    queue, processor, socket = f"bench.{rid}", f"benchproc-{rid}", f"benchsock-{rid}"
+    actor = Actor(USER)
+    with session_scope(db_url) as session:
+        objects.add(session, actor, kind("queue"), {"name": queue, "type": "direct"})
+        objects.add(session, actor, kind("processor"), {"name": processor, "module": "sample",
+                                                         "gitrepo": str(EXAMPLES), "workers": concurrency})
+        objects.add(session, actor, kind("socket"), {"name": socket, "queue": queue, "processor": processor,
+                                                     "task": "do_something"})
+    return queue, processor, socket
+
+
+def start_workers(children: Children, env: dict[str, str], home: Path, rid: str, processor: str,
+                  concurrency: int, prefetch: int | None) -> tuple[int, int]:
+    """The bare and the pyfi worker as subprocesses: their pids (each leads its process group)."""
+    extra = ["--prefetch", str(prefetch)] if prefetch else []
+    bare = children.start("bare worker", [python(), __file__, "--bare-worker", f"bench.bare.{rid}",
+                                          "--concurrency", str(concurrency), *extra], env, home / "bare-worker.log")
+    control = home / "control"
+    control.write_text("run")
+    pyfi = children.start("pyfi worker", [python(), "-m", "pyfi.worker", "-n", processor, "--path", str(EXAMPLES),
+                                          "--control", str(control), "--node", "bench", *extra], env,
+                          home / "pyfi-worker.log", cwd=EXAMPLES)
+    return bare.proc.pid, pyfi.proc.pid
+
+
+def check_alive(children: Children) -> None:
+    for child in children.children:
+        if not child.alive():
+            raise SystemExit(f"{child.name} exited with {child.proc.returncode}:\n{child.tail()}")
+
+
+# -- pub/sub check ---------------------------------------------------------------------------
+def idle_latency(bare: Side, pyfi: Side, calls: int, pubsub_url: str, channel: str) -> collections.Counter:
+    """Single calls alternating bare/pyfi; returns the pub/sub states seen on the pyfi socket's channel."""
+    from pyfi.messaging.pubsub import subscriber_for
+
+    with subscriber_for(pubsub_url, channel) as subscriber:
+        for _ in range(calls):
+            for side in (bare, pyfi):
+                side.idle.extend(drive(side, 1, 1, timeout=30).latencies)
+        states: collections.Counter = collections.Counter()
+        while (message := subscriber.get_message(timeout=1.0)) is not None:
+            states[message.data.get("state")] += 1
+    return states
+
+
+# -- report ----------------------------------------------------------------------------------
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:.1f} ms"
+
+
+def print_side(side: Side) -> None:
+    rates = ", ".join(f"{r:.0f}" for r in side.rates)
+    db = f" + database {median(side.db_cpu_per_call) * 1e3:.2f}" if side.db_cpu_per_call and any(side.db_cpu_per_call) else ""
+    print(f"  {side.name:5} {median(side.rates):5.0f} calls/s (median; rounds: {rates})")
+    print(f"        latency loaded p50 {ms(percentile(side.latencies, 50))} p95 {ms(percentile(side.latencies, 95))}; "
+          f"idle p50 {ms(percentile(side.idle, 50))} p95 {ms(percentile(side.idle, 95))}")
+    print(f"        CPU per call: worker {median(side.cpu_per_call) * 1e3:.2f} ms{db}; failed calls {side.failures}")
+
+
+def report(args: argparse.Namespace, bare: Side, pyfi: Side, states: collections.Counter, ordered: int) -> None:
+    paired = [p / b for p, b in zip(pyfi.rates, bare.rates)]
+    print(f"\nthroughput, stack {args.stack}, {time.strftime('%Y-%m-%d %H:%M')}: {args.rounds} rounds x {args.calls} calls "
+          f"per side, {args.window} in flight, prefork concurrency {args.concurrency}, prefetch {args.prefetch or 1}, "
+          f"{os.cpu_count()} cpus, "
+          f"load average {os.getloadavg()[0]:.1f}")
+    print_side(bare)
+    print_side(pyfi)
+    print(f"  ratio pyfi/bare: {median(pyfi.rates) / median(bare.rates):.3f} (median rates), "
+          f"{median(paired):.3f} (median of per-round ratios), {max(pyfi.rates) / max(bare.rates):.3f} (best rates)")
+    print(f"  pyfi recording: all {pyfi.sent} calls finished with received/prerun/postrun events, {ordered} of them "
+          f"in time order; lag after the last result: median {ms(median(pyfi.lags))}, max {ms(max(pyfi.lags))}")
+    print(f"  pub/sub states seen for the {args.latency_calls} idle pyfi calls: {dict(states)}")
+
+
+# -- main ------------------------------------------------------------------------------------
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--stack", default="redis", choices=("redis", "rabbitmq", "embedded"))
+    parser.add_argument("--calls", type=int, default=2000, help="calls per round and side")
+    parser.add_argument("--rounds", type=int, default=4, help="measured rounds per side (order alternates)")
+    parser.add_argument("--window", type=int, default=16, help="calls kept in flight")
+    parser.add_argument("--concurrency", type=int, default=2, help="worker pool processes (both sides)")
+    parser.add_argument("--prefetch", type=int, help="Celery prefetch multiplier, both sides (default: pyfi's, 1)")
+    parser.add_argument("--warmup", type=int, default=200, help="unmeasured calls per side first")
+    parser.add_argument("--latency-calls", type=int, default=200, help="single calls per side for idle latency")
+    parser.add_argument("--bare-worker", metavar="QUEUE", help=argparse.SUPPRESS)
+    return parser.parse_args(argv)
+
+
+def benchmark(args: argparse.Namespace) -> None:
+    rid = run_id()
+    with stack(args.stack) as (settings, env, home), Children(marker=home) as children:
+        queue, processor, socket = add_processor(settings.db, rid, args.concurrency)
+        bare_pid, pyfi_pid = start_workers(children, env, home, rid, processor, args.concurrency, args.prefetch)
+        bare, pyfi = bare_side(settings, f"bench.bare.{rid}", bare_pid), pyfi_side(settings, socket, pyfi_pid)
+        for side in (bare, pyfi):
+            side.health = lambda: check_alive(children)
+        for side in (bare, pyfi):
+            print(f"warming up {side.name} ({args.warmup} calls)...", flush=True)
+            drive(side, args.warmup, args.window, timeout=180)
+            side.settle(side)
+            check_alive(children)
+        for number in range(args.rounds):
+            for side in (bare, pyfi) if number % 2 == 0 else (pyfi, bare):
+                result = measure_round(side, args.calls, args.window)
+                print(f"round {number + 1} {side.name:5} {result.rate:5.0f} calls/s", flush=True)
+            check_alive(children)
+        states = idle_latency(bare, pyfi, args.latency_calls, settings.pubsub, f"{queue}.{processor}.task")
+        pyfi.settle(pyfi)
+        report(args, bare, pyfi, states, in_order(settings.db))
+
+
+def main() -> None:
+    args = parse_args()
+    if args.bare_worker:
+        run_bare_worker(args.bare_worker, args.concurrency, args.prefetch)
+        return
+    exit_on_sigterm()
+    with interrupts_reported():
+        benchmark(args)
+
+
+if __name__ == "__main__":
+    main()
