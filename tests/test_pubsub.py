@@ -32,6 +32,7 @@ from pyfi.messaging.pubsub import (
     pattern_for,
     publisher_for,
     room_name,
+    sqlite_backend,
     subscriber_for,
 )
 
@@ -269,7 +270,7 @@ def test_sqlite_file_is_wal_and_pruned(tmp_path: Path, monkeypatch: pytest.Monke
     with publisher_for(url) as pub:
         for seq in range(5):
             assert pub.publish("q.p.task", build_message("q.p", "received", seq=seq))
-        monkeypatch.setattr(pubsub, "RETENTION", 0.0)
+        monkeypatch.setattr(sqlite_backend, "RETENTION", 0.0)
         pub._next_prune = 0.0  # force the occasional prune to run now
         assert pub.publish("q.p.task", build_message("q.p", "received", seq=5))
     conn = sqlite3.connect(str(path))

@@ -1,0 +1,120 @@
+"""Channel names and the JSON message schema of lifecycle and log messages."""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from pyfi.enums import StrEnum
+
+log = logging.getLogger(__name__)
+
+
+REDIS_SCHEMES = ("redis://", "rediss://")
+SQLITE_PREFIX = "sqlite:///"
+
+#: How long a publisher stays quiet (drops messages without trying) after its
+#: backend failed, so a dead server cannot slow every call down.
+FAILURE_BACKOFF = 5.0
+
+
+
+class Channel(StrEnum):
+    """The last component of a pub/sub channel name."""
+
+    TASK = "task"  # lifecycle of calls: received, prerun, postrun, failure...
+    LOG = "log"  # stdout / stderr / log lines of a worker
+
+
+# --------------------------------------------------------------------------
+# naming and the message schema
+
+
+def room_name(queue: str, processor: str) -> str:
+    """``<queue>.<processor>``: the room of a processor on a queue."""
+    return f"{queue}.{processor}"
+
+
+def channel_name(room: str, channel: Channel | str = Channel.TASK) -> str:
+    """``<room>.<channel>``, e.g. ``pyfi.queue1.proc1.task``."""
+    return f"{room}.{channel}"
+
+
+def pattern_for(name: str, channel: Channel | str = Channel.TASK) -> str:
+    """The subscription pattern for ``pyfi listen --name NAME --channel CHANNEL``.
+
+    ``name`` is a room and may itself contain glob characters
+    (``pyfi.queue1.*``).
+    """
+    return channel_name(name, channel)
+
+
+def utc_now_str() -> str:
+    """Naive UTC time as ``2021-09-13 19:37:20.094443`` (always with microseconds)."""
+    now = _dt.datetime.now(_dt.timezone.utc).replace(tzinfo=None)
+    return now.isoformat(sep=" ", timespec="microseconds")
+
+
+POSTRUN_FIELDS = ("module", "task", "resultkey", "message")
+
+
+def build_message(
+    room: str,
+    state: str,
+    channel: Channel | str = Channel.TASK,
+    *,
+    date: str | None = None,
+    **fields: Any,
+) -> dict[str, Any]:
+    """A lifecycle (or log) message as the seed's ``pyfi listen`` shows it.
+
+    Always: ``channel``, ``state``, ``date``, ``room``. Extra ``fields`` whose
+    value is not None are added (e.g. ``module``, ``task``, ``resultkey``,
+    ``message``, ``call``); a ``postrun`` message always carries the four
+    POSTRUN_FIELDS, None when unknown. For the log channel, ``state`` names
+    the stream (``stdout``, ``stderr``, ``log``) and ``message`` the line.
+    Values must be JSON-serialisable.
+    """
+    msg: dict[str, Any] = {
+        "channel": str(channel),
+        "state": str(state),
+        "date": date or utc_now_str(),
+        "room": room,
+    }
+    if str(state) == "postrun":
+        msg.update({key: None for key in POSTRUN_FIELDS})
+    msg.update({key: value for key, value in fields.items() if value is not None})
+    return msg
+
+
+def encode(message: Mapping[str, Any]) -> str:
+    """JSON text of a message (never pickle)."""
+    return json.dumps(message, default=str)
+
+
+def decode(data: str | bytes) -> Any:
+    """The JSON value of a received payload."""
+    if isinstance(data, bytes):
+        data = data.decode("utf-8")
+    return json.loads(data)
+
+
+@dataclass(frozen=True)
+class Message:
+    """One received message: the pattern that matched, the channel, the data."""
+
+    pattern: str
+    channel: str
+    data: Any = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The shape ``pyfi listen`` prints (like redis-py's pmessage dicts)."""
+        return {"type": "pmessage", "pattern": self.pattern, "channel": self.channel, "data": self.data}
+
+
+# --------------------------------------------------------------------------
+# abstractions
+
+
