@@ -24,7 +24,8 @@ from pyfi.agent.deploy import Deployed, Deployer
 from pyfi.agent.supervisor import STOP_GRACE, Handle, adopt, prune, spawn
 from pyfi.config import Settings
 from pyfi.db.engine import session_scope
-from pyfi.db.models import Agent as AgentRow, Processor, Socket, Worker
+from pyfi.db.models import Agent as AgentRow
+from pyfi.db.models import Processor, Socket, Worker
 from pyfi.enums import AgentStatus, ProcessorStatus, WorkerStatus
 from pyfi.errors import DeployError
 from pyfi.worker.spec import spec_of

@@ -49,10 +49,9 @@ class AppContext:
         """A transaction on an initialized, current database (NotInitialized otherwise)."""
         from sqlalchemy.exc import ProgrammingError
 
+        from pyfi.core.login import acting_user
         from pyfi.db.engine import check_initialized, session_scope
         from pyfi.errors import BackendUnavailable
-
-        from pyfi.core.login import acting_user
 
         check_initialized(self.db_url)
         try:

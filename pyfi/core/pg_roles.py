@@ -23,7 +23,14 @@ from psycopg2.extensions import encrypt_password
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from pyfi.errors import AlreadyExists, InUse, InvalidInput, NotInitialized, PermissionDenied, PyfiError
+from pyfi.errors import (
+    AlreadyExists,
+    InUse,
+    InvalidInput,
+    NotInitialized,
+    PermissionDenied,
+    PyfiError,
+)
 
 GROUP = "pyfi_users"
 MASK = "*****"

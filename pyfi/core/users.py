@@ -20,7 +20,6 @@ from pyfi.db.models import Privilege, Role, User
 from pyfi.enums import Right, parse_enum
 from pyfi.errors import AlreadyExists, InvalidInput, NotFound
 
-
 Echo = Callable[[str], None]
 
 

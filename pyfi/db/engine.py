@@ -15,7 +15,12 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from pyfi.errors import BackendUnavailable, ConfigError, NotInitialized, PermissionDenied
+from pyfi.errors import (
+    BackendUnavailable,
+    ConfigError,
+    NotInitialized,
+    PermissionDenied,
+)
 
 _ENGINES: dict[tuple[int, str], Engine] = {}
 SQLITE_BUSY_MS = 30_000

@@ -8,17 +8,17 @@ from __future__ import annotations
 import importlib
 import logging
 import os
-from dataclasses import dataclass
 import socket as _socket
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pyfi.config import Settings
 from pyfi.db.engine import session_scope
+from pyfi.errors import InvalidInput, PyfiError
 from pyfi.messaging.app import make_app
 from pyfi.messaging.pubsub import publisher_for
 from pyfi.messaging.routing import kombu_queues
-from pyfi.errors import InvalidInput, PyfiError
 from pyfi.worker.control import PauseControl, error_path
 from pyfi.worker.lifecycle import Lifecycle
 from pyfi.worker.plugs import Forwarder
