@@ -20,7 +20,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator, Sequence, TypeVar
+from typing import Any, Callable, Iterator, Sequence, TypeVar
 
 from sqlalchemy import create_engine, text
 
@@ -107,6 +107,62 @@ def stack(name: str, keep_home: bool = False) -> Iterator[tuple[Settings, dict[s
             init_database(urls["db"])
             env = stack_env(urls, home)
             yield settings_for(env), env, home
+
+
+# -- leaving nothing behind on shared brokers ------------------------------------------------
+def forget_run(settings: Settings, rid: str, queues: Sequence[str], call_ids: Sequence[str]) -> None:
+    """Delete what a run left on the (shared) broker and result backend: its queues, bindings, results.
+
+    Best effort, after the workers stopped: a failure is reported, not raised.
+    """
+    from pyfi.messaging.app import make_app
+
+    app = make_app(settings)
+    try:
+        delete_queues(app, queues)
+        if settings.broker.startswith(("redis://", "rediss://")):
+            delete_redis_keys_with(settings.broker, rid)
+        delete_results(app, call_ids)
+    except Exception as exc:  # noqa: BLE001 - cleanup is best effort; say what was left
+        print(f"warning: could not clean up run {rid} on the broker/backend: {exc}", file=sys.stderr)
+    finally:
+        app.close()
+
+
+def delete_queues(app: Any, names: Sequence[str]) -> None:
+    """Delete each queue and its same-named exchange (pyfi's routing), on any transport."""
+    from pyfi.messaging.routing import kombu_queue
+
+    with app.connection_for_write() as conn:
+        channel = conn.default_channel
+        for name in names:
+            queue = kombu_queue(name).bind(channel)
+            queue.delete()
+            queue.exchange.delete()
+
+
+def delete_redis_keys_with(url: str, rid: str) -> None:
+    """Keys whose name holds the run's random id (kombu bindings of its queues)."""
+    import redis
+
+    client = redis.Redis.from_url(url)
+    try:
+        keys = list(client.scan_iter(match=f"*{rid}*", count=1000))
+        for start in range(0, len(keys), 500):
+            client.delete(*keys[start:start + 500])
+    finally:
+        client.close()
+
+
+def delete_results(app: Any, call_ids: Sequence[str]) -> None:
+    """The run's results on a Redis result backend (a SQLite one goes with the temp home)."""
+    backend = app.backend
+    client = getattr(backend, "client", None)
+    if client is None:
+        return
+    keys = [backend.get_key_for_task(call_id) for call_id in call_ids]
+    for start in range(0, len(keys), 500):
+        client.delete(*keys[start:start + 500])
 
 
 # -- child processes -------------------------------------------------------------------

@@ -29,8 +29,8 @@ from typing import Any, Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import (EXAMPLES, STACKS, USER, Children, exit_on_sigterm, interrupts_reported,  # noqa: E402
-                          median, python, run_id, stack, wait_until)
+from bench.common import (EXAMPLES, STACKS, USER, Children, exit_on_sigterm, forget_run,  # noqa: E402
+                          interrupts_reported, median, python, run_id, stack, wait_until)
 
 NODE = "benchnode"
 TARGET = 2.0
@@ -127,11 +127,18 @@ class Caller:
         self.app = make_app(settings)
         with session_scope(settings.db) as session:
             self.routes = plan(session, Actor(USER), socket)
+        self.ids: list[str] = []
+
+    @property
+    def queues(self) -> list[str]:
+        return [route.broker_queue for route in self.routes]
 
     def send(self) -> str:
         from pyfi.core.tasks import send
 
-        return send(self.app, self.routes, ["reaction"])[0].id
+        call_id = send(self.app, self.routes, ["reaction"])[0].id
+        self.ids.append(call_id)
+        return call_id
 
     def served(self, call_id: str) -> bool:
         return self.app.AsyncResult(call_id).ready()
@@ -187,27 +194,35 @@ def parse_args() -> argparse.Namespace:
 
 def benchmark(args: argparse.Namespace) -> None:
     rid = run_id()
-    with stack(args.stack) as (settings, env, home), Children(marker=home) as children:
+    with stack(args.stack) as (settings, env, home):
         repo = make_repo(home.parent)
         processor, socket = add_network(settings.db, repo, rid)
-        began = time.monotonic()
-        agent = children.start("agent", [python(), "-m", "pyfi.cli", "agent", "start", "-n", NODE], env,
-                               home.parent / "agent.log")
         caller = Caller(settings, socket)
         try:
-            first = caller.send()
-            print("waiting for the first deployment (git clone, virtual environment, worker)...", flush=True)
-            wait_until(lambda: caller.served(first) or not agent.alive(), DEPLOY_TIMEOUT, 0.2, "the first call served")
-            if not agent.alive():
-                raise SystemExit(f"the agent exited:\n{agent.tail()}")
-            deploy = time.monotonic() - began
-            timings: Timings = collections.defaultdict(list)
-            for number in range(args.repeat):
-                cycle(settings.db, processor, home, caller, timings)
-                print(f"repetition {number + 1}: " + ", ".join(f"{k} {v[-1]:.2f} s" for k, v in timings.items()), flush=True)
-            report(args, timings, deploy)
+            with Children(marker=home) as children:
+                began = time.monotonic()
+                agent = children.start("agent", [python(), "-m", "pyfi.cli", "agent", "start", "-n", NODE], env,
+                                       home.parent / "agent.log")
+                deploy = first_call(caller, agent, began)
+                timings: Timings = collections.defaultdict(list)
+                for number in range(args.repeat):
+                    cycle(settings.db, processor, home, caller, timings)
+                    print(f"repetition {number + 1}: " + ", ".join(f"{k} {v[-1]:.2f} s" for k, v in timings.items()),
+                          flush=True)
+                report(args, timings, deploy)
         finally:
             caller.close()
+            forget_run(settings, rid, caller.queues, caller.ids)
+
+
+def first_call(caller: Caller, agent: Any, began: float) -> float:
+    """Seconds until the agent deployed the processor and served a first call."""
+    first = caller.send()
+    print("waiting for the first deployment (git clone, virtual environment, worker)...", flush=True)
+    wait_until(lambda: caller.served(first) or not agent.alive(), DEPLOY_TIMEOUT, 0.2, "the first call served")
+    if not agent.alive():
+        raise SystemExit(f"the agent exited:\n{agent.tail()}")
+    return time.monotonic() - began
 
 
 def main() -> None:

@@ -42,8 +42,8 @@ from typing import Any, Callable, Collection
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import (EXAMPLES, USER, Children, exit_on_sigterm, interrupts_reported, median,  # noqa: E402
-                          percentile, python, run_id, settings_for, stack, wait_until)
+from bench.common import (EXAMPLES, USER, Children, exit_on_sigterm, forget_run, interrupts_reported,  # noqa: E402
+                          median, percentile, python, run_id, settings_for, stack, wait_until)
 
 BARE_TASK = "bench.bare.do_something"
 PAYLOAD = "Hello World!"
@@ -121,6 +121,7 @@ class Side:
     """One way of calling the function: how to send a call, where its results show up, who serves it."""
 
     name: str
+    queue: str  # the broker queue its calls go to
     send: Callable[[str], str]
     results: Results
     meter: "CpuMeter"
@@ -133,6 +134,7 @@ class Side:
     lags: list[float] = field(default_factory=list)
     failures: int = 0
     sent: int = 0
+    ids: list[str] = field(default_factory=list)  # every call sent, to delete its result at the end
     health: Callable[[], None] = lambda: None  # raises when a worker died
 
 
@@ -149,7 +151,7 @@ def bare_side(settings: Any, queue: str, worker_pid: int) -> Side:
                       declare=[broker_queue])
         return call_id
 
-    return Side("bare", send, Results(app), CpuMeter(worker_pid, None))
+    return Side("bare", queue, send, Results(app), CpuMeter(worker_pid, None))
 
 
 def pyfi_side(settings: Any, socket: str, worker_pid: int) -> Side:
@@ -166,7 +168,7 @@ def pyfi_side(settings: Any, socket: str, worker_pid: int) -> Side:
     def send(payload: str) -> str:
         return send_calls(app, routes, [payload])[0].id
 
-    return Side("pyfi", send, Results(app), CpuMeter(worker_pid, settings.db),
+    return Side("pyfi", routes[0].broker_queue, send, Results(app), CpuMeter(worker_pid, settings.db),
                 settle=lambda side: wait_recorded(settings.db, side.sent))
 
 
@@ -196,7 +198,9 @@ def drive(side: Side, calls: int, window: int, timeout: float) -> Round:
             side.health()
             checked = time.perf_counter()
         while sent < calls and len(pending) < window:
-            pending[side.send(PAYLOAD)] = time.perf_counter()
+            call_id = side.send(PAYLOAD)
+            pending[call_id] = time.perf_counter()
+            side.ids.append(call_id)
             sent += 1
         for call_id, seen, state in side.results.poll(pending, 0.002 if window > 1 else 0.0005):
             start = pending.pop(call_id, None)
@@ -416,25 +420,36 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def benchmark(args: argparse.Namespace) -> None:
     rid = run_id()
-    with stack(args.stack) as (settings, env, home), Children(marker=home) as children:
-        queue, processor, socket = add_processor(settings.db, rid, args.concurrency)
-        bare_pid, pyfi_pid = start_workers(children, env, home, rid, processor, args.concurrency, args.prefetch)
-        bare, pyfi = bare_side(settings, f"bench.bare.{rid}", bare_pid), pyfi_side(settings, socket, pyfi_pid)
-        for side in (bare, pyfi):
-            side.health = lambda: check_alive(children)
-        for side in (bare, pyfi):
-            print(f"warming up {side.name} ({args.warmup} calls)...", flush=True)
-            drive(side, args.warmup, args.window, timeout=180)
-            side.settle(side)
-            check_alive(children)
-        for number in range(args.rounds):
-            for side in (bare, pyfi) if number % 2 == 0 else (pyfi, bare):
-                result = measure_round(side, args.calls, args.window)
-                print(f"round {number + 1} {side.name:5} {result.rate:5.0f} calls/s", flush=True)
-            check_alive(children)
-        states = idle_latency(bare, pyfi, args.latency_calls, settings.pubsub, f"{queue}.{processor}.task")
-        pyfi.settle(pyfi)
-        report(args, bare, pyfi, states, in_order(settings.db))
+    sides: list[Side] = []
+    with stack(args.stack) as (settings, env, home):
+        try:
+            with Children(marker=home) as children:
+                queue, processor, socket = add_processor(settings.db, rid, args.concurrency)
+                bare_pid, pyfi_pid = start_workers(children, env, home, rid, processor, args.concurrency,
+                                                   args.prefetch)
+                sides += [bare_side(settings, f"bench.bare.{rid}", bare_pid), pyfi_side(settings, socket, pyfi_pid)]
+                measure(args, settings, children, *sides, f"{queue}.{processor}.task")
+        finally:
+            forget_run(settings, rid, [s.queue for s in sides], [i for s in sides for i in s.ids])
+
+
+def measure(args: argparse.Namespace, settings: Any, children: Children, bare: Side, pyfi: Side, channel: str) -> None:
+    """Warm up, alternate the timed rounds, time idle calls, report."""
+    for side in (bare, pyfi):
+        side.health = lambda: check_alive(children)
+    for side in (bare, pyfi):
+        print(f"warming up {side.name} ({args.warmup} calls)...", flush=True)
+        drive(side, args.warmup, args.window, timeout=180)
+        side.settle(side)
+        check_alive(children)
+    for number in range(args.rounds):
+        for side in (bare, pyfi) if number % 2 == 0 else (pyfi, bare):
+            result = measure_round(side, args.calls, args.window)
+            print(f"round {number + 1} {side.name:5} {result.rate:5.0f} calls/s", flush=True)
+        check_alive(children)
+    states = idle_latency(bare, pyfi, args.latency_calls, settings.pubsub, channel)
+    pyfi.settle(pyfi)
+    report(args, bare, pyfi, states, in_order(settings.db))
 
 
 def main() -> None:
