@@ -300,10 +300,17 @@ def test_output_on_log_channel_stdin_pipes_and_adaptor(net: Network, tmp_path: P
         ("stdout", "hello from pyfi"), ("stderr", "to stderr"), ("log", "WARNING user.code: careful with pyfi")]
     assert all(m["channel"] == "log" and m["room"] == room for m in lines)
 
-    piped = subprocess.run(f"echo 'shout this' | {' '.join(PYFI)} task run -s {names['upper']} "
-                           f"| {' '.join(PYFI)} task run -s {names['echo']}",
-                           shell=True, env=net.env, capture_output=True, text=True, timeout=60)  # the test drives a shell pipe
-    assert piped.stdout.strip() == "SHOUT THIS", piped.stderr
+    # echo 'shout this' | pyfi task run -s upper | pyfi task run -s echo
+    first = subprocess.Popen(PYFI + ["task", "run", "-s", names["upper"]], env=net.env, stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, text=True)
+    second = subprocess.Popen(PYFI + ["task", "run", "-s", names["echo"]], env=net.env, stdin=first.stdout,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first.stdin.write("shout this\n")
+    first.stdin.close()
+    first.stdout.close()  # the second process owns the pipe now
+    out, err = second.communicate(timeout=60)
+    assert first.wait(timeout=60) == 0 and second.returncode == 0, err
+    assert out.strip() == "SHOUT THIS", err
     sink_file = tmp_path / "sink.jsonl"
     try:
         wait_for(lambda: sink_file.exists() and sink_file.read_text().count("postrun") >= 3, 20, what="adaptor put()")
