@@ -10,58 +10,22 @@ exactly the privilege checks (and the git allow-list) of the CLI.
 """
 from __future__ import annotations
 
-from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any
 
-from pyfi.config import Settings, resolve
+from pyfi.config import Settings
+from pyfi.core.context import CoreContext
 
 #: seconds a plain call (``socket(...)``) waits for its result
 DEFAULT_TIMEOUT = 60.0
 
 
-class Context:
+class Context(CoreContext):
     """Where the client works: one database, broker and backend, as one user."""
 
     def __init__(self, settings: Settings | None = None, timeout: float = DEFAULT_TIMEOUT, **flags: Any) -> None:
-        self._settings = settings
-        self._flags = flags
+        super().__init__(flags, settings)
         self._app: Any = None
-        self._checked = False
-        self._acting: str | None = None
         self.timeout = timeout
-
-    @property
-    def settings(self) -> Settings:
-        if self._settings is None:
-            self._settings = resolve(self._flags)
-        return self._settings
-
-    @property
-    def db_url(self) -> str:
-        """The database URL, logging in as the pyfi user when a password is configured."""
-        from pyfi.core.login import login_url
-
-        return login_url(self.settings.db, self.settings.user, self.settings.password)
-
-    @property
-    def actor(self) -> Any:
-        """Who acts: known once a session is open (a pyfi login role is always itself)."""
-        from pyfi.core.access import Actor
-
-        return Actor(self._acting or self.settings.user, git_allow=self.settings.git_allow)
-
-    @contextmanager
-    def session(self) -> Iterator[Any]:
-        """A transaction: committed when the block ends, rolled back on error."""
-        from pyfi.core.login import acting_user
-        from pyfi.db.engine import check_initialized, session_scope
-
-        if not self._checked:
-            check_initialized(self.db_url)
-            self._checked = True
-        with session_scope(self.db_url) as session:
-            self._acting = acting_user(session, self.settings.user)
-            yield session
 
     @property
     def app(self) -> Any:

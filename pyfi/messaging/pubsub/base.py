@@ -47,12 +47,7 @@ class Publisher(abc.ABC):
 
     def close(self) -> None:
         """Release the connection of this process (if any); never raises because the backend is down."""
-        if self._pid == os.getpid():
-            try:
-                self._disconnect()
-            except self._backend_errors():
-                log.debug("error closing pub/sub connection", exc_info=True)
-        self._pid = None
+        self._drop_connection()
 
     def __enter__(self) -> "Publisher":
         return self
@@ -74,6 +69,10 @@ class Publisher(abc.ABC):
             self._warned = True
         else:
             log.debug("pub/sub still unavailable: %s", exc)
+        self._drop_connection()
+
+    def _drop_connection(self) -> None:
+        """Close this process's connection, if it has one (inherited ones are only forgotten)."""
         if self._pid == os.getpid():
             try:
                 self._disconnect()
