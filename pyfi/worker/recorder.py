@@ -16,6 +16,7 @@ from __future__ import annotations
 import atexit
 import datetime as dt
 import functools
+import hashlib
 import logging
 import os
 import queue
@@ -23,12 +24,12 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, replace
-from typing import Any, Callable
+from typing import Any
 
-from sqlalchemy import Engine, case, func, insert
+from sqlalchemy import Engine, case, func
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, DataError, DBAPIError, IntegrityError
+from sqlalchemy.exc import ArgumentError, DataError, IntegrityError
 from sqlalchemy.sql.dml import Insert
 
 from pyfi.db.base import utcnow
@@ -36,6 +37,7 @@ from pyfi.db.engine import get_engine, redact
 from pyfi.db.models import Call, Event
 from pyfi.enums import CallState, EventName
 from pyfi.errors import ConfigError
+from pyfi.worker.bulk import Bulk, compile_bulk
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +45,7 @@ CALLS = Call.__table__
 EVENTS = Event.__table__
 #: Fixed forever: event ids derive from it, so changing it would duplicate events.
 EVENT_NAMESPACE = uuid.UUID("5b0f1c9e-7d1a-4c36-9a5e-0c6f9c1e2a71")
+_NAMESPACE_BYTES = EVENT_NAMESPACE.bytes
 _ORDER = ("pending", "received", "running", "retry", "revoked", "failed", "finished")
 RANK: dict[CallState, int] = {CallState(state): rank for rank, state in enumerate(_ORDER)}
 FIRST_WINS = ("owner", "socket_id", "plug_id", "parent", "taskparent", "tracking", "resultkey", "error", "finished")
@@ -130,11 +133,15 @@ class Recorder:
 
     def flush(self, timeout: float | None = 30.0) -> bool:
         """Block until every record enqueued before this call is written; False on timeout."""
+        return self.request_flush().wait(timeout)
+
+    def request_flush(self) -> threading.Event:
+        """An event set once every record enqueued before this call is written (:meth:`flush` without the wait)."""
         self.start()
         marker = threading.Event()
         self._queue.put(marker)
         self._wake.set()
-        return marker.wait(timeout)
+        return marker
 
     def stop(self, timeout: float | None = 10.0) -> bool:
         """Write everything pending and end the writer; False if the database stayed down past ``timeout``."""
@@ -286,12 +293,21 @@ def _rows(records: list[_Record], owner: str | None) -> tuple[list[dict], list[d
             _merge(calls[record.call_id], row)
         else:
             calls[record.call_id] = row
-        event_id = str(uuid.uuid5(EVENT_NAMESPACE, f"{record.call_id}/{record.event.value}/{record.attempt}"))
+        event_id = event_id_for(record.call_id, record.event.value, record.attempt)
         events.setdefault(event_id, {
             "id": event_id, "name": record.event, "call_id": record.call_id, "owner": owner,
             "note": record.note, "created": record.when, "lastupdated": record.when,
         })
     return sorted(calls.values(), key=lambda r: r["id"]), sorted(events.values(), key=lambda r: r["id"])
+
+
+def event_id_for(call_id: str, event: str, attempt: int) -> str:
+    """``str(uuid.uuid5(EVENT_NAMESPACE, "call/event/attempt"))``, without building UUID objects (3 per call)."""
+    digest = bytearray(hashlib.sha1(_NAMESPACE_BYTES + f"{call_id}/{event}/{attempt}".encode()).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
+    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
+    h = digest.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def _merge(row: dict, new: dict) -> None:
@@ -327,91 +343,11 @@ def _statements(dialect: str) -> tuple[Insert, Insert]:
     return upsert, events
 
 
-@dataclass(frozen=True)
-class _Bulk:
-    """One statement of :func:`_statements`, compiled once and run on the DBAPI cursor.
-
-    SQLAlchemy's executemany spends tens of microseconds of Python per row
-    (parameter processing; on psycopg2 it needs RETURNING, and its rows, to
-    send a batch as one multi-row VALUES); a worker writes three records per
-    call, so the recorder hands whole batches to the driver instead: psycopg2's
-    ``execute_values`` (one multi-row VALUES statement, no RETURNING) or
-    sqlite3's ``executemany``. The SQL is SQLAlchemy's own compilation of the
-    statement and values go through the columns' bind processors, so what is
-    written is the same; DBAPI errors are re-raised as SQLAlchemy's
-    (IntegrityError...), and a dropped connection is invalidated as
-    SQLAlchemy would.
-    """
-
-    sql: str
-    template: str | None  # execute_values' row template (PostgreSQL); None: executemany (SQLite)
-    constants: dict[str, Any]  # literal parameters of the conflict clause (SQLite passes them per row)
-    processors: tuple[tuple[str, Callable[[Any], Any]], ...]
-
-    def execute(self, conn: Any, rows: list[dict]) -> None:
-        if not rows:
-            return
-        for row in rows:
-            for key, process in self.processors:
-                row[key] = process(row[key])
-        dbapi = conn.dialect.loaded_dbapi
-        cursor = conn.connection.cursor()
-        try:
-            if self.template is None:
-                cursor.executemany(self.sql, [{**row, **self.constants} for row in rows])
-            else:
-                from psycopg2.extras import execute_values
-
-                execute_values(cursor, self.sql, rows, template=self.template, page_size=len(rows))
-        except dbapi.Error as exc:
-            if conn.dialect.is_disconnect(exc, conn.connection.dbapi_connection, cursor):
-                conn.invalidate(exc)
-            raise DBAPIError.instance(self.sql, None, exc, dbapi.Error, dialect=conn.dialect) from exc
-        finally:
-            cursor.close()
-
-
 @functools.cache
-def _bulk_statements(dialect: Any) -> tuple[_Bulk, _Bulk]:
+def _bulk_statements(dialect: Any) -> tuple[Bulk, Bulk]:
     """The call upsert and the event insert of :func:`_statements`, for the DBAPI of ``dialect``."""
     upsert, events = _statements(dialect.name)
-    return _bulk(upsert, CALLS, dialect), _bulk(events, EVENTS, dialect)
-
-
-def _bulk(stmt: Insert, table: Any, dialect: Any) -> _Bulk:
-    if dialect.name == "sqlite":
-        named = sqlite.dialect(paramstyle="named")
-        compiled = stmt.compile(dialect=named)
-        constants = {k: v for k, v in compiled.params.items() if k not in table.c}
-        return _Bulk(compiled.string, None, constants, _processors(table, dialect))
-    compiled = stmt.compile(dialect=dialect)
-    plain = insert(table).compile(dialect=dialect).string  # INSERT INTO t (cols) VALUES (row template)
-    head, _, template = plain.partition(" VALUES ")
-    if not compiled.string.startswith(plain) or not template.startswith("("):
-        raise ConfigError(f"cannot prepare the recorder's bulk SQL for {dialect.name}")
-    constants = {k: v for k, v in compiled.params.items() if k not in table.c}
-    clause = compiled.string[len(plain):]  # ON CONFLICT ...: execute_values takes no parameters there,
-    clause = clause % {k: _quoted(v) for k, v in constants.items()}  # so its constants are quoted in place
-    return _Bulk(f"{head} VALUES %s{clause.replace('%', '%%')}", template, {}, _processors(table, dialect))
-
-
-def _quoted(value: Any) -> str:
-    """A constant of the merge clause (a rank or a state name, never input) quoted by psycopg2's adapter."""
-    from psycopg2.extensions import adapt
-
-    if isinstance(value, bool) or not isinstance(value, (int, str)):
-        raise ConfigError(f"unexpected constant {value!r} in the recorder's SQL")
-    return adapt(value).getquoted().decode()
-
-
-def _processors(table: Any, dialect: Any) -> tuple[tuple[str, Callable[[Any], Any]], ...]:
-    """The columns whose values SQLAlchemy converts before binding (enums, SQLite datetimes)."""
-    found = []
-    for column in table.columns:
-        process = column.type.dialect_impl(dialect).bind_processor(dialect)
-        if process is not None:
-            found.append((column.name, process))
-    return tuple(found)
+    return compile_bulk(upsert, CALLS, dialect), compile_bulk(events, EVENTS, dialect)
 
 
 def _rank(column: Any) -> Any:

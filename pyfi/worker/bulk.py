@@ -1,0 +1,102 @@
+"""Run one INSERT statement over many rows through the DBAPI, fast.
+
+The recorder writes three records per call. SQLAlchemy's executemany
+spends tens of microseconds of Python per row (parameter processing; on
+psycopg2 it needs RETURNING, and its rows, to send a batch as one multi-row
+VALUES), and psycopg2's ``execute_values`` still formats every row in a
+Python loop. So a batch goes to the driver whole:
+
+- PostgreSQL: one ``INSERT INTO t (cols) SELECT * FROM unnest(%(c1)s::type[], ...)``
+  with one array parameter per column (psycopg2 adapts lists in C);
+- SQLite: ``executemany`` of the compiled statement.
+
+The SQL is SQLAlchemy's own compilation of the statement (its ON CONFLICT
+clause included), and values go through the columns' bind processors, so
+what is written is what SQLAlchemy would write. DBAPI errors are re-raised
+as SQLAlchemy's (IntegrityError...), and a dropped connection is
+invalidated as SQLAlchemy would.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import insert
+from sqlalchemy.dialects import sqlite
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.sql.dml import Insert
+
+from pyfi.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Bulk:
+    """One statement, compiled once for a dialect, run over whole batches."""
+
+    sql: str
+    columns: tuple[str, ...]  # PostgreSQL: the array parameters, in the table's order
+    constants: dict[str, Any]  # literal parameters of the conflict clause (SQLite passes them per row)
+    processors: tuple[tuple[str, Callable[[Any], Any]], ...]
+    arrays: bool  # True: one array per column (PostgreSQL); False: executemany (SQLite)
+
+    def execute(self, conn: Any, rows: list[dict]) -> None:
+        """Write ``rows`` (dicts holding every column) on the SQLAlchemy connection ``conn``."""
+        if not rows:
+            return
+        for row in rows:
+            for key, process in self.processors:
+                row[key] = process(row[key])
+        dbapi = conn.dialect.loaded_dbapi
+        cursor = conn.connection.cursor()
+        try:
+            if self.arrays:
+                cursor.execute(self.sql, {column: [row[column] for row in rows] for column in self.columns})
+            else:
+                cursor.executemany(self.sql, [{**row, **self.constants} for row in rows])
+        except dbapi.Error as exc:
+            if conn.dialect.is_disconnect(exc, conn.connection.dbapi_connection, cursor):
+                conn.invalidate(exc)
+            raise DBAPIError.instance(self.sql, None, exc, dbapi.Error, dialect=conn.dialect) from exc
+        finally:
+            cursor.close()
+
+
+def compile_bulk(stmt: Insert, table: Any, dialect: Any) -> Bulk:
+    """``stmt`` (an INSERT into ``table``, maybe with ON CONFLICT) as a :class:`Bulk` for ``dialect``."""
+    processors = _processors(table, dialect)
+    if dialect.name == "sqlite":
+        compiled = stmt.compile(dialect=sqlite.dialect(paramstyle="named"))
+        constants = {k: v for k, v in compiled.params.items() if k not in table.c}
+        return Bulk(compiled.string, (), constants, processors, arrays=False)
+    compiled = stmt.compile(dialect=dialect)
+    plain = insert(table).compile(dialect=dialect).string  # INSERT INTO t (cols) VALUES (row template)
+    head, _, template = plain.partition(" VALUES ")
+    if not compiled.string.startswith(plain) or not template.startswith("("):
+        raise ConfigError(f"cannot prepare the recorder's bulk SQL for {dialect.name}")
+    constants = {k: v for k, v in compiled.params.items() if k not in table.c}
+    clause = compiled.string[len(plain):]  # ON CONFLICT ...: its constants are quoted in place
+    clause = clause % {k: _quoted(v) for k, v in constants.items()}
+    columns = tuple(column.name for column in table.columns)
+    arrays = ", ".join(f"%({c.name})s::{c.type.compile(dialect=dialect)}[]" for c in table.columns)
+    sql = f"{head} SELECT * FROM unnest({arrays}){clause.replace('%', '%%')}"
+    return Bulk(sql, columns, {}, processors, arrays=True)
+
+
+def _quoted(value: Any) -> str:
+    """A constant of the merge clause (a rank or a state name, never input) quoted by psycopg2's adapter."""
+    from psycopg2.extensions import adapt
+
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise ConfigError(f"unexpected constant {value!r} in the recorder's SQL")
+    return adapt(value).getquoted().decode()
+
+
+def _processors(table: Any, dialect: Any) -> tuple[tuple[str, Callable[[Any], Any]], ...]:
+    """The columns whose values SQLAlchemy converts before binding (enums, SQLite datetimes)."""
+    found = []
+    for column in table.columns:
+        process = column.type.dialect_impl(dialect).bind_processor(dialect)
+        if process is not None:
+            found.append((column.name, process))
+    return tuple(found)
