@@ -89,9 +89,12 @@ def build_message(
     return msg
 
 
+_ENCODER = json.JSONEncoder(default=str)  # one instance: json.dumps(default=...) builds one per call
+
+
 def encode(message: Mapping[str, Any]) -> str:
     """JSON text of a message (never pickle)."""
-    return json.dumps(message, default=str)
+    return _ENCODER.encode(message)
 
 
 def decode(data: str | bytes) -> Any:

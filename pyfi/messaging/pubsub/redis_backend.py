@@ -5,7 +5,7 @@ import collections
 import logging
 import threading
 import time
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, Sequence
 
 from pyfi.errors import BackendUnavailable
 from pyfi.messaging.pubsub.base import Publisher, Subscriber, remaining, safe_url
@@ -69,14 +69,27 @@ class RedisPublisher(Publisher):
 
     def _send(self, channel: str, payload: str) -> None:
         with self._lock:
-            if self._conn is None:
-                self._pool = _redis_pool(self.url)
-                self._conn = self._pool.get_connection()
-                self._unread = 0
+            conn = self._connection()
             if self._unread >= MAX_UNREAD:
-                self._read_replies(self._conn)
-            self._conn.send_packed_command(self._conn.pack_command("PUBLISH", channel, payload), check_health=False)
+                self._read_replies(conn)
+            conn.send_packed_command(conn.pack_command("PUBLISH", channel, payload), check_health=False)
             self._unread += 1
+
+    def _send_many(self, items: Sequence[tuple[str, str]]) -> None:
+        """Every PUBLISH in one socket write; the replies are read as :meth:`_send` does."""
+        with self._lock:
+            conn = self._connection()
+            if self._unread + len(items) > MAX_UNREAD:
+                self._read_replies(conn)
+            conn.send_packed_command(conn.pack_commands([("PUBLISH", c, p) for c, p in items]), check_health=False)
+            self._unread += len(items)
+
+    def _connection(self) -> Any:
+        if self._conn is None:
+            self._pool = _redis_pool(self.url)
+            self._conn = self._pool.get_connection()
+            self._unread = 0
+        return self._conn
 
     def _read_replies(self, conn: Any) -> None:
         """Read the replies the server owes (an error reply raises ResponseError)."""

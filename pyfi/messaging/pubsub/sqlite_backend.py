@@ -8,7 +8,7 @@ import sqlite3
 import threading
 import time
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Sequence
 
 from pyfi.errors import BackendUnavailable, InvalidInput
 from pyfi.messaging.pubsub.base import Publisher, Subscriber, remaining
@@ -67,13 +67,18 @@ class SqlitePublisher(Publisher):
         return (sqlite3.Error, OSError)
 
     def _send(self, channel: str, payload: str) -> None:
+        self._send_many([(channel, payload)])
+
+    def _send_many(self, items: Sequence[tuple[str, str]]) -> None:
+        """One INSERT per message, in one transaction (one fsync-free commit for the batch)."""
         with self._lock:
             if self._conn is None:
                 self._conn = _sqlite_connect(self.path)
             now = time.time()
-            self._conn.execute(
-                "INSERT INTO messages (channel, data, created) VALUES (?, ?, ?)", (channel, payload, now)
-            )
+            with self._conn:  # isolation_level=None: open the transaction ourselves
+                self._conn.execute("BEGIN")
+                self._conn.executemany("INSERT INTO messages (channel, data, created) VALUES (?, ?, ?)",
+                                       [(channel, payload, now) for channel, payload in items])
             if time.monotonic() >= self._next_prune:
                 self._next_prune = time.monotonic() + PRUNE_EVERY
                 self._conn.execute("DELETE FROM messages WHERE created < ?", (now - RETENTION,))
