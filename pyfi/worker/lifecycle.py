@@ -1,17 +1,18 @@
 """Lifecycle hooks: record every call in the database and publish it live.
 
 Celery's prefork pool fires ``task_received`` and ``task_revoked`` in the
-parent and prerun/postrun/failure/retry in the child; the recorder and the
-publisher are both fork-aware, so one ``Lifecycle`` serves both sides.
+parent and prerun/postrun/failure/retry in the child. Both hand what they
+see to a :class:`~pyfi.worker.sink.RecordSink`, which is fork-aware and
+sends it to the worker's sidecar (:mod:`pyfi.worker.sidecar`); the records
+and the message of one step go in one write (``sink.batch()``).
 Hooks never raise into Celery: a hook failure must not fail the call.
 
 The parent, which dispatches every call, does as little as it can: it
 publishes ``received`` and stamps the reception time into the request it
 hands to the child (:data:`RECEIVED_HEADER`); the child records the
 ``received`` event (at that time) together with ``prerun`` and ``postrun``,
-so a call's three records reach the database in one batch of one process:
-one call row written once instead of an insert by the parent and an update
-by the child. A call that never reaches a child (revoked, expired) is
+so a call's records usually reach the database in one batch: one call row
+written once. A call that never reaches a child (revoked, expired) is
 recorded as received by the parent.
 
 A call whose result (or error) goes along plugs has its records written
@@ -30,6 +31,7 @@ from celery import signals
 
 from pyfi.enums import EventName
 from pyfi.messaging.pubsub import Channel, build_message, channel_name
+from pyfi.worker.sink import RecordSink
 from pyfi.worker.spec import SocketSpec, WorkerSpec
 
 log = logging.getLogger("pyfi.worker")
@@ -76,8 +78,8 @@ def received_at(request: Any) -> dt.datetime | None:
 
 
 class Lifecycle:
-    def __init__(self, spec: WorkerSpec, recorder: Any, publisher: Any, app: Any, forwarder: Any = None) -> None:
-        self.spec, self.recorder, self.publisher, self.app = spec, recorder, publisher, app
+    def __init__(self, spec: WorkerSpec, sink: RecordSink, app: Any, forwarder: Any = None) -> None:
+        self.spec, self.sink, self.app = spec, sink, app
         self.forwarder = forwarder  # pyfi.worker.plugs.Forwarder: results and errors along plugs
         self.task_names = {s.task_name for s in spec.sockets}
 
@@ -92,7 +94,7 @@ class Lifecycle:
 
     def on_child_exit(self, **_: Any) -> None:
         """Prefork children skip atexit: write what they recorded before they go."""
-        self.recorder.stop()
+        self.sink.stop()
 
     # -- helpers ----------------------------------------------------------------------
     def socket_of(self, request: Any, task_name: str) -> SocketSpec | None:
@@ -104,19 +106,19 @@ class Lifecycle:
         return candidates[0] if candidates else None
 
     def publish(self, socket: SocketSpec | None, state: EventName | str, **fields: Any) -> None:
-        if socket is None or self.publisher is None:
+        if socket is None:
             return
         room = self.spec.room_for(socket)
-        self.publisher.publish(channel_name(room, Channel.TASK), build_message(room, str(state), **fields))
+        self.sink.publish(channel_name(room, Channel.TASK), build_message(room, str(state), **fields))
 
     def publish_output(self, task: Any, stream: str, line: str) -> None:
         """A line the function printed or logged, on the ``log`` channel."""
         socket = self.socket_of(task.request, task.name)
-        if socket is None or self.publisher is None:
+        if socket is None:
             return
         room = self.spec.room_for(socket)
         message = build_message(room, stream, Channel.LOG, message=line, call=task.request.id)
-        self.publisher.publish(channel_name(room, Channel.LOG), message)
+        self.sink.publish(channel_name(room, Channel.LOG), message)
 
     def resultkey(self, task_id: str) -> str:
         backend = self.app.backend
@@ -131,13 +133,14 @@ class Lifecycle:
         call (run by another pool process) could be in the database before the
         call that caused it.
         """
-        if not self.recorder.flush(timeout=FORWARD_FLUSH_TIMEOUT):
+        if not self.sink.flush(timeout=FORWARD_FLUSH_TIMEOUT):
             log.warning("records not written within %.1f s; forwarding anyway", FORWARD_FLUSH_TIMEOUT)
 
-    def record_received(self, request: Any, name: str, when: dt.datetime | None = None) -> None:
+    def record_received(self, request: Any, name: str, when: dt.datetime | None = None,
+                        socket: SocketSpec | None = None) -> None:
         """The ``received`` record of a call, from a worker Request or a task Context."""
-        socket = self.socket_of(request, name)
-        self.recorder.received(
+        socket = socket or self.socket_of(request, name)
+        self.sink.received(
             request.id, name, socket.id if socket else None,
             parent=request.parent_id, tracking=request.root_id or request.id,
             taskparent=header(request, TASKPARENT_HEADER), plug_id=header(request, PLUG_HEADER), when=when,
@@ -157,26 +160,31 @@ class Lifecycle:
     def on_revoked(self, sender: Any = None, request: Any = None, **_: Any) -> None:
         if request is None or request.name not in self.task_names:
             return
-        self.record_received(request, request.name)  # no child recorded it (a duplicate event is ignored)
-        self.recorder.revoked(request.id, name=request.name)
-        self.publish(self.socket_of(request, request.name), EventName.REVOKED)
+        with self.sink.batch():
+            self.record_received(request, request.name)  # no child recorded it (a duplicate event is ignored)
+            self.sink.revoked(request.id, name=request.name)
+            self.publish(self.socket_of(request, request.name), EventName.REVOKED)
 
     # -- child process ----------------------------------------------------------------
     def on_prerun(self, task_id: str = "", task: Any = None, **_: Any) -> None:
         if task is None or task.name not in self.task_names:
             return
-        self.record_received(task.request, task.name, received_at(task.request))
-        self.recorder.started(task_id, name=task.name, attempt=task.request.retries or 0)
-        self.publish(self.socket_of(task.request, task.name), "running")
+        socket = self.socket_of(task.request, task.name)
+        with self.sink.batch():
+            self.record_received(task.request, task.name, received_at(task.request), socket)
+            self.sink.started(task_id, name=task.name, attempt=task.request.retries or 0)
+            self.publish(socket, "running")
 
     def on_postrun(self, task_id: str = "", task: Any = None, retval: Any = None, state: str = "", **_: Any) -> None:
         if task is None or task.name not in self.task_names or state != "SUCCESS":
             return
         key = self.resultkey(task_id)
-        self.recorder.finished(task_id, key, name=task.name, attempt=task.request.retries or 0)
         socket = self.socket_of(task.request, task.name)
-        self.publish(socket, EventName.POSTRUN, module=self.spec.module, task=socket.function if socket else task.name,
-                     resultkey=key, message=_json(retval), call=task_id)
+        with self.sink.batch():
+            self.sink.finished(task_id, key, name=task.name, attempt=task.request.retries or 0)
+            self.publish(socket, EventName.POSTRUN, module=self.spec.module,
+                         task=socket.function if socket else task.name, resultkey=key, message=_json(retval),
+                         call=task_id)
         if self.forwarder is not None and socket is not None:
             if self.forwarder.wires(socket.id):
                 self.before_forwarding()
@@ -186,9 +194,10 @@ class Lifecycle:
         if sender is None or sender.name not in self.task_names:
             return
         error = f"{type(exception).__name__}: {exception}"
-        self.recorder.failed(task_id, error, name=sender.name, attempt=sender.request.retries or 0)
         socket = self.socket_of(sender.request, sender.name)
-        self.publish(socket, EventName.FAILURE, message=error, call=task_id)
+        with self.sink.batch():
+            self.sink.failed(task_id, error, name=sender.name, attempt=sender.request.retries or 0)
+            self.publish(socket, EventName.FAILURE, message=error, call=task_id)
         if self.forwarder is not None and socket is not None:  # task_failure fires once the retries are spent
             if self.forwarder.wires(socket.id):
                 self.before_forwarding()
@@ -197,8 +206,9 @@ class Lifecycle:
     def on_retry(self, request: Any = None, reason: Any = None, sender: Any = None, **_: Any) -> None:
         if sender is None or sender.name not in self.task_names or request is None:
             return
-        self.recorder.retried(request.id, str(reason), name=sender.name, attempt=request.retries or 0)
-        self.publish(self.socket_of(request, sender.name), EventName.RETRY, message=str(reason), call=request.id)
+        with self.sink.batch():
+            self.sink.retried(request.id, str(reason), name=sender.name, attempt=request.retries or 0)
+            self.publish(self.socket_of(request, sender.name), EventName.RETRY, message=str(reason), call=request.id)
 
 
 def _json(value: Any) -> str:

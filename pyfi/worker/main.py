@@ -1,10 +1,13 @@
 """The worker process: one processor's sockets, consumed by a Celery worker.
 
-Steps: bootstrap (settings, spec, code) -> register tasks -> connect the
-lifecycle hooks -> consume until told to stop (SIGTERM: warm shutdown).
+Steps: bootstrap (settings, spec, code) -> register tasks -> fork the
+sidecar that records and publishes -> connect the lifecycle hooks -> consume
+until told to stop (SIGTERM: warm shutdown) -> stop the sidecar once every
+record is written.
 """
 from __future__ import annotations
 
+import gc
 import importlib
 import logging
 import os
@@ -17,12 +20,11 @@ from pyfi.config import Settings
 from pyfi.db.engine import session_scope
 from pyfi.errors import InvalidInput, PyfiError
 from pyfi.messaging.app import make_app
-from pyfi.messaging.pubsub import publisher_for
 from pyfi.messaging.routing import kombu_queues
 from pyfi.worker.control import PauseControl, error_path
 from pyfi.worker.lifecycle import Lifecycle
 from pyfi.worker.plugs import Forwarder
-from pyfi.worker.recorder import Recorder
+from pyfi.worker.sidecar import Sidecar, start_sidecar
 from pyfi.worker.spec import WorkerSpec, load_spec
 from pyfi.worker.tasks import import_processor_module, register_tasks
 
@@ -39,8 +41,8 @@ class WorkerOptions:
 
 
 def bootstrap(settings: Settings, processor: str, path: Path | None, control: Path | None,
-              options: WorkerOptions = WorkerOptions()) -> tuple[Any, WorkerSpec, Recorder]:
-    """Build the Celery app for ``processor`` with its tasks and hooks."""
+              options: WorkerOptions = WorkerOptions()) -> tuple[Any, WorkerSpec, Sidecar]:
+    """Build the Celery app for ``processor`` with its tasks and hooks, and start its sidecar."""
     with session_scope(settings.db) as session:
         spec = load_spec(session, processor)
     module = import_processor_module(spec.module, path)
@@ -50,12 +52,13 @@ def bootstrap(settings: Settings, processor: str, path: Path | None, control: Pa
     app.conf.pyfi_control_file = str(control) if control else None
     app.steps["consumer"].add(PauseControl)
     apply_options(app, options)
-    recorder = Recorder(settings.db, owner=spec.owner)
     forwarder = Forwarder(settings, [s.id for s in spec.sockets])
-    lifecycle = Lifecycle(spec, recorder, publisher_for(settings.pubsub), app, forwarder)
+    sidecar = start_sidecar(settings.db, settings.pubsub, spec.owner)
+    sink = sidecar.sink(settings.db, settings.pubsub, spec.owner)  # records and publishes for every process
+    lifecycle = Lifecycle(spec, sink, app, forwarder)
     register_tasks(app, spec, module, on_output=lifecycle.publish_output)
     lifecycle.connect()
-    return app, spec, recorder
+    return app, spec, sidecar
 
 
 def apply_options(app: Any, options: WorkerOptions) -> None:
@@ -85,7 +88,7 @@ def run(settings: Settings, processor: str, path: Path | None = None, control: P
         node: str | None = None, loglevel: str = "WARNING", options: WorkerOptions = WorkerOptions()) -> None:
     """Consume until shutdown; flush every pending record before exiting."""
     try:
-        app, spec, recorder = bootstrap(settings, processor, path, control, options)
+        app, spec, sidecar = bootstrap(settings, processor, path, control, options)
     except PyfiError as exc:
         if control is not None:  # the agent shows this as the processor's error
             error_path(control).write_text(str(exc))
@@ -93,21 +96,22 @@ def run(settings: Settings, processor: str, path: Path | None = None, control: P
     if not spec.sockets:
         log.warning("processor %s has no sockets: nothing to consume", processor)
     hostname = f"{spec.processor}.{os.getpid()}@{node or _socket.gethostname()}"
-    worker = app.Worker(
-        hostname=hostname,
-        concurrency=options.concurrency or spec.concurrency,
-        pool="prefork",
-        queues=spec.broker_queues or ["pyfi.idle"],
-        loglevel=loglevel,
-        without_heartbeat=True,
-        without_mingle=True,
-        without_gossip=True,
-        optimization="fair",
-    )
     try:
+        worker = app.Worker(
+            hostname=hostname,
+            concurrency=options.concurrency or spec.concurrency,
+            pool="prefork",
+            queues=spec.broker_queues or ["pyfi.idle"],
+            loglevel=loglevel,
+            without_heartbeat=True,
+            without_mingle=True,
+            without_gossip=True,
+            optimization="fair",
+        )
+        gc.freeze()  # what start-up loaded stays: the collector (main and pool) need not scan it again
         worker.start()
     finally:
-        recorder.stop()
+        sidecar.stop()  # after the pool: every record of every process is written
     code = getattr(worker, "exitcode", 0) or 0
     if code:
         raise SystemExit(code)
