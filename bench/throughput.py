@@ -131,6 +131,7 @@ class Side:
     idle: list[float] = field(default_factory=list)
     cpu_per_call: list[float] = field(default_factory=list)
     db_cpu_per_call: list[float] = field(default_factory=list)
+    role_cpu_per_call: dict[str, list[float]] = field(default_factory=dict)  # main / pool / sidecar
     lags: list[float] = field(default_factory=list)
     failures: int = 0
     sent: int = 0
@@ -263,12 +264,30 @@ class CpuMeter:
         group = set(group_pids(self.worker_pid))
         return sum(after[p] - before.get(p, 0.0) for p in after if (p in group) == worker)
 
+    def used_by_role(self, before: dict[int, float]) -> dict[str, float]:
+        """The worker's CPU seconds since ``before`` by process: main, pool, sidecar (pyfi's)."""
+        roles: dict[str, float] = collections.Counter()
+        for pid in group_pids(self.worker_pid):
+            roles[process_role(pid, self.worker_pid)] += cpu_seconds(pid) - before.get(pid, 0.0)
+        return roles
+
+
+def process_role(pid: int, worker_pid: int) -> str:
+    if pid == worker_pid:
+        return "main"
+    try:
+        return "sidecar" if Path(f"/proc/{pid}/comm").read_text().strip() == "pyfi-sidecar" else "pool"
+    except OSError:
+        return "pool"
+
 
 def measure_round(side: Side, calls: int, window: int) -> Round:
     """One timed round; CPU is counted until the side settled (pyfi: every call recorded)."""
     before = side.meter.sample()
     result = drive(side, calls, window, timeout=60 + calls / 20)
     side.lags.append(side.settle(side))
+    for role, seconds in side.meter.used_by_role(before).items():
+        side.role_cpu_per_call.setdefault(role, []).append(seconds / calls)
     side.cpu_per_call.append(side.meter.used(before, worker=True) / calls)
     side.db_cpu_per_call.append(side.meter.used(before, worker=False) / calls)
     side.rates.append(result.rate)
@@ -385,7 +404,9 @@ def print_side(side: Side) -> None:
     print(f"  {side.name:5} {median(side.rates):5.0f} calls/s (median; rounds: {rates})")
     print(f"        latency loaded p50 {ms(percentile(side.latencies, 50))} p95 {ms(percentile(side.latencies, 95))}; "
           f"idle p50 {ms(percentile(side.idle, 50))} p95 {ms(percentile(side.idle, 95))}")
-    print(f"        CPU per call: worker {median(side.cpu_per_call) * 1e3:.2f} ms{db}; failed calls {side.failures}")
+    roles = ", ".join(f"{role} {median(v) * 1e3:.2f}" for role, v in sorted(side.role_cpu_per_call.items()))
+    print(f"        CPU per call: worker {median(side.cpu_per_call) * 1e3:.2f} ms ({roles}){db}; "
+          f"failed calls {side.failures}")
 
 
 def report(args: argparse.Namespace, bare: Side, pyfi: Side, states: collections.Counter, ordered: int) -> None:
