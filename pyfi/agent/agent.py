@@ -33,6 +33,7 @@ from pyfi.worker.spec import spec_of
 log = logging.getLogger("pyfi.agent")
 
 TICK = 0.5
+FAST_TICK = 0.1  # while a worker is changing state: show its new state as soon as it has one
 CRASH_BACKOFF = (1.0, 2.0, 4.0, 8.0, 16.0, 30.0)
 STOPPED_STATES = (ProcessorStatus.STOPPED, ProcessorStatus.REMOVED)
 
@@ -58,6 +59,7 @@ class Agent:
         self.concurrency: dict[str, int] = {}
         self.stop_event = threading.Event()
         self.last_beat = 0.0
+        self.settling = False  # a worker is starting, pausing or resuming: reconcile again soon
 
     # -- bootstrap ----------------------------------------------------------------------
     def start(self) -> None:
@@ -82,12 +84,13 @@ class Agent:
                 if not self.monitor_only:
                     self.reconcile_once()
                 self.heartbeat_if_due()
-                self.stop_event.wait(TICK)
+                self.stop_event.wait(FAST_TICK if self.settling else TICK)
         finally:
             self.shutdown()
 
     # -- one step -------------------------------------------------------------------
     def reconcile_once(self) -> None:
+        self.settling = False
         with session_scope(self.settings.db) as session:
             wanted = self.desired(session)
             for processor in wanted:
@@ -130,8 +133,11 @@ class Agent:
             handle = self.start_worker(processor, deployed)
             if handle is None:
                 return
-        handle.set_paused(processor.requested_status == ProcessorStatus.PAUSED)
+        paused = processor.requested_status == ProcessorStatus.PAUSED
+        handle.set_paused(paused)
         observed = self.observed_status(handle)
+        if observed != (ProcessorStatus.PAUSED if paused else ProcessorStatus.RUNNING):
+            self.settling = True
         if observed == ProcessorStatus.STARTING and processor.id in self.crashes:
             return  # keep showing why the last worker died until this one is up
         self.crashes.pop(processor.id, None)

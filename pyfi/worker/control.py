@@ -13,7 +13,7 @@ from typing import Any
 
 from celery import bootsteps
 
-POLL = 0.2
+POLL = 0.1
 PAUSE, RUN = "pause", "run"
 
 
