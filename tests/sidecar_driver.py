@@ -7,6 +7,7 @@ Prints one JSON line with what the scenario observed. Scenarios:
 - ``children``: two forked processes record CALLS calls each (received, started,
   finished, a published message per call) through one sidecar; one of them
   checks that ``flush()`` means "in the database"; then the sidecar is stopped.
+- ``killed_child``: a forked process records CALLS calls and is killed -9 at once.
 - ``orphan``: records CALLS calls, then the process dies without stopping its
   sidecar (which must still write them all and exit).
 - ``fallback``: the sidecar is killed first; CALLS calls are recorded anyway.
@@ -72,6 +73,18 @@ def children(db_url: str, pubsub_url: str, count: int) -> dict:
             "socket_left": os.path.exists(sidecar.address)}
 
 
+def killed_child(db_url: str, pubsub_url: str, count: int) -> dict:
+    """A pool process records its calls, then is killed -9 before it could flush anything itself."""
+    sidecar = start_sidecar(db_url, pubsub_url, "tester")
+    sink = sidecar.sink(db_url, pubsub_url, "tester")
+    pid = os.fork()
+    if pid == 0:
+        record_calls(sink, "killed", count)
+        os.kill(os.getpid(), signal.SIGKILL)
+    _, status = os.waitpid(pid, 0)
+    return {"killed": os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL, "confirmed": sidecar.stop()}
+
+
 def orphan(db_url: str, pubsub_url: str, count: int) -> None:
     sidecar = start_sidecar(db_url, pubsub_url, "tester")
     sink = sidecar.sink(db_url, pubsub_url, "tester")
@@ -91,7 +104,8 @@ def fallback(db_url: str, pubsub_url: str, count: int) -> dict:
 
 def main() -> None:
     scenario, db_url, pubsub_url, count = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
-    result = {"children": children, "orphan": orphan, "fallback": fallback}[scenario](db_url, pubsub_url, count)
+    scenarios = {"children": children, "killed_child": killed_child, "orphan": orphan, "fallback": fallback}
+    result = scenarios[scenario](db_url, pubsub_url, count)
     print(json.dumps(result), flush=True)
 
 

@@ -64,6 +64,15 @@ def test_records_of_every_process_are_written_and_published(db_url: str, tmp_pat
     assert gone(result["sidecar_pid"])
 
 
+def test_a_killed_pool_process_loses_none_of_the_calls_it_finished(db_url: str, tmp_path: Path) -> None:
+    """Its calls were acknowledged, so nothing would redeliver them: their records must already be safe."""
+    result = drive("killed_child", db_url, f"sqlite:///{tmp_path / 'pubsub.db'}", 120)
+    assert result == {"killed": True, "confirmed": True}
+    calls, events = calls_and_events(db_url, "killed")
+    assert len(calls) == 120 and {c.state for c in calls} == {CallState.FINISHED}
+    assert events == {"received": 120, "prerun": 120, "postrun": 120}
+
+
 def test_a_sidecar_whose_worker_died_writes_everything_then_exits(db_url: str, tmp_path: Path) -> None:
     result = drive("orphan", db_url, f"sqlite:///{tmp_path / 'pubsub.db'}", 200)
     wait_for(lambda: len([c for c in calls_and_events(db_url, "orphan")[0] if c.state == CallState.FINISHED]) == 200,
