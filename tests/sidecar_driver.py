@@ -11,6 +11,7 @@ Prints one JSON line with what the scenario observed. Scenarios:
 - ``orphan``: records CALLS calls, then the process dies without stopping its
   sidecar (which must still write them all and exit).
 - ``fallback``: the sidecar is killed first; CALLS calls are recorded anyway.
+- ``no_sidecar``: the sidecar cannot listen (TMPDIR too long); CALLS calls are recorded anyway.
 """
 from __future__ import annotations
 
@@ -102,9 +103,22 @@ def fallback(db_url: str, pubsub_url: str, count: int) -> dict:
     return {"flushed": sink.flush(20), "seen_after_flush": count_calls(db_url, ids), "stopped": sink.stop(20)}
 
 
+def no_sidecar(db_url: str, pubsub_url: str, count: int) -> dict:
+    """TMPDIR too long for a Unix socket path: no sidecar, and every call is still recorded."""
+    import tempfile
+
+    tempfile.tempdir = tempfile.mkdtemp(prefix="x" * 120)
+    sidecar = start_sidecar(db_url, pubsub_url, "tester")
+    sink = RecordSink(None, db_url, pubsub_url, "tester")
+    ids = record_calls(sink, "nosidecar", count)
+    return {"sidecar": sidecar is not None, "flushed": sink.flush(20), "seen_after_flush": count_calls(db_url, ids),
+            "stopped": sink.stop(20)}
+
+
 def main() -> None:
     scenario, db_url, pubsub_url, count = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
-    scenarios = {"children": children, "killed_child": killed_child, "orphan": orphan, "fallback": fallback}
+    scenarios = {"children": children, "killed_child": killed_child, "orphan": orphan, "fallback": fallback,
+                 "no_sidecar": no_sidecar}
     result = scenarios[scenario](db_url, pubsub_url, count)
     print(json.dumps(result), flush=True)
 

@@ -88,6 +88,11 @@ def test_without_a_sidecar_a_process_records_by_itself(db_url: str, tmp_path: Pa
     assert events == {"received": 50, "prerun": 50, "postrun": 50}
 
 
+def test_a_worker_whose_sidecar_cannot_start_records_anyway(db_url: str, tmp_path: Path) -> None:
+    result = drive("no_sidecar", db_url, f"sqlite:///{tmp_path / 'pubsub.db'}", 40)
+    assert result == {"sidecar": False, "flushed": True, "seen_after_flush": 40, "stopped": True}
+
+
 def test_a_malformed_line_costs_only_itself(db_url: str, tmp_path: Path) -> None:
     """Garbage on the socket (a bug, or another process of the same user) is skipped, the rest recorded."""
     code = (
@@ -96,7 +101,8 @@ def test_a_malformed_line_costs_only_itself(db_url: str, tmp_path: Path) -> None
         "sc = start_sidecar(sys.argv[1], sys.argv[2], 'tester')\n"
         "s = socket.socket(socket.AF_UNIX); s.connect(sc.address)\n"
         "s.sendall(b'R\\tnot json\\nX\\twhat\\nR\\t[\"__init__\", 0, {}]\\n')\n"
-        "s.sendall(b'R\\t' + json.dumps(['revoked', 1.0e9, {'call_id': 'badlinesok' + '0' * 26, 'name': 'n'}]).encode() + b'\\n')\n"
+        "good = ['revoked', 1.0e9, {'call_id': 'badlinesok' + '0' * 26, 'name': 'n'}]\n"
+        "s.sendall(b'R\\t' + json.dumps(good).encode() + b'\\n')\n"
         "s.close(); print(sc.stop())\n"
     )
     done = subprocess.run([sys.executable, "-c", code, db_url, f"sqlite:///{tmp_path / 'p.db'}"],

@@ -25,6 +25,7 @@ from pyfi.worker.control import PauseControl, error_path
 from pyfi.worker.lifecycle import Lifecycle
 from pyfi.worker.plugs import Forwarder
 from pyfi.worker.sidecar import Sidecar, start_sidecar
+from pyfi.worker.sink import RecordSink
 from pyfi.worker.spec import WorkerSpec, load_spec
 from pyfi.worker.tasks import import_processor_module, register_tasks
 
@@ -41,7 +42,7 @@ class WorkerOptions:
 
 
 def bootstrap(settings: Settings, processor: str, path: Path | None, control: Path | None,
-              options: WorkerOptions = WorkerOptions()) -> tuple[Any, WorkerSpec, Sidecar]:
+              options: WorkerOptions = WorkerOptions()) -> tuple[Any, WorkerSpec, Sidecar | None]:
     """Build the Celery app for ``processor`` with its tasks and hooks, and start its sidecar."""
     with session_scope(settings.db) as session:
         spec = load_spec(session, processor)
@@ -54,7 +55,7 @@ def bootstrap(settings: Settings, processor: str, path: Path | None, control: Pa
     apply_options(app, options)
     forwarder = Forwarder(settings, [s.id for s in spec.sockets])
     sidecar = start_sidecar(settings.db, settings.pubsub, spec.owner)
-    sink = sidecar.sink(settings.db, settings.pubsub, spec.owner)  # records and publishes for every process
+    sink = RecordSink(sidecar.address if sidecar else None, settings.db, settings.pubsub, spec.owner)
     lifecycle = Lifecycle(spec, sink, app, forwarder)
     register_tasks(app, spec, module, on_output=lifecycle.publish_output)
     lifecycle.connect()
@@ -111,7 +112,8 @@ def run(settings: Settings, processor: str, path: Path | None = None, control: P
         gc.freeze()  # what start-up loaded stays: the collector (main and pool) need not scan it again
         worker.start()
     finally:
-        sidecar.stop()  # after the pool: every record of every process is written
+        if sidecar is not None:
+            sidecar.stop()  # after the pool: every record of every process is written
     code = getattr(worker, "exitcode", 0) or 0
     if code:
         raise SystemExit(code)

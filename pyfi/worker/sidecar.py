@@ -222,13 +222,24 @@ class Sidecar:
             time.sleep(0.01)
 
 
-def start_sidecar(db_url: str, pubsub_url: str, owner: str | None) -> Sidecar:
-    """Fork the sidecar; call before the pool (and any thread) starts."""
-    directory = Path(tempfile.mkdtemp(prefix="pyfi-sidecar-"))  # mode 700: only this user may connect
-    address = str(directory / "sock")
-    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    listener.bind(address)
-    listener.listen(64)
+def start_sidecar(db_url: str, pubsub_url: str, owner: str | None) -> Sidecar | None:
+    """Fork the sidecar; call before the pool (and any thread) starts.
+
+    None if it cannot listen (no writable temp dir, a TMPDIR too long for a
+    socket path): the worker's processes then record and publish by themselves.
+    """
+    directory = None
+    try:
+        directory = Path(tempfile.mkdtemp(prefix="pyfi-sidecar-"))  # mode 700: only this user may connect
+        address = str(directory / "sock")
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        listener.bind(address)
+        listener.listen(64)
+    except OSError as exc:
+        log.warning("cannot start the worker's sidecar (%s); each process records by itself", exc)
+        if directory is not None:
+            shutil.rmtree(directory, ignore_errors=True)
+        return None
     parent = os.getpid()
     pid = os.fork()
     if pid == 0:

@@ -51,7 +51,8 @@ class _Held(threading.local):
 class RecordSink:
     """The recorder and publisher of one worker's processes (see the module docstring)."""
 
-    def __init__(self, address: str, db_url: str, pubsub_url: str, owner: str | None = None) -> None:
+    def __init__(self, address: str | None, db_url: str, pubsub_url: str, owner: str | None = None) -> None:
+        """``address``: the sidecar's socket; None when the worker has none (every process then records itself)."""
         self.address, self.db_url, self.pubsub_url, self.owner = address, db_url, pubsub_url, owner
         self._pid = -1
         self._adopt_process()
@@ -82,6 +83,10 @@ class RecordSink:
     def flush(self, timeout: float | None = 30.0) -> bool:
         """Block until this process's records so far are in the database; False on timeout."""
         self._adopt_process()
+        if self._held.lines:  # inside batch(): what it holds so far goes before the flush
+            held, self._held.lines = self._held.lines, None
+            self._send_lines(held)
+            self._held.lines = []
         if self._local is None:
             with self._lock:
                 self._token += 1
@@ -166,6 +171,8 @@ class RecordSink:
     def _send(self, line: str) -> bool:
         """Write one line (caller holds the lock); False once the sidecar is unreachable."""
         try:
+            if self.address is None:
+                raise ConnectionRefusedError("this worker has no sidecar")
             if self._sock is None:
                 self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
                 self._sock.connect(self.address)
@@ -212,8 +219,9 @@ class RecordSink:
     def _fallback(self, exc: BaseException | None = None) -> tuple[Recorder, Publisher]:
         """This process's own recorder and publisher, for when the sidecar is gone."""
         if self._local is None:
-            log.warning("worker sidecar unreachable (%s); process %d records and publishes by itself",
-                        exc, os.getpid())
+            if self.address is not None:
+                log.warning("worker sidecar unreachable (%s); process %d records and publishes by itself",
+                            exc, os.getpid())
             self._local = (Recorder(self.db_url, owner=self.owner), publisher_for(self.pubsub_url))
         return self._local
 
