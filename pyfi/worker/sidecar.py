@@ -41,6 +41,8 @@ log = logging.getLogger("pyfi.worker")
 
 #: after a wake-up with work, wait this long so the next one finds a batch (seconds)
 BATCH_PAUSE = 0.005
+#: while a process waits for a flush: how often to check whether the records are written
+FLUSH_POLL = 0.002
 #: how often an idle sidecar checks that its parent still lives
 IDLE_WAIT = 0.5
 #: how long the main process waits for the sidecar to write everything at shutdown
@@ -82,7 +84,7 @@ class SidecarServer:
         self.listener.setblocking(False)
         self.selector.register(self.listener, selectors.EVENT_READ)
         while self.stop_peer is None and os.getppid() == self.parent:
-            busy = self.step(0.002 if self.flushes else IDLE_WAIT)
+            busy = self.step(FLUSH_POLL if self.flushes else IDLE_WAIT)
             if busy and not self.flushes:
                 time.sleep(BATCH_PAUSE)
         self.drain()
