@@ -29,6 +29,7 @@ from typing import Any, Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from pyfi.worker.processes import worker_processes  # noqa: E402
 from bench.common import (EXAMPLES, STACKS, USER, Children, exit_on_sigterm, forget_run,  # noqa: E402
                           interrupts_reported, median, python, run_id, stack, wait_until)
 
@@ -79,23 +80,6 @@ def status(db_url: str, processor: str) -> str:
 
     with session_scope(db_url) as session:
         return str(session.scalar(select(Processor.status).where(Processor.name == processor)))
-
-
-def worker_processes(processor: str, home: Path) -> list[int]:
-    """Live ``pyfi.worker`` processes for ``processor`` of this run (found in /proc, not the database)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            argv = (entry / "cmdline").read_bytes().split(b"\0")
-            environ = (entry / "environ").read_bytes()
-            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            continue
-        if b"pyfi.worker" in argv and processor.encode() in argv and str(home).encode() in environ and state != "Z":
-            found.append(int(entry.name))
-    return found
 
 
 def request(db_url: str, action: str, processor: str) -> float:

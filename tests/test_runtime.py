@@ -18,6 +18,7 @@ from sqlalchemy import func, select
 from network import PYFI, SAMPLE, Network, child_pids, make_repo, stack_env, wait_for
 from pyfi.db.engine import session_scope
 from pyfi.db.models import Call, Event, Processor, Worker
+from pyfi.worker.processes import worker_processes
 
 pytestmark = pytest.mark.slow
 REACTION = 2.0  # seconds: the issue's bound for proc commands to take effect
@@ -72,25 +73,7 @@ def worker_pids(net: Network, processor: str) -> list[int]:
 
 def live_workers(processor: str, home: Path) -> list[int]:
     """Worker processes for ``processor`` of this network, found in /proc (not the database)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            argv = (entry / "cmdline").read_bytes().split(b"\0")
-            environ = (entry / "environ").read_bytes()
-        except OSError:
-            continue
-        if b"pyfi.worker" in argv and processor.encode() in argv and str(home).encode() in environ:
-            found.append(int(entry.name))
-    return sorted(pid for pid in found if _parent(pid) not in found)  # pool children share the argv
-
-
-def _parent(pid: int) -> int:
-    try:
-        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
-    except (OSError, IndexError, ValueError):
-        return 0
+    return worker_processes(processor, home)
 
 
 def test_call_is_recorded_published_and_listened(net: Network) -> None:
