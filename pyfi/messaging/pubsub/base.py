@@ -31,26 +31,13 @@ class Publisher(abc.ABC):
         On a backend error: log a warning (once per outage), drop the message,
         and skip publishing for FAILURE_BACKOFF seconds.
         """
-        if time.monotonic() < self._down_until:
-            return False
-        payload = encode(message)
-        try:
-            self._check_pid()
-            self._send(channel, payload)
-        except self._backend_errors() as exc:
-            self._failed(exc)
-            return False
-        if self._warned:
-            log.info("pub/sub %s reachable again", safe_url(self.url))
-            self._warned = False
-        return True
+        return self.publish_encoded([(channel, encode(message))])
 
     def publish_encoded(self, items: Sequence[tuple[str, str]]) -> bool:
-        """Send already-encoded ``(channel, payload)`` pairs in one go; True if the backend took them.
+        """Send already-encoded ``(channel, payload)`` pairs in one write; True if the backend took them.
 
-        The worker's sidecar publishes what a worker's processes hand it in
-        batches: one write to the backend instead of one per message. Same
-        failure rules as :meth:`publish`.
+        The worker's sidecar publishes what the worker's processes hand it in
+        batches this way. Failures as in :meth:`publish`.
         """
         if not items or time.monotonic() < self._down_until:
             return not items
@@ -60,12 +47,10 @@ class Publisher(abc.ABC):
         except self._backend_errors() as exc:
             self._failed(exc)
             return False
+        if self._warned:
+            log.info("pub/sub %s reachable again", safe_url(self.url))
+            self._warned = False
         return True
-
-    def _send_many(self, items: Sequence[tuple[str, str]]) -> None:
-        """Deliver several payloads (transports override this to batch)."""
-        for channel, payload in items:
-            self._send(channel, payload)
 
     def close(self) -> None:
         """Release the connection of this process (if any); never raises because the backend is down."""
@@ -107,8 +92,8 @@ class Publisher(abc.ABC):
         """The exceptions meaning "backend unavailable": logged and dropped."""
 
     @abc.abstractmethod
-    def _send(self, channel: str, payload: str) -> None:
-        """Deliver one JSON payload."""
+    def _send_many(self, items: Sequence[tuple[str, str]]) -> None:
+        """Deliver JSON payloads, ``(channel, payload)`` pairs in order, in as few writes as the transport allows."""
 
     @abc.abstractmethod
     def _forget(self) -> None:

@@ -67,16 +67,8 @@ class RedisPublisher(Publisher):
 
         return (redis.RedisError, OSError)
 
-    def _send(self, channel: str, payload: str) -> None:
-        with self._lock:
-            conn = self._connection()
-            if self._unread >= MAX_UNREAD:
-                self._read_replies(conn)
-            conn.send_packed_command(conn.pack_command("PUBLISH", channel, payload), check_health=False)
-            self._unread += 1
-
     def _send_many(self, items: Sequence[tuple[str, str]]) -> None:
-        """Every PUBLISH in one socket write; the replies are read as :meth:`_send` does."""
+        """Every PUBLISH in one socket write; their replies are read later, in bulk."""
         with self._lock:
             conn = self._connection()
             if self._unread + len(items) > MAX_UNREAD:

@@ -66,9 +66,6 @@ class SqlitePublisher(Publisher):
     def _backend_errors(self) -> tuple[type[BaseException], ...]:
         return (sqlite3.Error, OSError)
 
-    def _send(self, channel: str, payload: str) -> None:
-        self._send_many([(channel, payload)])
-
     def _send_many(self, items: Sequence[tuple[str, str]]) -> None:
         """One INSERT per message, in one transaction (one fsync-free commit for the batch)."""
         with self._lock:
