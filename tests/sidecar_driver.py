@@ -60,7 +60,7 @@ def child(sink: RecordSink, db_url: str, prefix: str, count: int, check_flush: b
 
 def children(db_url: str, pubsub_url: str, count: int) -> dict:
     sidecar = start_sidecar(db_url, pubsub_url, "tester")
-    sink = sidecar.sink(db_url, pubsub_url, "tester")
+    sink = RecordSink(sidecar.address, db_url, pubsub_url, "tester")
     context = multiprocessing.get_context("fork")
     out = context.Queue()
     procs = [context.Process(target=child, args=(sink, db_url, f"c{i}", count, i == 0, out)) for i in range(2)]
@@ -77,7 +77,7 @@ def children(db_url: str, pubsub_url: str, count: int) -> dict:
 def killed_child(db_url: str, pubsub_url: str, count: int) -> dict:
     """A pool process records its calls, then is killed -9 before it could flush anything itself."""
     sidecar = start_sidecar(db_url, pubsub_url, "tester")
-    sink = sidecar.sink(db_url, pubsub_url, "tester")
+    sink = RecordSink(sidecar.address, db_url, pubsub_url, "tester")
     pid = os.fork()
     if pid == 0:
         record_calls(sink, "killed", count)
@@ -88,7 +88,7 @@ def killed_child(db_url: str, pubsub_url: str, count: int) -> dict:
 
 def orphan(db_url: str, pubsub_url: str, count: int) -> None:
     sidecar = start_sidecar(db_url, pubsub_url, "tester")
-    sink = sidecar.sink(db_url, pubsub_url, "tester")
+    sink = RecordSink(sidecar.address, db_url, pubsub_url, "tester")
     record_calls(sink, "orphan", count)
     print(json.dumps({"sidecar_pid": sidecar.pid}), flush=True)
     os._exit(0)  # as if killed: no stop, no exit hooks
@@ -98,7 +98,7 @@ def fallback(db_url: str, pubsub_url: str, count: int) -> dict:
     sidecar = start_sidecar(db_url, pubsub_url, "tester")
     os.kill(sidecar.pid, signal.SIGKILL)
     os.waitpid(sidecar.pid, 0)
-    sink = sidecar.sink(db_url, pubsub_url, "tester")
+    sink = RecordSink(sidecar.address, db_url, pubsub_url, "tester")
     ids = record_calls(sink, "fallback", count)
     return {"flushed": sink.flush(20), "seen_after_flush": count_calls(db_url, ids), "stopped": sink.stop(20)}
 

@@ -7,7 +7,6 @@ record is written.
 """
 from __future__ import annotations
 
-import gc
 import importlib
 import logging
 import os
@@ -109,7 +108,6 @@ def run(settings: Settings, processor: str, path: Path | None = None, control: P
             without_gossip=True,
             optimization="fair",
         )
-        gc.freeze()  # what start-up loaded stays: the collector (main and pool) need not scan it again
         worker.start()
     finally:
         if sidecar is not None:

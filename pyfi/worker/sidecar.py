@@ -35,7 +35,7 @@ from pathlib import Path
 
 from pyfi.messaging.pubsub import Publisher, publisher_for
 from pyfi.worker.recorder import Recorder
-from pyfi.worker.sink import FLUSH, PUBLISH, RECORD, RECORD_METHODS, STOP, RecordSink, from_epoch
+from pyfi.worker.sink import FLUSH, PUBLISH, RECORD, RECORD_METHODS, STOP, from_epoch
 
 log = logging.getLogger("pyfi.worker")
 
@@ -194,9 +194,6 @@ class Sidecar:
     pid: int
     address: str
     directory: Path
-
-    def sink(self, db_url: str, pubsub_url: str, owner: str | None) -> RecordSink:
-        return RecordSink(self.address, db_url, pubsub_url, owner)
 
     def stop(self, timeout: float = STOP_TIMEOUT) -> bool:
         """Ask the sidecar to write everything and exit; True if it confirmed it all."""

@@ -81,12 +81,11 @@ class RecordSink:
         self._record("revoked", when, call_id=call_id, name=name)
 
     def flush(self, timeout: float | None = 30.0) -> bool:
-        """Block until this process's records so far are in the database; False on timeout."""
+        """Block until this process's records so far are in the database; False on timeout.
+
+        Call it outside :meth:`batch` (what a batch holds is sent when the batch ends).
+        """
         self._adopt_process()
-        if self._held.lines:  # inside batch(): what it holds so far goes before the flush
-            held, self._held.lines = self._held.lines, None
-            self._send_lines(held)
-            self._held.lines = []
         if self._local is None:
             with self._lock:
                 self._token += 1
