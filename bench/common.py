@@ -9,6 +9,7 @@ Ctrl-C or an error.
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import os
 import signal
@@ -20,7 +21,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence, TypeVar
+from typing import Any, Callable, Collection, Iterator, Sequence, TypeVar
 
 from sqlalchemy import create_engine, text
 
@@ -299,3 +300,40 @@ def percentile(values: Sequence[float], q: float) -> float:
 
 def median(values: Sequence[float]) -> float:
     return statistics.median(values)
+
+
+READY = ("SUCCESS", "FAILURE", "REVOKED")
+DB_POLL = 0.01  # seconds between result polls on a database result backend
+
+
+class Results:
+    """Which pending calls have a result: polled from the result backend, the same way for both sides.
+
+    (Celery's own Redis result consumer is no use here: it unsubscribes a call
+    as soon as its AsyncResult is garbage collected, and pyfi's ``send``, like
+    most senders, keeps only the id.)
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.backend = app.backend
+        self.redis = hasattr(self.backend, "client")
+        self.fetch = self.fetch_redis if self.redis else self.fetch_database
+
+    def poll(self, pending: Collection[str], timeout: float) -> list[tuple[str, float, str]]:
+        """(call id, time the result was seen, state) of the pending calls now ready."""
+        time.sleep(timeout if self.redis else max(timeout, DB_POLL))  # do not hammer a SQLite result file
+        states = self.fetch(list(pending))
+        now = time.perf_counter()
+        return [(call_id, now, state) for call_id, state in states.items() if state in READY]
+
+    def fetch_redis(self, ids: list[str]) -> dict[str, str]:
+        values = self.backend.client.mget([self.backend.get_key_for_task(i) for i in ids]) if ids else []
+        return {i: json.loads(v)["status"] for i, v in zip(ids, values) if v is not None}
+
+    def fetch_database(self, ids: list[str]) -> dict[str, str]:
+        table = self.backend.task_cls
+        session = self.backend.ResultSession()
+        try:
+            return dict(session.query(table.task_id, table.status).filter(table.task_id.in_(ids)).all())
+        finally:
+            session.close()
