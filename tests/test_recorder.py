@@ -23,7 +23,7 @@ from pyfi.db import migrate
 from pyfi.db.engine import get_engine, session_scope
 from pyfi.db.models import Call, Event, Processor, Queue, Socket, Task
 from pyfi.enums import CallState, EventName
-from pyfi.worker.recorder import Recorder
+from pyfi.worker.recorder import Recorder, backoff
 from conftest import PG_ADMIN_URL
 
 DEADLINE = 20.0
@@ -302,3 +302,9 @@ def test_postgres_outage_while_connections_are_refused(pg_migrated: str, outage_
         landed = session.scalar(select(func.count()).select_from(Event).where(Event.call_id.in_(ids)))
     assert landed == 3 * len(ids)
     assert len(_outage_warnings(outage_log)) == 1
+
+
+def test_backoff_doubles_up_to_its_cap_even_after_thousands_of_failures() -> None:
+    """An outage of hours must not overflow the delay and kill the writer thread (records would be lost)."""
+    assert [backoff(n, 2.0) for n in (1, 2, 3)] == [0.05, 0.1, 0.2]
+    assert backoff(6, 2.0) == 1.6 and backoff(7, 2.0) == 2.0 and backoff(5000, 2.0) == 2.0

@@ -7,6 +7,8 @@ the file. Engines must not cross a fork: workers create theirs after it.
 from __future__ import annotations
 
 import os
+import sqlite3
+import time
 from contextlib import contextmanager
 from typing import Iterator
 
@@ -29,11 +31,25 @@ INSUFFICIENT_PRIVILEGE = "42501"  # PostgreSQL: a GRANT or row-level security po
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:  # noqa: ANN001 - DBAPI hook
     cursor = dbapi_conn.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_MS}")
+    _enable_wal(cursor)
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
+
+
+def _enable_wal(cursor) -> None:  # noqa: ANN001 - DBAPI cursor
+    """Switch the file to WAL. Two processes opening a new file at once (a worker and ``db init``) may
+    be told "locked" without the busy handler being consulted: retry until SQLITE_BUSY_MS has passed."""
+    deadline = time.monotonic() + SQLITE_BUSY_MS / 1000
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
 
 
 def get_engine(url: str) -> Engine:

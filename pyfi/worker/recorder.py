@@ -191,7 +191,7 @@ class Recorder:
             if self._batch and not self._write_batch(failures):
                 failures += 1
                 outage_began = outage_began or time.monotonic()
-                self._sleep(min(self.max_backoff, FIRST_BACKOFF * 2 ** (failures - 1)))
+                self._sleep(backoff(failures, self.max_backoff))
                 continue
             if failures:
                 log.warning("recorder: database %s is back after %.1f s; recording resumed",
@@ -299,6 +299,11 @@ def _rows(records: list[_Record], owner: str | None) -> tuple[list[dict], list[d
             "note": record.note, "created": record.when, "lastupdated": record.when,
         })
     return sorted(calls.values(), key=lambda r: r["id"]), sorted(events.values(), key=lambda r: r["id"])
+
+
+def backoff(failures: int, cap: float) -> float:
+    """Seconds to wait after ``failures`` failed writes in a row: doubling, capped (and finite in a long outage)."""
+    return min(cap, FIRST_BACKOFF * 2 ** min(failures - 1, 30))
 
 
 def event_id_for(call_id: str, event: str, attempt: int) -> str:
