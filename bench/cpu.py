@@ -15,6 +15,13 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime after the command
 
 
+def machine_cpu_seconds() -> float:
+    """Busy CPU seconds of the whole machine so far (every core: user, nice, system, irq, softirq, steal)."""
+    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(v) for v in fields[:8])
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
 def group_pids(pgid: int) -> list[int]:
     """Live processes of a process group (a worker and its pool children)."""
     pids = []

@@ -6,8 +6,11 @@ psycopg2 it needs RETURNING, and its rows, to send a batch as one multi-row
 VALUES), and psycopg2's ``execute_values`` still formats every row in a
 Python loop. So a batch goes to the driver whole:
 
-- PostgreSQL: one ``INSERT INTO t (cols) SELECT * FROM unnest(%(c1)s::type[], ...)``
-  with one array parameter per column (psycopg2 adapts lists in C);
+- PostgreSQL: one ``INSERT INTO t (cols) SELECT cols FROM json_populate_recordset(NULL::t, %(rows)s)``
+  with the rows as one JSON text. (An earlier version sent one array per
+  column; psycopg2 adapts every element of an array on its own, and that
+  was the largest cost of the sidecar, ~30% of its CPU. The C JSON encoder
+  does it in one pass and the server parses JSON about as fast as arrays.)
 - SQLite: ``executemany`` of the compiled statement.
 
 The SQL is SQLAlchemy's own compilation of the statement (its ON CONFLICT
@@ -18,6 +21,8 @@ invalidated as SQLAlchemy would.
 """
 from __future__ import annotations
 
+import datetime as dt
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -35,10 +40,9 @@ class Bulk:
     """One statement, compiled once for a dialect, run over whole batches."""
 
     sql: str
-    columns: tuple[str, ...]  # PostgreSQL: the array parameters, in the table's order
     constants: dict[str, Any]  # literal parameters of the conflict clause (SQLite passes them per row)
     processors: tuple[tuple[str, Callable[[Any], Any]], ...]
-    arrays: bool  # True: one array per column (PostgreSQL); False: executemany (SQLite)
+    as_json: bool  # True: the rows as one JSON parameter (PostgreSQL); False: executemany (SQLite)
 
     def execute(self, conn: Any, rows: list[dict]) -> None:
         """Write ``rows`` (dicts holding every column) on the SQLAlchemy connection ``conn``."""
@@ -50,8 +54,8 @@ class Bulk:
         dbapi = conn.dialect.loaded_dbapi
         cursor = conn.connection.cursor()
         try:
-            if self.arrays:
-                cursor.execute(self.sql, {column: [row[column] for row in rows] for column in self.columns})
+            if self.as_json:
+                cursor.execute(self.sql, {"rows": _JSON.encode(rows)})
             else:
                 cursor.executemany(self.sql, [{**row, **self.constants} for row in rows])
         except dbapi.Error as exc:
@@ -68,7 +72,7 @@ def compile_bulk(stmt: Insert, table: Any, dialect: Any) -> Bulk:
     if dialect.name == "sqlite":
         compiled = stmt.compile(dialect=sqlite.dialect(paramstyle="named"))
         constants = {k: v for k, v in compiled.params.items() if k not in table.c}
-        return Bulk(compiled.string, (), constants, processors, arrays=False)
+        return Bulk(compiled.string, constants, processors, as_json=False)
     compiled = stmt.compile(dialect=dialect)
     plain = insert(table).compile(dialect=dialect).string  # INSERT INTO t (cols) VALUES (row template)
     head, _, template = plain.partition(" VALUES ")
@@ -77,10 +81,21 @@ def compile_bulk(stmt: Insert, table: Any, dialect: Any) -> Bulk:
     constants = {k: v for k, v in compiled.params.items() if k not in table.c}
     clause = compiled.string[len(plain):]  # ON CONFLICT ...: its constants are quoted in place
     clause = clause % {k: _quoted(v) for k, v in constants.items()}
-    columns = tuple(column.name for column in table.columns)
-    arrays = ", ".join(f"%({c.name})s::{c.type.compile(dialect=dialect)}[]" for c in table.columns)
-    sql = f"{head} SELECT * FROM unnest({arrays}){clause.replace('%', '%%')}"
-    return Bulk(sql, columns, {}, processors, arrays=True)
+    preparer = dialect.identifier_preparer
+    columns = ", ".join(preparer.format_column(column) for column in table.columns)
+    source = f"json_populate_recordset(NULL::{preparer.format_table(table)}, %(rows)s)"
+    sql = f"{head} SELECT {columns} FROM {source}{clause.replace('%', '%%')}"
+    return Bulk(sql, {}, processors, as_json=True)
+
+
+def _json_value(value: Any) -> str:
+    """Datetimes as ISO text (PostgreSQL reads it back exactly); nothing else is expected."""
+    if isinstance(value, (dt.datetime, dt.date)):
+        return value.isoformat()
+    raise TypeError(f"cannot send {type(value).__name__} to the database as JSON")
+
+
+_JSON = json.JSONEncoder(default=_json_value, separators=(",", ":"), ensure_ascii=False)
 
 
 def _quoted(value: Any) -> str:

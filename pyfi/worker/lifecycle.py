@@ -33,6 +33,7 @@ from pyfi.enums import EventName
 from pyfi.messaging.pubsub import Channel, build_message, channel_name
 from pyfi.worker.sink import RecordSink
 from pyfi.worker.spec import SocketSpec, WorkerSpec
+from pyfi.worker.steps import ARRIVED, POSTRUN, PRERUN, encode_step
 
 log = logging.getLogger("pyfi.worker")
 
@@ -60,21 +61,19 @@ def _request_dict(request: Any) -> dict | None:
     return data if isinstance(data, dict) else None
 
 
-def stamp_received(request: Any) -> bool:
+def stamp_received(request: Any, stamp: float) -> bool:
     """Parent: note the reception time in the request the child will get; False if it cannot."""
     data = _request_dict(request)
     if data is None:
         return False
-    data[RECEIVED_HEADER] = time.time()
+    data[RECEIVED_HEADER] = stamp
     return True
 
 
-def received_at(request: Any) -> dt.datetime | None:
-    """Child: the reception time the parent stamped (None: not stamped, use now)."""
+def received_stamp(request: Any) -> float | None:
+    """Child: the reception time the parent stamped (None: not stamped)."""
     stamp = header(request, RECEIVED_HEADER)
-    if not isinstance(stamp, (int, float)):
-        return None
-    return dt.datetime.fromtimestamp(stamp, dt.timezone.utc)
+    return stamp if isinstance(stamp, (int, float)) and not isinstance(stamp, bool) else None
 
 
 class Lifecycle:
@@ -82,6 +81,7 @@ class Lifecycle:
         self.spec, self.sink, self.app = spec, sink, app
         self.forwarder = forwarder  # pyfi.worker.plugs.Forwarder: results and errors along plugs
         self.task_names = {s.task_name for s in spec.sockets}
+        self._by_task = {name: spec.sockets_for_task(name) for name in self.task_names}
 
     def connect(self) -> None:
         signals.task_received.connect(self.on_received, weak=False)
@@ -99,7 +99,7 @@ class Lifecycle:
     # -- helpers ----------------------------------------------------------------------
     def socket_of(self, request: Any, task_name: str) -> SocketSpec | None:
         socket_id = header(request, SOCKET_HEADER)
-        candidates = self.spec.sockets_for_task(task_name)
+        candidates = self._by_task.get(task_name, ())
         for socket in candidates:
             if socket.id == socket_id:
                 return socket
@@ -151,9 +151,12 @@ class Lifecycle:
         if request is None or request.name not in self.task_names:
             return
         try:
-            if not stamp_received(request):
+            now = time.time()
+            if not stamp_received(request, now):
                 self.record_received(request, request.name)  # the child cannot learn when: record it here
-            self.publish(self.socket_of(request, request.name), EventName.RECEIVED)
+            socket = self.socket_of(request, request.name)
+            if socket is not None:
+                self.sink.send_step(encode_step(ARRIVED, now, socket.id))
         except Exception:  # noqa: BLE001 - a hook must never fail the call
             log.exception("recording received for %s failed", getattr(request, "id", "?"))
 
@@ -169,22 +172,21 @@ class Lifecycle:
     def on_prerun(self, task_id: str = "", task: Any = None, **_: Any) -> None:
         if task is None or task.name not in self.task_names:
             return
-        socket = self.socket_of(task.request, task.name)
-        with self.sink.batch():
-            self.record_received(task.request, task.name, received_at(task.request), socket)
-            self.sink.started(task_id, name=task.name, attempt=task.request.retries or 0)
-            self.publish(socket, "running")
+        request = task.request
+        socket = self.socket_of(request, task.name)
+        now = time.time()
+        self.sink.send_step(encode_step(
+            PRERUN, now, received_stamp(request) or now, request.retries or 0, task_id, task.name,
+            socket.id if socket else None, request.parent_id, request.root_id or request.id,
+            header(request, TASKPARENT_HEADER), header(request, PLUG_HEADER)))
 
     def on_postrun(self, task_id: str = "", task: Any = None, retval: Any = None, state: str = "", **_: Any) -> None:
         if task is None or task.name not in self.task_names or state != "SUCCESS":
             return
         key = self.resultkey(task_id)
         socket = self.socket_of(task.request, task.name)
-        with self.sink.batch():
-            self.sink.finished(task_id, key, name=task.name, attempt=task.request.retries or 0)
-            self.publish(socket, EventName.POSTRUN, module=self.spec.module,
-                         task=socket.function if socket else task.name, resultkey=key, message=_json(retval),
-                         call=task_id)
+        self.sink.send_step(encode_step(POSTRUN, time.time(), task.request.retries or 0, task_id, task.name,
+                                        socket.id if socket else None, key, _json(retval)))
         if self.forwarder is not None and socket is not None:
             if self.forwarder.wires(socket.id):
                 self.before_forwarding()

@@ -26,6 +26,7 @@ from pyfi.worker.plugs import Forwarder
 from pyfi.worker.sidecar import Sidecar, start_sidecar
 from pyfi.worker.sink import RecordSink
 from pyfi.worker.spec import WorkerSpec, load_spec
+from pyfi.worker.steps import Steps
 from pyfi.worker.tasks import import_processor_module, register_tasks
 
 log = logging.getLogger("pyfi.worker")
@@ -53,8 +54,9 @@ def bootstrap(settings: Settings, processor: str, path: Path | None, control: Pa
     app.steps["consumer"].add(PauseControl)
     apply_options(app, options)
     forwarder = Forwarder(settings, [s.id for s in spec.sockets])
-    sidecar = start_sidecar(settings.db, settings.pubsub, spec.owner)
-    sink = RecordSink(sidecar.address if sidecar else None, settings.db, settings.pubsub, spec.owner)
+    steps = Steps.of(spec)
+    sidecar = start_sidecar(settings.db, settings.pubsub, spec.owner, steps)
+    sink = RecordSink(sidecar.address if sidecar else None, settings.db, settings.pubsub, spec.owner, steps)
     lifecycle = Lifecycle(spec, sink, app, forwarder)
     register_tasks(app, spec, module, on_output=lifecycle.publish_output)
     lifecycle.connect()

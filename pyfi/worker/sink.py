@@ -19,6 +19,7 @@ The line protocol (UTF-8, one per line; JSON never holds a raw newline):
 - ``P<TAB>channel<TAB>payload``: publish ``payload`` (JSON text) on ``channel``
 - ``F<TAB>token``: flush; the sidecar answers ``token<TAB>1`` once every record sent before is written
 - ``S``: stop (the worker's main process, at shutdown); answered ``S<TAB>1`` when all is written
+- the steps every call takes (``A``, ``B``, ``E``, ``J``): see :mod:`pyfi.worker.steps`
 """
 from __future__ import annotations
 
@@ -34,6 +35,7 @@ from typing import Any, Iterator, Mapping
 
 from pyfi.messaging.pubsub import Publisher, encode, publisher_for
 from pyfi.worker.recorder import Recorder
+from pyfi.worker.steps import KINDS, Steps, decode_step
 
 log = logging.getLogger("pyfi.worker")
 
@@ -51,9 +53,14 @@ class _Held(threading.local):
 class RecordSink:
     """The recorder and publisher of one worker's processes (see the module docstring)."""
 
-    def __init__(self, address: str | None, db_url: str, pubsub_url: str, owner: str | None = None) -> None:
-        """``address``: the sidecar's socket; None when the worker has none (every process then records itself)."""
+    def __init__(self, address: str | None, db_url: str, pubsub_url: str, owner: str | None = None,
+                 steps: Steps | None = None) -> None:
+        """``address``: the sidecar's socket; None when the worker has none (every process then records itself).
+
+        ``steps``: how to apply step lines (:meth:`send_step`) here if the sidecar is gone.
+        """
         self.address, self.db_url, self.pubsub_url, self.owner = address, db_url, pubsub_url, owner
+        self.steps = steps
         self._pid = -1
         self._adopt_process()
 
@@ -121,6 +128,11 @@ class RecordSink:
             if lines:
                 self._send_lines(lines)
 
+    def send_step(self, line: str) -> None:
+        """Send one step line (:func:`pyfi.worker.steps.encode_step`)."""
+        self._adopt_process()
+        self._send_lines([line])
+
     # -- the publisher's interface ------------------------------------------------------
     def publish(self, channel: str, message: Mapping[str, Any]) -> bool:
         self._adopt_process()
@@ -158,6 +170,7 @@ class RecordSink:
     def _replay(self, lines: list[str]) -> None:
         """Hand lines the sidecar did not take to this process's own recorder and publisher."""
         recorder, publisher = self._fallback()
+        outbox: list[tuple[float, str, str]] = []
         for line in lines:
             kind, _, body = line.rstrip("\n").partition("\t")
             if kind == RECORD:
@@ -165,7 +178,11 @@ class RecordSink:
                 getattr(recorder, method)(when=from_epoch(stamp), **arguments)
             elif kind == PUBLISH:
                 channel, _, payload = body.partition("\t")
-                publisher.publish_encoded([(channel, payload)])
+                outbox.append((0.0, channel, payload))
+            elif kind in KINDS and self.steps is not None:
+                self.steps.apply(*decode_step(kind, body), recorder, outbox)
+        if outbox:
+            publisher.publish_encoded([(channel, payload) for _, channel, payload in outbox])
 
     def _send(self, line: str) -> bool:
         """Write one line (caller holds the lock); False once the sidecar is unreachable."""

@@ -42,6 +42,18 @@ def _redis_pool(url: str) -> Any:
 MAX_UNREAD = 64
 
 
+def pack_publish(items: Sequence[tuple[str, str]]) -> bytes:
+    """PUBLISH commands in Redis's wire protocol (RESP), one bytes for one write.
+
+    redis-py's general packer costs ~8 us per command in Python; this one ~1.
+    """
+    commands = []
+    for channel, payload in items:
+        name, data = channel.encode(), payload.encode()
+        commands.append(b"*3\r\n$7\r\nPUBLISH\r\n$%d\r\n%b\r\n$%d\r\n%b\r\n" % (len(name), name, len(data), data))
+    return b"".join(commands)
+
+
 class RedisPublisher(Publisher):
     """PUBLISH on a Redis server, pipelined.
 
@@ -73,7 +85,7 @@ class RedisPublisher(Publisher):
             conn = self._connection()
             if self._unread + len(items) > MAX_UNREAD:
                 self._read_replies(conn)
-            conn.send_packed_command(conn.pack_commands([("PUBLISH", c, p) for c, p in items]), check_health=False)
+            conn.send_packed_command([pack_publish(items)], check_health=False)
             self._unread += len(items)
 
     def _connection(self) -> Any:
