@@ -286,13 +286,13 @@ def _rows(records: list[_Record], owner: str | None) -> tuple[list[dict], list[d
     calls: dict[str, dict] = {}
     events: dict[str, dict] = {}
     for record in records:
-        row = dict.fromkeys(CALL_COLUMNS)
-        row.update(record.fields, id=record.call_id, owner=owner, state=record.state, created=record.when,
-                   lastupdated=now)
-        if record.call_id in calls:
-            _merge(calls[record.call_id], row)
+        row = calls.get(record.call_id)
+        if row is None:
+            row = calls[record.call_id] = dict.fromkeys(CALL_COLUMNS)
+            row.update(record.fields, id=record.call_id, owner=owner, state=record.state, created=record.when,
+                       lastupdated=now)
         else:
-            calls[record.call_id] = row
+            _merge(row, record)
         event_id = event_id_for(record.call_id, record.event.value, record.attempt)
         events.setdefault(event_id, {
             "id": event_id, "name": record.event, "call_id": record.call_id, "owner": owner,
@@ -315,18 +315,22 @@ def event_id_for(call_id: str, event: str, attempt: int) -> str:
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
-def _merge(row: dict, new: dict) -> None:
-    """Fold ``new`` into ``row``: the in-batch twin of the upsert's conflict clause."""
-    if RANK[new["state"]] > RANK[row["state"]]:
-        row["state"] = new["state"]
-    for key in ("started", "created"):
-        if row[key] is None or (new[key] is not None and new[key] < row[key]):
-            row[key] = new[key]
-    if not row["name"]:
-        row["name"] = new["name"]
-    for key in FIRST_WINS:
-        if row[key] is None:
-            row[key] = new[key]
+def _merge(row: dict, record: _Record) -> None:
+    """Fold ``record`` into its call's ``row``: the in-batch twin of the upsert's conflict clause."""
+    if RANK[record.state] > RANK[row["state"]]:
+        row["state"] = record.state
+    if row["created"] is None or record.when < row["created"]:
+        row["created"] = record.when
+    for key, value in record.fields.items():  # only the columns this record sets (absent ones are None)
+        if value is None:
+            continue
+        if key == "started":
+            if row[key] is None or value < row[key]:
+                row[key] = value
+        elif key == "name":
+            row[key] = row[key] or value
+        elif key in FIRST_WINS and row[key] is None:
+            row[key] = value
 
 
 @functools.cache

@@ -53,14 +53,16 @@ class WorkerSpec:
     @property
     def signature(self) -> tuple:
         """Changes when a restart is needed (socket set, queues, concurrency)."""
-        return (self.module, self.concurrency, self.retries, tuple(sorted((s.name, s.broker_queue, s.task_name) for s in self.sockets)))
+        sockets = tuple(sorted((s.name, s.broker_queue, s.task_name) for s in self.sockets))
+        return (self.module, self.concurrency, self.retries, sockets)
 
 
 def load_spec(session: Session, processor_name: str) -> WorkerSpec:
     processor = session.scalar(
         select(Processor)
         .where(Processor.name == processor_name)
-        .options(selectinload(Processor.sockets).selectinload(Socket.queue), selectinload(Processor.sockets).selectinload(Socket.task))
+        .options(selectinload(Processor.sockets).selectinload(Socket.queue),
+                 selectinload(Processor.sockets).selectinload(Socket.task))
     )
     if processor is None:
         raise NotFound(f"no processor named {processor_name!r}", "list them with `pyfi ls processors`")

@@ -104,25 +104,25 @@ class Steps:
         stamp = float(fields[0])
         when = naive_utc(stamp)
         if kind == ARRIVED:
-            self._message(outbox, stamp, fields[1], "received")
+            self._message(outbox, stamp, when, fields[1], "received")
         elif kind == PRERUN:
             _, received, attempt, call_id, name, socket_id, parent, tracking, taskparent, plug_id = fields
             recorder.received(call_id, name, socket_id or None, parent or None, tracking or None, taskparent or None,
                               plug_id or None, when=naive_utc(float(received)))
             recorder.started(call_id, when, name=name, attempt=int(attempt))
-            self._message(outbox, stamp, socket_id, "running")
+            self._message(outbox, stamp, when, socket_id, "running")
         else:
             _, attempt, call_id, name, socket_id, resultkey, message = fields
             recorder.finished(call_id, resultkey or None, when, name=name, attempt=int(attempt))
             room = self.sockets.get(socket_id)
             function = room.function if room else name
-            self._message(outbox, stamp, socket_id, "postrun", module=self.module, task=function,
+            self._message(outbox, stamp, when, socket_id, "postrun", module=self.module, task=function,
                           resultkey=resultkey or None, message=message, call=call_id)
 
-    def _message(self, outbox: list[tuple[float, str, str]], stamp: float, socket_id: str, state: str,
-                 **fields: Any) -> None:
+    def _message(self, outbox: list[tuple[float, str, str]], stamp: float, when: dt.datetime, socket_id: str,
+                 state: str, **fields: Any) -> None:
         room = self.sockets.get(socket_id)
         if room is None:  # a call of no socket this worker knows: nobody listens for it
             return
-        date = naive_utc(stamp).isoformat(sep=" ", timespec="microseconds")
+        date = when.isoformat(sep=" ", timespec="microseconds")
         outbox.append((stamp, room.channel, encode(build_message(room.room, state, date=date, **fields))))
