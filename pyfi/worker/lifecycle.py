@@ -43,6 +43,8 @@ PLUG_HEADER = "pyfi_plug"
 TASKPARENT_HEADER = "pyfi_taskparent"
 #: set by the worker's parent process on reception (epoch seconds), read by the child
 RECEIVED_HEADER = "pyfi_received"
+#: any call id: what the result backend's key for it looks like tells its prefix
+_PROBE_ID = "00000000-pyfi-probe"
 #: how long a call waits for its records to be written before forwarding along plugs
 FORWARD_FLUSH_TIMEOUT = 2.0
 
@@ -70,10 +72,6 @@ def stamp_received(request: Any, stamp: float) -> bool:
     return True
 
 
-def received_stamp(request: Any) -> float | None:
-    """Child: the reception time the parent stamped (None: not stamped)."""
-    stamp = header(request, RECEIVED_HEADER)
-    return stamp if isinstance(stamp, (int, float)) and not isinstance(stamp, bool) else None
 
 
 class Lifecycle:
@@ -82,6 +80,7 @@ class Lifecycle:
         self.forwarder = forwarder  # pyfi.worker.plugs.Forwarder: results and errors along plugs
         self.task_names = {s.task_name for s in spec.sockets}
         self._by_task = {name: spec.sockets_for_task(name) for name in self.task_names}
+        self._key_prefix: str | None = None  # the result backend's key prefix, learnt on first use
 
     def connect(self) -> None:
         signals.task_received.connect(self.on_received, weak=False)
@@ -98,7 +97,10 @@ class Lifecycle:
 
     # -- helpers ----------------------------------------------------------------------
     def socket_of(self, request: Any, task_name: str) -> SocketSpec | None:
-        socket_id = header(request, SOCKET_HEADER)
+        return self._socket(task_name, header(request, SOCKET_HEADER))
+
+    def _socket(self, task_name: str, socket_id: str | None) -> SocketSpec | None:
+        """The socket a call names in its header, else the first socket of its task."""
         candidates = self._by_task.get(task_name, ())
         for socket in candidates:
             if socket.id == socket_id:
@@ -121,8 +123,14 @@ class Lifecycle:
         self.sink.publish(channel_name(room, Channel.LOG), message)
 
     def resultkey(self, task_id: str) -> str:
-        backend = self.app.backend
-        getter = getattr(backend, "get_key_for_task", None)
+        """The result backend's key for a call: a fixed prefix and the id, for every backend pyfi uses."""
+        if self._key_prefix is None:
+            probe = self._backend_key(_PROBE_ID)
+            self._key_prefix = probe[: -len(_PROBE_ID)] if probe.endswith(_PROBE_ID) else ""
+        return self._key_prefix + task_id if self._key_prefix else self._backend_key(task_id)
+
+    def _backend_key(self, task_id: str) -> str:
+        getter = getattr(self.app.backend, "get_key_for_task", None)
         key = getter(task_id) if getter else task_id
         return key.decode() if isinstance(key, bytes) else str(key)
 
@@ -172,20 +180,22 @@ class Lifecycle:
     def on_prerun(self, task_id: str = "", task: Any = None, **_: Any) -> None:
         if task is None or task.name not in self.task_names:
             return
-        request = task.request
-        socket = self.socket_of(request, task.name)
+        request = task.request  # a task Context: pyfi's headers are its attributes
+        socket = self._socket(task.name, getattr(request, SOCKET_HEADER, None))
         now = time.time()
+        received = getattr(request, RECEIVED_HEADER, None)
         self.sink.send_step(encode_step(
-            PRERUN, now, received_stamp(request) or now, request.retries or 0, task_id, task.name,
+            PRERUN, now, received if isinstance(received, float) else now, request.retries or 0, task_id, task.name,
             socket.id if socket else None, request.parent_id, request.root_id or request.id,
-            header(request, TASKPARENT_HEADER), header(request, PLUG_HEADER)))
+            getattr(request, TASKPARENT_HEADER, None), getattr(request, PLUG_HEADER, None)))
 
     def on_postrun(self, task_id: str = "", task: Any = None, retval: Any = None, state: str = "", **_: Any) -> None:
         if task is None or task.name not in self.task_names or state != "SUCCESS":
             return
         key = self.resultkey(task_id)
-        socket = self.socket_of(task.request, task.name)
-        self.sink.send_step(encode_step(POSTRUN, time.time(), task.request.retries or 0, task_id, task.name,
+        request = task.request
+        socket = self._socket(task.name, getattr(request, SOCKET_HEADER, None))
+        self.sink.send_step(encode_step(POSTRUN, time.time(), request.retries or 0, task_id, task.name,
                                         socket.id if socket else None, key, _json(retval)))
         if self.forwarder is not None and socket is not None:
             if self.forwarder.wires(socket.id):

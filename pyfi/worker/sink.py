@@ -131,7 +131,11 @@ class RecordSink:
     def send_step(self, line: str) -> None:
         """Send one step line (:func:`pyfi.worker.steps.encode_step`)."""
         self._adopt_process()
-        self._send_lines([line])
+        if self._held.lines is None and self._local is None:  # the usual case, in every call's path: short
+            with self._lock:
+                if self._send(line):
+                    return
+        self._send_lines([line])  # held by a batch, or the sidecar is gone
 
     # -- the publisher's interface ------------------------------------------------------
     def publish(self, channel: str, message: Mapping[str, Any]) -> bool:
