@@ -8,7 +8,8 @@ import pytest
 
 from pyfi.messaging.pubsub import build_message, encode
 from pyfi.messaging.pubsub.redis_backend import pack_publish
-from pyfi.worker.steps import ARRIVED, AS_JSON, POSTRUN, PRERUN, Room, Steps, decode_step, encode_step
+from pyfi.worker.steps import (ARRIVED, AS_JSON, POSTRUN, PRERUN, Room, Steps, decode_step, encode_step, postrun_line,
+                               prerun_line)
 
 SOCKET = "0b8e7c4e-socket"
 STEPS = Steps("sample", {SOCKET: Room("q1.proc1", "q1.proc1.task", "do_something")})
@@ -94,3 +95,19 @@ def test_pack_publish_is_what_redis_py_would_send() -> None:
     items = [("q.p.task", '{"state": "running", "x": "\u00e9"}'), ("q.p.log", "x" * 70_000)]
     expected = b"".join(Connection().pack_commands([("PUBLISH", channel, payload) for channel, payload in items]))
     assert pack_publish(items) == expected
+
+
+@pytest.mark.parametrize("optional", [None, "x-1"])
+def test_the_fast_line_builders_write_what_encode_step_writes(optional) -> None:
+    prerun = (STAMP, STAMP - 0.5, 2, "call-1", "m.f", SOCKET, optional, "root-1", optional, optional)
+    assert prerun_line(*prerun) == encode_step(PRERUN, *prerun)
+    postrun = (STAMP, 0, "call-1", "m.f", optional, optional, '{"a": [1, 2]}')
+    assert postrun_line(*postrun) == encode_step(POSTRUN, *postrun)
+
+
+def test_the_fast_line_builders_fall_back_to_json_for_tabs_and_newlines() -> None:
+    assert prerun_line(STAMP, STAMP, 0, "a\tb", "m.f", SOCKET, None, None, None, "p\n") == \
+        encode_step(PRERUN, STAMP, STAMP, 0, "a\tb", "m.f", SOCKET, None, None, None, "p\n")
+    line = postrun_line(STAMP, 0, "call\n1", "m.f", SOCKET, "key", '"x"')
+    assert line.startswith(f"{AS_JSON}\t")
+    assert apply(line)[0].seen[0][1][0] == "call\n1"

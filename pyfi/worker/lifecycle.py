@@ -31,9 +31,10 @@ from celery import signals
 
 from pyfi.enums import EventName
 from pyfi.messaging.pubsub import Channel, build_message, channel_name
+from pyfi.flow import Routed
 from pyfi.worker.sink import RecordSink
 from pyfi.worker.spec import SocketSpec, WorkerSpec
-from pyfi.worker.steps import ARRIVED, POSTRUN, PRERUN, encode_step
+from pyfi.worker.steps import ARRIVED, encode_step, postrun_line, prerun_line
 
 log = logging.getLogger("pyfi.worker")
 
@@ -184,8 +185,8 @@ class Lifecycle:
         socket = self._socket(task.name, getattr(request, SOCKET_HEADER, None))
         now = time.time()
         received = getattr(request, RECEIVED_HEADER, None)
-        self.sink.send_step(encode_step(
-            PRERUN, now, received if isinstance(received, float) else now, request.retries or 0, task_id, task.name,
+        self.sink.send_step(prerun_line(
+            now, received if isinstance(received, float) else now, request.retries or 0, task_id, task.name,
             socket.id if socket else None, request.parent_id, request.root_id or request.id,
             getattr(request, TASKPARENT_HEADER, None), getattr(request, PLUG_HEADER, None)))
 
@@ -195,12 +196,14 @@ class Lifecycle:
         key = self.resultkey(task_id)
         request = task.request
         socket = self._socket(task.name, getattr(request, SOCKET_HEADER, None))
-        self.sink.send_step(encode_step(POSTRUN, time.time(), request.retries or 0, task_id, task.name,
-                                        socket.id if socket else None, key, _json(retval)))
+        self.sink.send_step(postrun_line(time.time(), request.retries or 0, task_id, task.name,
+                                         socket.id if socket else None, key, _json(retval)))
         if self.forwarder is not None and socket is not None:
             if self.forwarder.wires(socket.id):
                 self.before_forwarding()
-            self.forwarder.forward_result(task_id, task.request.root_id, socket.id, retval)
+            elif not isinstance(retval, Routed):  # nothing to send (a Routed value is checked against its plugs)
+                return
+            self.forwarder.forward_result(task_id, request.root_id, socket.id, retval)
 
     def on_failure(self, task_id: str = "", exception: BaseException | None = None, sender: Any = None, **_: Any) -> None:
         if sender is None or sender.name not in self.task_names:

@@ -59,6 +59,30 @@ def encode_step(kind: str, *fields: Any) -> str:
     return f"{kind}\t{text}\n"
 
 
+def prerun_line(stamp: float, received: float, attempt: int, call_id: str, name: str, socket_id: str | None,
+                parent: str | None, tracking: str | None, taskparent: str | None, plug_id: str | None) -> str:
+    """``encode_step(PRERUN, ...)``, formatted in one go: it runs in every call's path."""
+    line = (f"B\t{stamp!r}\t{received!r}\t{attempt}\t{call_id}\t{name}\t{socket_id or ''}\t{parent or ''}"
+            f"\t{tracking or ''}\t{taskparent or ''}\t{plug_id or ''}\n")
+    if _framed(line, PRERUN):
+        return line
+    return encode_step(PRERUN, stamp, received, attempt, call_id, name, socket_id, parent, tracking, taskparent, plug_id)
+
+
+def postrun_line(stamp: float, attempt: int, call_id: str, name: str, socket_id: str | None, resultkey: str | None,
+                 message: str) -> str:
+    """``encode_step(POSTRUN, ...)``, formatted in one go: it runs in every call's path."""
+    line = f"E\t{stamp!r}\t{attempt}\t{call_id}\t{name}\t{socket_id or ''}\t{resultkey or ''}\t{message}\n"
+    if _framed(line, POSTRUN):
+        return line
+    return encode_step(POSTRUN, stamp, attempt, call_id, name, socket_id, resultkey, message)
+
+
+def _framed(line: str, kind: str) -> bool:
+    """True if no field of ``line`` held a tab or a newline."""
+    return line.count("\t") == FIELDS[kind] and line.index("\n") == len(line) - 1
+
+
 def decode_step(kind: str, body: str) -> tuple[str, list[str]]:
     """``(kind, fields)`` of a line; ValueError if it is not a well-formed step."""
     if kind == AS_JSON:
