@@ -3,17 +3,20 @@
 Celery's prefork pool fires ``task_received`` and ``task_revoked`` in the
 parent and prerun/postrun/failure/retry in the child. Both hand what they
 see to a :class:`~pyfi.worker.sink.RecordSink`, which is fork-aware and
-sends it to the worker's sidecar (:mod:`pyfi.worker.sidecar`); the records
-and the message of one step go in one write (``sink.batch()``).
+sends it to the worker's sidecar (:mod:`pyfi.worker.sidecar`). The three
+steps every call takes go as one line of raw facts each
+(:mod:`pyfi.worker.steps`: the sidecar builds the records and messages);
+a rarer step's records and message go in one write (``sink.batch()``).
 Hooks never raise into Celery: a hook failure must not fail the call.
 
 The parent, which dispatches every call, does as little as it can: it
-publishes ``received`` and stamps the reception time into the request it
-hands to the child (:data:`RECEIVED_HEADER`); the child records the
-``received`` event (at that time) together with ``prerun`` and ``postrun``,
-so a call's records usually reach the database in one batch: one call row
-written once. A call that never reaches a child (revoked, expired) is
-recorded as received by the parent.
+says the call arrived (the sidecar publishes ``received``) and stamps the
+reception time into the request it hands to the child
+(:data:`RECEIVED_HEADER`); the child's prerun line carries that time, so
+``received`` is recorded with ``prerun`` and ``postrun`` and a call's
+records usually reach the database in one batch: one call row written
+once. A call that never reaches a child (revoked, expired) is recorded as
+received by the parent.
 
 A call whose result (or error) goes along plugs has its records written
 before the calls it causes are sent (:meth:`Lifecycle.before_forwarding`),
@@ -71,8 +74,6 @@ def stamp_received(request: Any, stamp: float) -> bool:
         return False
     data[RECEIVED_HEADER] = stamp
     return True
-
-
 
 
 class Lifecycle:
