@@ -20,7 +20,6 @@ it inherited.
 from __future__ import annotations
 
 import ctypes
-import json
 import logging
 import os
 import selectors
@@ -35,8 +34,8 @@ from pathlib import Path
 
 from pyfi.messaging.pubsub import Publisher, publisher_for
 from pyfi.worker.recorder import Recorder
-from pyfi.worker.sink import FLUSH, PUBLISH, RECORD, RECORD_METHODS, STOP, from_epoch
-from pyfi.worker.steps import KINDS, Steps, decode_step
+from pyfi.worker.sink import FLUSH, STOP, apply_line
+from pyfi.worker.steps import Steps
 
 log = logging.getLogger("pyfi.worker")
 
@@ -134,27 +133,14 @@ class SidecarServer:
     def handle(self, peer: _Peer, line: str) -> None:
         kind, _, body = line.partition("\t")
         try:
-            if kind in KINDS and self.steps is not None:
-                self.steps.apply(*decode_step(kind, body), self.recorder, self.outbox)
-            elif kind == RECORD:
-                self.record(body)
-            elif kind == PUBLISH:
-                channel, _, payload = body.partition("\t")
-                self.outbox.append((time.time(), channel, payload))
-            elif kind == FLUSH:
+            if kind == FLUSH:
                 self.flushes.append(_Flush(peer, body, self.recorder.request_flush()))
             elif kind == STOP:
                 self.stop_peer = peer
-            else:
+            elif not apply_line(kind, body, self.recorder, self.outbox, self.steps):
                 raise ValueError(f"unknown line kind {kind!r}")
         except (ValueError, TypeError) as exc:  # a bad line costs itself only
             log.warning("sidecar: ignoring a malformed line (%s): %.120s", exc, line)
-
-    def record(self, body: str) -> None:
-        method, stamp, arguments = json.loads(body)
-        if method not in RECORD_METHODS or not isinstance(arguments, dict):
-            raise ValueError(f"not a record: {method!r}")
-        getattr(self.recorder, method)(when=from_epoch(float(stamp)), **arguments)
 
     def publish(self) -> None:
         """Publish what arrived, in the order the steps happened (the parent's line may come after the child's)."""

@@ -131,11 +131,7 @@ class RecordSink:
     def send_step(self, line: str) -> None:
         """Send one step line (:func:`pyfi.worker.steps.encode_step`)."""
         self._adopt_process()
-        if self._held.lines is None and self._local is None:  # the usual case, in every call's path: short
-            with self._lock:
-                if self._send(line):
-                    return
-        self._send_lines([line])  # held by a batch, or the sidecar is gone
+        self._send_lines([line])
 
     # -- the publisher's interface ------------------------------------------------------
     def publish(self, channel: str, message: Mapping[str, Any]) -> bool:
@@ -177,14 +173,7 @@ class RecordSink:
         outbox: list[tuple[float, str, str]] = []
         for line in lines:
             kind, _, body = line.rstrip("\n").partition("\t")
-            if kind == RECORD:
-                method, stamp, arguments = json.loads(body)
-                getattr(recorder, method)(when=from_epoch(stamp), **arguments)
-            elif kind == PUBLISH:
-                channel, _, payload = body.partition("\t")
-                outbox.append((0.0, channel, payload))
-            elif kind in KINDS and self.steps is not None:
-                self.steps.apply(*decode_step(kind, body), recorder, outbox)
+            apply_line(kind, body, recorder, outbox, self.steps)
         if outbox:
             publisher.publish_encoded([(channel, payload) for _, channel, payload in outbox])
 
@@ -244,6 +233,28 @@ class RecordSink:
                             exc, os.getpid())
             self._local = (Recorder(self.db_url, owner=self.owner), publisher_for(self.pubsub_url))
         return self._local
+
+
+def apply_line(kind: str, body: str, recorder: Recorder, outbox: list[tuple[float, str, str]],
+               steps: Steps | None) -> bool:
+    """Record what a record or step line says and add its messages to ``outbox`` as ``(stamp, channel, payload)``.
+
+    The sidecar and a process without one both apply lines here. False if
+    ``kind`` is none of those lines; ValueError or TypeError if it is malformed.
+    """
+    if kind in KINDS and steps is not None:
+        steps.apply(*decode_step(kind, body), recorder, outbox)
+    elif kind == RECORD:
+        method, stamp, arguments = json.loads(body)
+        if method not in RECORD_METHODS or not isinstance(arguments, dict):
+            raise ValueError(f"not a record: {method!r}")
+        getattr(recorder, method)(when=from_epoch(float(stamp)), **arguments)
+    elif kind == PUBLISH:
+        channel, _, payload = body.partition("\t")
+        outbox.append((time.time(), channel, payload))
+    else:
+        return False
+    return True
 
 
 def from_epoch(stamp: float) -> dt.datetime:
