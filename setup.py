@@ -34,6 +34,7 @@ setup(
         "asciitree>=0.3",
         "packaging",  # kombu's redis transport imports it without declaring it
         "pyyaml>=6.0",
+        "orjson>=3.8",  # the worker's hot path: database batches and pub/sub messages
     ],
     extras_require={
         "test": ["pytest>=7", "pytest-timeout>=2.1"],

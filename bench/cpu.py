@@ -36,6 +36,24 @@ def group_pids(pgid: int) -> list[int]:
     return pids
 
 
+#: ``comm`` of the broker / result backend servers a benchmark may run against
+SERVER_NAMES = ("redis-server", "beam.smp")
+
+
+def server_pids() -> list[int]:
+    """Processes of the local Redis or RabbitMQ server (their CPU is part of every call)."""
+    pids = []
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                comm = Path(entry.path, "comm").read_text().strip()
+            except OSError:
+                continue
+            if comm in SERVER_NAMES:
+                pids.append(int(entry.name))
+    return pids
+
+
 def database_pids(db_url: str) -> list[int]:
     """PostgreSQL server processes serving the benchmark's database (none on SQLite)."""
     if not db_url.startswith("postgresql"):

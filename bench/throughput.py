@@ -41,7 +41,7 @@ from typing import Any, Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.cpu import CpuMeter, machine_cpu_seconds  # noqa: E402
+from bench.cpu import CpuMeter, cpu_seconds, machine_cpu_seconds, server_pids  # noqa: E402
 from bench.common import (EXAMPLES, Results, USER, Children, exit_on_sigterm, forget_run, interrupts_reported,  # noqa: E402
                           median, percentile, python, run_id, settings_for, stack, wait_until)
 
@@ -97,6 +97,7 @@ class Side:
     cpu_per_call: list[float] = field(default_factory=list)
     db_cpu_per_call: list[float] = field(default_factory=list)
     role_cpu_per_call: dict[str, list[float]] = field(default_factory=dict)  # main / pool / sidecar
+    other_cpu_per_call: dict[str, list[float]] = field(default_factory=dict)  # the servers, this script
     machine_cpu_per_call: list[float] = field(default_factory=list)  # every process, this script included
     lags: list[float] = field(default_factory=list)
     failures: int = 0
@@ -183,9 +184,14 @@ def drive(side: Side, calls: int, window: int, timeout: float) -> Round:
 def measure_round(side: Side, calls: int, window: int) -> Round:
     """One timed round; CPU is counted until the side settled (pyfi: every call recorded)."""
     before, machine_before = side.meter.sample(), machine_cpu_seconds()
+    servers = {pid: cpu_seconds(pid) for pid in server_pids()}
+    script = time.process_time()
     result = drive(side, calls, window, timeout=60 + calls / 20)
     side.lags.append(side.settle(side))
     side.machine_cpu_per_call.append((machine_cpu_seconds() - machine_before) / calls)
+    side.other_cpu_per_call.setdefault("servers", []).append(
+        sum(cpu_seconds(pid) - used for pid, used in servers.items()) / calls)
+    side.other_cpu_per_call.setdefault("this script", []).append((time.process_time() - script) / calls)
     for role, seconds in side.meter.used_by_role(before).items():
         side.role_cpu_per_call.setdefault(role, []).append(seconds / calls)
     side.cpu_per_call.append(side.meter.used(before, worker=True) / calls)
@@ -305,7 +311,8 @@ def print_side(side: Side) -> None:
     print(f"        latency loaded p50 {ms(percentile(side.latencies, 50))} p95 {ms(percentile(side.latencies, 95))}; "
           f"idle p50 {ms(percentile(side.idle, 50))} p95 {ms(percentile(side.idle, 95))}")
     roles = ", ".join(f"{role} {median(v) * 1e3:.2f}" for role, v in sorted(side.role_cpu_per_call.items()))
-    print(f"        CPU per call: worker {median(side.cpu_per_call) * 1e3:.2f} ms ({roles}){db}; "
+    others = ", ".join(f"{name} {median(v) * 1e3:.2f}" for name, v in side.other_cpu_per_call.items())
+    print(f"        CPU per call: worker {median(side.cpu_per_call) * 1e3:.2f} ms ({roles}){db}; {others}; "
           f"whole machine {median(side.machine_cpu_per_call) * 1e3:.2f}; failed calls {side.failures}")
 
 

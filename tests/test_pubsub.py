@@ -294,3 +294,11 @@ def test_sqlite_subscriber_skips_non_json_rows(tmp_path: Path) -> None:
         assert pub.publish("q.p.task", build_message("q.p", "received", seq="ok"))
         got = collect(sub, 1)
     assert [m.data["seq"] for m in got] == ["ok"]
+
+
+def test_encode_keeps_text_orjson_cannot_write_and_writes_other_values_as_text() -> None:
+    """A lone surrogate (json.loads makes them from \\ud800) still encodes; a datetime is its str(), as before."""
+    import datetime as dt
+
+    msg = build_message("q.p", "received", call="\ud800", when=dt.datetime(2026, 1, 2, 3, 4, 5))
+    assert json.loads(encode(msg)) == {**msg, "when": "2026-01-02 03:04:05"}

@@ -111,3 +111,13 @@ def test_the_fast_line_builders_fall_back_to_json_for_tabs_and_newlines() -> Non
     line = postrun_line(STAMP, 0, "call\n1", "m.f", SOCKET, "key", '"x"')
     assert line.startswith(f"{AS_JSON}\t")
     assert apply(line)[0].seen[0][1][0] == "call\n1"
+
+
+def test_database_rows_encode_as_the_stdlib_would_and_fall_back_for_lone_surrogates() -> None:
+    from pyfi.enums import CallState
+    from pyfi.worker.bulk import _JSON, encode_rows
+
+    rows = [{"id": "c1", "state": CallState.FINISHED, "started": dt.datetime(2026, 1, 2, 3, 4, 5, 6), "note": "é\t\"x\""}]
+    assert json.loads(encode_rows(rows)) == json.loads(_JSON.encode(rows))
+    odd = [{"id": "\ud800"}]
+    assert encode_rows(odd) == _JSON.encode(odd)

@@ -7,6 +7,8 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+import orjson
+
 from pyfi.enums import StrEnum
 
 log = logging.getLogger(__name__)
@@ -90,11 +92,20 @@ def build_message(
 
 
 _ENCODER = json.JSONEncoder(default=str)  # one instance: json.dumps(default=...) builds one per call
+#: what orjson would write its own way is handed to ``default=str``, as the stdlib encoder does
+_ORJSON_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
 
 
 def encode(message: Mapping[str, Any]) -> str:
-    """JSON text of a message (never pickle)."""
-    return _ENCODER.encode(message)
+    """JSON text of a message (never pickle); compact, UTF-8 as is.
+
+    orjson: a worker encodes three messages per call, and the stdlib encoder
+    took several times as long.
+    """
+    try:
+        return orjson.dumps(message, default=str, option=_ORJSON_OPTIONS).decode()
+    except orjson.JSONEncodeError:  # e.g. a lone surrogate, which only the stdlib escapes
+        return _ENCODER.encode(message)
 
 
 def decode(data: str | bytes) -> Any:
