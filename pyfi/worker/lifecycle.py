@@ -10,13 +10,12 @@ a rarer step's records and message go in one write (``sink.batch()``).
 Hooks never raise into Celery: a hook failure must not fail the call.
 
 The parent, which dispatches every call, does as little as it can: it
-says the call arrived (the sidecar publishes ``received``) and stamps the
-reception time into the request it hands to the child
-(:data:`RECEIVED_HEADER`); the child's prerun line carries that time, so
-``received`` is recorded with ``prerun`` and ``postrun`` and a call's
-records usually reach the database in one batch: one call row written
-once. A call that never reaches a child (revoked, expired) is recorded as
-received by the parent.
+only stamps the reception time into the request it hands to the child
+(:data:`RECEIVED_HEADER`). The child's prerun line carries that time, so
+``received`` is recorded and published with ``prerun``, at its own time,
+and a call's records usually reach the database in one batch: one call row
+written once. A call that never reaches a child (revoked, expired) is
+recorded and published as received by the parent.
 
 A call whose result (or error) goes along plugs has its records written
 before the calls it causes are sent (:meth:`Lifecycle.before_forwarding`),
@@ -37,7 +36,7 @@ from pyfi.messaging.pubsub import Channel, build_message, channel_name
 from pyfi.flow import Routed
 from pyfi.worker.sink import RecordSink
 from pyfi.worker.spec import SocketSpec, WorkerSpec
-from pyfi.worker.steps import ARRIVED, encode_step, postrun_line, prerun_line
+from pyfi.worker.steps import message_date, naive_utc, postrun_line, prerun_line
 
 log = logging.getLogger("pyfi.worker")
 
@@ -161,22 +160,23 @@ class Lifecycle:
         if request is None or request.name not in self.task_names:
             return
         try:
-            now = time.time()
-            if not stamp_received(request, now):
-                self.record_received(request, request.name)  # the child cannot learn when: record it here
-            socket = self.socket_of(request, request.name)
-            if socket is not None:
-                self.sink.send_step(encode_step(ARRIVED, now, socket.id))
+            if not stamp_received(request, time.time()):
+                with self.sink.batch():  # the child cannot learn when: record and publish it here
+                    self.record_received(request, request.name)
+                    self.publish(self.socket_of(request, request.name), EventName.RECEIVED)
         except Exception:  # noqa: BLE001 - a hook must never fail the call
             log.exception("recording received for %s failed", getattr(request, "id", "?"))
 
     def on_revoked(self, sender: Any = None, request: Any = None, **_: Any) -> None:
         if request is None or request.name not in self.task_names:
             return
-        with self.sink.batch():
-            self.record_received(request, request.name)  # no child recorded it (a duplicate event is ignored)
+        socket = self.socket_of(request, request.name)
+        received = _received_when(request)
+        with self.sink.batch():  # no child recorded it (a duplicate event is ignored)
+            self.record_received(request, request.name, when=received, socket=socket)
             self.sink.revoked(request.id, name=request.name)
-            self.publish(self.socket_of(request, request.name), EventName.REVOKED)
+            self.publish(socket, EventName.RECEIVED, date=received and message_date(received))
+            self.publish(socket, EventName.REVOKED)
 
     # -- child process ----------------------------------------------------------------
     def on_prerun(self, task_id: str = "", task: Any = None, **_: Any) -> None:
@@ -225,6 +225,12 @@ class Lifecycle:
         with self.sink.batch():
             self.sink.retried(request.id, str(reason), name=sender.name, attempt=request.retries or 0)
             self.publish(self.socket_of(request, sender.name), EventName.RETRY, message=str(reason), call=request.id)
+
+
+def _received_when(request: Any) -> dt.datetime | None:
+    """When the parent took the call (stamped by :meth:`Lifecycle.on_received`), as naive UTC."""
+    stamp = header(request, RECEIVED_HEADER)
+    return naive_utc(stamp) if isinstance(stamp, float) else None
 
 
 def _json(value: Any) -> str:

@@ -1,19 +1,25 @@
 """The step protocol: a call's steps as the worker's processes tell them to the sidecar.
 
 Why: a call's cost on a busy machine is CPU, and the pool process that runs
-the call is the worst place to spend it. So for the three steps every call
-takes (the parent takes it, the child starts it, the child finishes it) the
-process sends one short line of raw facts, and whoever applies the line (the
-sidecar; the process itself when the sidecar is gone) builds the call's
-records and its pub/sub message from them. Building those in the pool
-process cost about 0.15 ms per call; a line costs a few microseconds.
+the call is the worst place to spend it. So for the two steps every call
+takes in a pool process (it starts, it finishes) the process sends one short
+line of raw facts, and whoever applies the line (the sidecar; the process
+itself when the sidecar is gone) builds the call's records and its pub/sub
+messages from them. Building those in the pool process cost about 0.15 ms
+per call; a line costs a few microseconds.
+
+The worker's parent process, which dispatches every call, sends nothing: it
+stamps the reception time into the request it hands to the child, and the
+prerun line carries it. (A line from the parent for each call cost ~0.15 ms
+of the parent's CPU under load, ~5% of the throughput, for one message.) So
+``received`` is published, with its own date, just before ``running``: a call
+waiting in the worker's prefetch buffer shows ``received`` when it starts.
 
 A line is the step's kind and its fields, tab-separated; ``None`` is sent
 as an empty field (every field here treats empty as absent):
 
-- ``A  stamp  socket_id``: the parent took a call (publish ``received``)
 - ``B  stamp  received  attempt  call_id  name  socket_id  parent  tracking  taskparent  plug_id``:
-  prerun (record ``received`` at its time and ``prerun``; publish ``running``)
+  prerun (record and publish ``received`` at its time, then ``prerun``/``running``)
 - ``E  stamp  attempt  call_id  name  socket_id  resultkey  message``: postrun
   (record it; publish ``postrun`` with the result's JSON text as ``message``)
 
@@ -31,9 +37,9 @@ from typing import Any, NamedTuple, Protocol
 
 from pyfi.messaging.pubsub import Channel, build_message, channel_name, encode
 
-ARRIVED, PRERUN, POSTRUN, AS_JSON = "A", "B", "E", "J"
+PRERUN, POSTRUN, AS_JSON = "B", "E", "J"
 #: how many fields each kind of step has
-FIELDS = {ARRIVED: 2, PRERUN: 10, POSTRUN: 7}
+FIELDS = {PRERUN: 10, POSTRUN: 7}
 KINDS = frozenset(FIELDS) | {AS_JSON}
 _EPOCH = dt.datetime(1970, 1, 1)
 
@@ -100,6 +106,11 @@ def naive_utc(stamp: float) -> dt.datetime:
     return _EPOCH + dt.timedelta(seconds=stamp)
 
 
+def message_date(when: dt.datetime) -> str:
+    """A naive UTC time as a message's ``date`` (as :func:`pyfi.messaging.pubsub.utc_now_str` writes it)."""
+    return when.isoformat(sep=" ", timespec="microseconds")
+
+
 class Room(NamedTuple):
     """Where a socket's lifecycle messages go, and the function it runs."""
 
@@ -127,13 +138,14 @@ class Steps:
         """Record the step and add its message to ``outbox`` as ``(stamp, channel, payload)``."""
         stamp = float(fields[0])
         when = naive_utc(stamp)
-        if kind == ARRIVED:
-            self._message(outbox, stamp, when, fields[1], "received")
-        elif kind == PRERUN:
+        if kind == PRERUN:
             _, received, attempt, call_id, name, socket_id, parent, tracking, taskparent, plug_id = fields
+            received_stamp = float(received)
+            received_when = naive_utc(received_stamp)
             recorder.received(call_id, name, socket_id or None, parent or None, tracking or None, taskparent or None,
-                              plug_id or None, when=naive_utc(float(received)))
+                              plug_id or None, when=received_when)
             recorder.started(call_id, when, name=name, attempt=int(attempt))
+            self._message(outbox, received_stamp, received_when, socket_id, "received")
             self._message(outbox, stamp, when, socket_id, "running")
         else:
             _, attempt, call_id, name, socket_id, resultkey, message = fields
@@ -148,5 +160,5 @@ class Steps:
         room = self.sockets.get(socket_id)
         if room is None:  # a call of no socket this worker knows: nobody listens for it
             return
-        date = when.isoformat(sep=" ", timespec="microseconds")
+        date = message_date(when)
         outbox.append((stamp, room.channel, encode(build_message(room.room, state, date=date, **fields))))
