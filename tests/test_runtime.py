@@ -9,6 +9,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -76,6 +77,19 @@ def live_workers(processor: str, home: Path) -> list[int]:
     return worker_processes(processor, home)
 
 
+#: sends one call to the socket argv[1], with id argv[2], that expired a minute ago
+SEND_EXPIRED = """
+import datetime as dt, sys
+from pyfi.client import Context
+from pyfi.client.calls import plan_routes, signature
+context = Context()
+[route] = plan_routes(context, [sys.argv[1]])[sys.argv[1]]
+call = signature(context.app, route, ["late"], {}, sys.argv[2], sys.argv[2])
+call.apply_async(expires=dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=1))
+"""
+EXPIRED_ID = "expired-0000-4000-8000-000000000000"
+
+
 def test_call_is_recorded_published_and_listened(net: Network) -> None:
     names = build(net, {"echo": "echo", "boom": "boom"})
     room = f"{names['queue']}.p"
@@ -88,19 +102,22 @@ def test_call_is_recorded_published_and_listened(net: Network) -> None:
         assert json.loads(result.stdout) == {"a": [1, 2]}
         failed = net.cli("task", "run", "-s", names["boom"], "-d", "x", check=False)
         assert failed.returncode == 1 and "ValueError: boom x" in failed.stderr and "Traceback" not in failed.stderr
+        subprocess.run([sys.executable, "-c", SEND_EXPIRED, names["echo"], EXPIRED_ID], env=net.env, check=True)
         states = []
         deadline = time.monotonic() + 20
-        while len(states) < 6 and time.monotonic() < deadline:
+        while len(states) < 8 and time.monotonic() < deadline:
             states.append(json.loads(listener.stdout.readline())["state"])
     finally:
         listener.terminate()
         listener.wait(10)
-    assert states == ["received", "running", "postrun", "received", "running", "failure"]
+    assert states == ["received", "running", "postrun", "received", "running", "failure", "received", "revoked"]
     with session_scope(net.db_url) as session:
-        wait_for(lambda: session.scalar(select(func.count()).select_from(Event)) >= 6, 10, what="events recorded")
-        calls = {c.name: c for c in session.scalars(select(Call))}
+        wait_for(lambda: session.scalar(select(func.count()).select_from(Event)) >= 8, 10, what="events recorded")
+        calls = {c.name: c for c in session.scalars(select(Call).where(Call.id != EXPIRED_ID))}
         assert str(calls["sample.echo"].state) == "finished" and calls["sample.echo"].finished is not None
         assert str(calls["sample.boom"].state) == "failed" and "boom x" in calls["sample.boom"].error
+        expired = session.get(Call, EXPIRED_ID)  # never reached a pool process: its parent recorded it
+        assert str(expired.state) == "revoked" and {str(e.name) for e in expired.events} == {"received", "revoked"}
         call_id = calls["sample.echo"].id
     shown = net.cli("ls", "call", "--id", call_id).stdout
     assert "Provenance" in shown and "Events" in shown

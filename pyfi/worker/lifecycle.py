@@ -168,13 +168,15 @@ class Lifecycle:
             log.exception("recording received for %s failed", getattr(request, "id", "?"))
 
     def on_revoked(self, sender: Any = None, request: Any = None, **_: Any) -> None:
-        if request is None or request.name not in self.task_names:
+        """``sender`` is the task, ``request`` the call's task Context (the worker Request in older Celery)."""
+        name = getattr(sender, "name", None) or getattr(request, "name", None)
+        if request is None or name not in self.task_names:
             return
-        socket = self.socket_of(request, request.name)
+        socket = self.socket_of(request, name)
         received = _received_when(request)
         with self.sink.batch():  # no child recorded it (a duplicate event is ignored)
-            self.record_received(request, request.name, when=received, socket=socket)
-            self.sink.revoked(request.id, name=request.name)
+            self.record_received(request, name, when=received, socket=socket)
+            self.sink.revoked(request.id, name=name)
             self.publish(socket, EventName.RECEIVED, date=received and message_date(received))
             self.publish(socket, EventName.REVOKED)
 
