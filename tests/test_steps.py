@@ -122,3 +122,16 @@ def test_database_rows_encode_as_the_stdlib_would_and_fall_back_for_lone_surroga
     assert json.loads(encode_rows(rows)) == json.loads(_JSON.encode(rows))
     odd = [{"id": "\ud800"}]
     assert encode_rows(odd) == _JSON.encode(odd)
+
+
+@pytest.mark.parametrize("call_id", ["3f1d5c2e-0000-4000-8000-00000000000a", "caf\u00e9", ""])
+def test_event_ids_are_uuid5_of_call_event_and_attempt(call_id: str) -> None:
+    """Event ids are fixed forever (they make a duplicate event a no-op): the fast builder must match uuid5."""
+    import uuid
+
+    from pyfi.enums import EventName
+    from pyfi.worker.recorder import EVENT_NAMESPACE, event_id_for
+
+    for event in EventName:
+        for attempt in (0, 1, 11):
+            assert event_id_for(call_id, event, attempt) == str(uuid.uuid5(EVENT_NAMESPACE, f"{call_id}/{event.value}/{attempt}"))

@@ -35,6 +35,7 @@ from sqlalchemy.dialects import sqlite
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.dml import Insert
 
+from pyfi.db.base import EnumText
 from pyfi.errors import ConfigError
 
 
@@ -123,6 +124,15 @@ def _processors(table: Any, dialect: Any) -> tuple[tuple[str, Callable[[Any], An
     found = []
     for column in table.columns:
         process = column.type.dialect_impl(dialect).bind_processor(dialect)
+        if process is not None and dialect.name != "sqlite" and isinstance(column.type, EnumText):
+            process = _enum_member(column.type.enum_cls, process)
         if process is not None:
             found.append((column.name, process))
     return tuple(found)
+
+
+def _enum_member(enum_cls: type, process: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """EnumText's check, skipped for what is already a member (orjson writes a member as its value)."""
+    def member(value: Any) -> Any:
+        return value if value.__class__ is enum_cls else process(value)
+    return member

@@ -35,7 +35,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol
 
-from pyfi.messaging.pubsub import Channel, build_message, channel_name, encode
+from pyfi.messaging.pubsub import Channel, channel_name, encode
 
 PRERUN, POSTRUN, AS_JSON = "B", "E", "J"
 #: how many fields each kind of step has
@@ -145,20 +145,24 @@ class Steps:
             recorder.received(call_id, name, socket_id or None, parent or None, tracking or None, taskparent or None,
                               plug_id or None, when=received_when)
             recorder.started(call_id, when, name=name, attempt=int(attempt))
-            self._message(outbox, received_stamp, received_when, socket_id, "received")
-            self._message(outbox, stamp, when, socket_id, "running")
+            self._state(outbox, received_stamp, received_when, socket_id, "received")
+            self._state(outbox, stamp, when, socket_id, "running")
         else:
             _, attempt, call_id, name, socket_id, resultkey, message = fields
             recorder.finished(call_id, resultkey or None, when, name=name, attempt=int(attempt))
             room = self.sockets.get(socket_id)
-            function = room.function if room else name
-            self._message(outbox, stamp, when, socket_id, "postrun", module=self.module, task=function,
-                          resultkey=resultkey or None, message=message, call=call_id)
+            if room is None:  # a call of no socket this worker knows: nobody listens for it
+                return
+            # build_message(room.room, "postrun", date=..., module=..., ...), written out: it runs for every call
+            outbox.append((stamp, room.channel, encode({
+                "channel": "task", "state": "postrun", "date": message_date(when), "room": room.room,
+                "module": self.module, "task": room.function, "resultkey": resultkey or None, "message": message,
+                "call": call_id})))
 
-    def _message(self, outbox: list[tuple[float, str, str]], stamp: float, when: dt.datetime, socket_id: str,
-                 state: str, **fields: Any) -> None:
+    def _state(self, outbox: list[tuple[float, str, str]], stamp: float, when: dt.datetime, socket_id: str,
+               state: str) -> None:
+        """A message that only names the state: what ``encode(build_message(room, state, date=...))`` writes."""
         room = self.sockets.get(socket_id)
-        if room is None:  # a call of no socket this worker knows: nobody listens for it
-            return
-        date = message_date(when)
-        outbox.append((stamp, room.channel, encode(build_message(room.room, state, date=date, **fields))))
+        if room is not None:
+            outbox.append((stamp, room.channel, f'{{"channel":"task","state":"{state}","date":"{message_date(when)}",'
+                                                f'"room":{encode(room.room)}}}'))

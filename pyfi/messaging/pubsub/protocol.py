@@ -5,7 +5,7 @@ import datetime as _dt
 import json
 import logging
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 import orjson
 
@@ -96,8 +96,8 @@ _ENCODER = json.JSONEncoder(default=str)  # one instance: json.dumps(default=...
 _ORJSON_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
 
 
-def encode(message: Mapping[str, Any]) -> str:
-    """JSON text of a message (never pickle); compact, UTF-8 as is.
+def encode(message: Any) -> str:
+    """JSON text of a message, or of any JSON value (never pickle); compact, UTF-8 as is.
 
     orjson: a worker encodes three messages per call, and the stdlib encoder
     took several times as long.
