@@ -160,10 +160,8 @@ class Lifecycle:
         if request is None or request.name not in self.task_names:
             return
         try:
-            if not stamp_received(request, time.time()):
-                with self.sink.batch():  # the child cannot learn when: record and publish it here
-                    self.record_received(request, request.name)
-                    self.publish(self.socket_of(request, request.name), EventName.RECEIVED)
+            if not stamp_received(request, time.time()):  # the child cannot learn when: record it here
+                self.record_received(request, request.name)  # (the sidecar publishes it with prerun, as always)
         except Exception:  # noqa: BLE001 - a hook must never fail the call
             log.exception("recording received for %s failed", getattr(request, "id", "?"))
 
