@@ -143,7 +143,7 @@ class SidecarServer:
             log.warning("sidecar: ignoring a malformed line (%s): %.120s", exc, line)
 
     def publish(self) -> None:
-        """Publish what arrived, in the order the steps happened (the parent's line may come after the child's)."""
+        """Publish what arrived, in the order the steps happened (each process's lines are read in turn, not by time)."""
         if self.outbox:
             batch, self.outbox = self.outbox, []
             batch.sort(key=_stamp)

@@ -19,7 +19,7 @@ The line protocol (UTF-8, one per line; JSON never holds a raw newline):
 - ``P<TAB>channel<TAB>payload``: publish ``payload`` (JSON text) on ``channel``
 - ``F<TAB>token``: flush; the sidecar answers ``token<TAB>1`` once every record sent before is written
 - ``S``: stop (the worker's main process, at shutdown); answered ``S<TAB>1`` when all is written
-- the steps every call takes (``A``, ``B``, ``E``, ``J``): see :mod:`pyfi.worker.steps`
+- the steps every call takes in a pool process (``B``, ``E``, or ``J``): see :mod:`pyfi.worker.steps`
 """
 from __future__ import annotations
 

@@ -135,7 +135,7 @@ class Steps:
 
     def apply(self, kind: str, fields: Sequence[str], recorder: StepRecorder,
               outbox: list[tuple[float, str, str]]) -> None:
-        """Record the step and add its message to ``outbox`` as ``(stamp, channel, payload)``."""
+        """Record the step and add its messages to ``outbox`` as ``(stamp, channel, payload)``."""
         stamp = float(fields[0])
         when = naive_utc(stamp)
         if kind == PRERUN:
