@@ -122,10 +122,11 @@ class Network:
     def processor(self, name: str) -> dict[str, Any]:
         return self.json("ls", "processor", "-n", name)
 
-    def start_agent(self, node: str, extra_env: dict[str, str] | None = None) -> subprocess.Popen:
+    def start_agent(self, node: str, extra_env: dict[str, str] | None = None, *args: str) -> subprocess.Popen:
         log = open(self.tmp / f"agent-{node}.log", "ab")
         env = {**self.env, "PYFI_TEST_NODE": node, **(extra_env or {})}
-        proc = subprocess.Popen(PYFI + ["agent", "start", "-n", node], env=env, stdout=log, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(PYFI + ["agent", "start", "-n", node, *args], env=env, stdout=log,
+                                stderr=subprocess.STDOUT)
         self.agents[node] = proc
         return proc
 

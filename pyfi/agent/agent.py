@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from pyfi.agent import node as node_rows
 from pyfi.agent.deploy import Deployed, Deployer
-from pyfi.agent.supervisor import STOP_GRACE, Handle, adopt, prune, spawn
+from pyfi.agent.supervisor import STOP_GRACE, Handle, Spare, adopt, prune, spawn, spawn_spare
 from pyfi.config import Settings
 from pyfi.db.engine import session_scope
 from pyfi.db.models import Agent as AgentRow
@@ -45,9 +45,10 @@ def signature(processor: Processor) -> str:
 class Agent:
     def __init__(self, settings: Settings, name: str | None = None, workdir: Path | None = None,
                  port: int | None = None, worker_args: tuple[str, ...] = (), run_as: str | None = None,
-                 monitor_only: bool = False) -> None:
+                 monitor_only: bool = False, spares: bool = True) -> None:
         self.settings = settings
         self.worker_args, self.run_as, self.monitor_only = worker_args, run_as, monitor_only
+        self.use_spares = spares
         self.name = name or _socket.gethostname()
         self.workdir = workdir or settings.home / "agents" / self.name
         self.run_root = self.workdir / "run"
@@ -55,6 +56,8 @@ class Agent:
         self.deployer = Deployer(self.workdir, git_allow=settings.git_allow)
         self.handles: dict[str, Handle] = {}
         self.retiring: list[Handle] = []
+        self.spares: dict[str, Spare] = {}  # processor id -> a worker booted ahead of its start
+        self.bad_spares: set[tuple] = set()  # keys whose spare died by itself: start those cold
         self.crashes: dict[str, tuple[int, float]] = {}
         self.concurrency: dict[str, int] = {}
         self.stop_event = threading.Event()
@@ -99,6 +102,7 @@ class Agent:
                 self.retire(processor_id)
                 self.deployer.forget(processor_id)
             self.reap_retired()
+            self.keep_spares(wanted)
             self.sync_worker_rows(session)
 
     def desired(self, session: Session) -> list[Processor]:
@@ -156,15 +160,53 @@ class Agent:
         _count, not_before = self.crashes.get(processor.id, (0, 0.0))
         if time.time() < not_before:
             return None
-        prune(self.run_root, processor.id)
-        run_dir = self.run_root / f"{processor.id}.{time.time_ns()}"
-        handle = spawn(str(deployed.python), processor.id, processor.name, str(deployed.path), deployed.sha,
-                       signature(processor), run_dir, self.name, self.worker_env(),
-                       paused=processor.requested_status == ProcessorStatus.PAUSED,
-                       extra_args=self.worker_args, user=self.run_as)
+        spare = self.spares.get(processor.id)
+        prune(self.run_root, processor.id, spare=spare.run_dir if spare else None)
+        paused = processor.requested_status == ProcessorStatus.PAUSED
+        handle = self.take_spare(processor, deployed, paused) or spawn(
+            str(deployed.python), processor.id, processor.name, str(deployed.path), deployed.sha,
+            signature(processor), self.new_run_dir(processor.id), self.name, self.worker_env(),
+            paused=paused, extra_args=self.worker_args, user=self.run_as)
         self.handles[processor.id] = handle
         self.concurrency[processor.id] = processor.workers
         return handle
+
+    def new_run_dir(self, processor_id: str) -> Path:
+        return self.run_root / f"{processor_id}.{time.time_ns()}"
+
+    # -- spares: workers booted ahead of need -----------------------------------------------
+    def take_spare(self, processor: Processor, deployed: Deployed, paused: bool) -> Handle | None:
+        spare = self.spares.pop(processor.id, None)
+        if spare is None:
+            return None
+        if spare.key != spare_key(processor, deployed):
+            spare.discard()
+            return None
+        return spare.take(processor.id, deployed.sha, signature(processor), paused)
+
+    def keep_spares(self, wanted: list[Processor]) -> None:
+        """One spare per deployed processor, kept for its next start or restart.
+
+        A spare boots only while no worker is starting and no other spare is
+        booting: it costs a second of CPU, which a start in progress needs more.
+        """
+        keys = {p.id: spare_key(p, self.deployer.deployed[p.id]) for p in wanted
+                if p.id in self.deployer.deployed and p.requested_status != ProcessorStatus.REMOVED}
+        for processor_id, spare in list(self.spares.items()):
+            if not spare.alive():
+                self.bad_spares.add(spare.key)
+            if keys.get(processor_id) != spare.key or not spare.alive():
+                self.spares.pop(processor_id).discard()
+        if not self.use_spares or self.settling or any(not s.ready() for s in self.spares.values()):
+            return
+        for processor in wanted:
+            key = keys.get(processor.id)
+            if key is not None and processor.id not in self.spares and key not in self.bad_spares:
+                _name, python, checkout = key
+                self.spares[processor.id] = spawn_spare(python, processor.name, checkout,
+                                                        self.new_run_dir(processor.id), self.name, self.worker_env(),
+                                                        extra_args=self.worker_args, user=self.run_as)
+                return
 
     def note_crash(self, processor: Processor, handle: Handle) -> None:
         count, _ = self.crashes.get(processor.id, (0, 0.0))
@@ -219,6 +261,8 @@ class Agent:
         """Stop every worker gracefully, then mark the agent stopped."""
         for processor_id in list(self.handles):
             self.retire(processor_id)
+        for spare in self.spares.values():
+            spare.discard()
         deadline = time.time() + STOP_GRACE + 5
         while self.retiring and time.time() < deadline:
             self.reap_retired()
@@ -234,6 +278,11 @@ def set_status(processor: Processor, status: ProcessorStatus, error: str | None)
     """Write status only when it changed (several agents may share a processor)."""
     if processor.status != status or processor.error != error:
         processor.status, processor.error = status, error
+
+
+def spare_key(processor: Processor, deployed: Deployed) -> tuple:
+    """What a spare's command line depends on (``Spare.key``)."""
+    return (processor.name, str(deployed.python), str(deployed.path))
 
 
 def _worker_status(status: ProcessorStatus) -> WorkerStatus:

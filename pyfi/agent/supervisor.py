@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from pyfi.worker.control import PAUSE, RUN, error_path, state_path, write_command
+from pyfi.worker.standby import GO, STANDBY
 
 STOP_GRACE = 15.0  # seconds a worker gets to finish its calls before SIGKILL
 
@@ -108,18 +109,86 @@ def spawn(python: str, processor_id: str, processor: str, checkout: str, commit:
           run_dir: Path, node: str, env: dict[str, str], paused: bool = False,
           extra_args: tuple[str, ...] = (), user: str | None = None) -> Handle:
     """Start ``pyfi worker start`` for one processor with the checkout's interpreter."""
+    prepare_run_dir(run_dir, paused)
+    proc = _launch(worker_argv(python, processor, checkout, run_dir, node, extra_args), run_dir, env, checkout, user)
+    handle = Handle(processor_id, processor, commit, signature, proc.pid, str(run_dir), proc=proc)
+    save_meta(handle)
+    return handle
+
+
+def worker_argv(python: str, processor: str, checkout: str, run_dir: Path, node: str,
+                extra_args: tuple[str, ...]) -> list[str]:
+    return [python, "-m", "pyfi.worker", "-n", processor, "--path", checkout,
+            "--control", str(run_dir / "control"), "--node", node, *extra_args]
+
+
+def prepare_run_dir(run_dir: Path, paused: bool) -> None:
+    """The control file says what to do from the first moment; no state or error of an earlier life."""
     run_dir.mkdir(parents=True, exist_ok=True)
     write_command(run_dir / "control", PAUSE if paused else RUN)
     state_path(run_dir / "control").unlink(missing_ok=True)
     error_path(run_dir / "control").unlink(missing_ok=True)
-    argv = [python, "-m", "pyfi.worker", "-n", processor, "--path", checkout,
-            "--control", str(run_dir / "control"), "--node", node, *extra_args]
+
+
+def _launch(argv: list[str], run_dir: Path, env: dict[str, str], cwd: str, user: str | None,
+            stdin: int = subprocess.DEVNULL) -> subprocess.Popen:
     with open(run_dir / "worker.log", "ab") as log:
-        proc = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                cwd=checkout, start_new_session=True, user=user)
-    handle = Handle(processor_id, processor, commit, signature, proc.pid, str(run_dir), proc=proc)
-    save_meta(handle)
-    return handle
+        return subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=stdin,
+                                cwd=cwd, start_new_session=True, user=user)
+
+
+@dataclass
+class Spare:
+    """A worker process that has imported everything and waits for go (``pyfi.worker.standby``).
+
+    ``key`` is what its command line depends on: a spare serves only a start
+    with the same processor name, interpreter and checkout.
+    """
+
+    key: tuple
+    run_dir: Path
+    proc: subprocess.Popen = field(repr=False)
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def ready(self) -> bool:
+        """Done importing (it wrote its state ``standby``), or dead: booting no more."""
+        try:
+            return state_path(self.run_dir / "control").read_text().strip() == STANDBY or not self.alive()
+        except FileNotFoundError:
+            return not self.alive()
+
+    def take(self, processor_id: str, commit: str, signature: str, paused: bool) -> Handle | None:
+        """Turn the spare into the processor's worker; None if it died meanwhile."""
+        if not self.alive():
+            return None
+        prepare_run_dir(self.run_dir, paused)
+        try:
+            self.proc.stdin.write(f"{GO}\n".encode())
+            self.proc.stdin.close()
+        except OSError:  # it died between the check and the write
+            return None
+        handle = Handle(processor_id, self.key[0], commit, signature, self.proc.pid, str(self.run_dir), proc=self.proc)
+        save_meta(handle)
+        return handle
+
+    def discard(self) -> None:
+        """End of file on its stdin makes it exit; it has touched no broker or database yet."""
+        try:
+            self.proc.stdin.close()
+        except OSError:
+            pass
+        _signal(self.proc.pid, signal.SIGTERM)
+
+
+def spawn_spare(python: str, processor: str, checkout: str, run_dir: Path, node: str, env: dict[str, str],
+                extra_args: tuple[str, ...] = (), user: str | None = None) -> Spare:
+    """Start a standby worker for ``processor``; ``Spare.take`` starts it for real."""
+    prepare_run_dir(run_dir, paused=True)
+    argv = [*worker_argv(python, processor, checkout, run_dir, node, extra_args), "--standby"]
+    proc = _launch(argv, run_dir, env, checkout, user, stdin=subprocess.PIPE)
+    return Spare((processor, python, checkout), run_dir, proc)
 
 
 def save_meta(handle: Handle) -> None:
@@ -140,10 +209,12 @@ def adopt(run_root: Path) -> list[Handle]:
     return sorted(found, key=lambda h: h.started, reverse=True)
 
 
-def prune(run_root: Path, processor_id: str, keep: int = 3) -> None:
-    """Remove run dirs of finished workers, keeping the newest few for their logs."""
+def prune(run_root: Path, processor_id: str, keep: int = 3, spare: Path | None = None) -> None:
+    """Remove run dirs of finished workers, keeping the newest few for their logs (and the spare's)."""
     dirs = sorted(run_root.glob(f"{processor_id}.*"), key=lambda d: d.name, reverse=True)
     for run_dir in dirs[keep:]:
+        if run_dir == spare:
+            continue
         try:
             pid = json.loads((run_dir / "meta.json").read_text())["pid"]
         except (OSError, ValueError, KeyError):

@@ -13,7 +13,8 @@ from pyfi.config import Settings
 
 
 def start_agent(settings: Settings, name: str | None, port: int | None, clean: bool, *,
-                worker_args: tuple[str, ...] = (), run_as: str | None = None, monitor_only: bool = False) -> None:
+                worker_args: tuple[str, ...] = (), run_as: str | None = None, monitor_only: bool = False,
+                spares: bool = True) -> None:
     from pyfi.agent import checkout
     from pyfi.agent.agent import Agent
     from pyfi.core.access import Actor, require
@@ -23,7 +24,8 @@ def start_agent(settings: Settings, name: str | None, port: int | None, clean: b
     check_initialized(settings.db)
     with session_scope(settings.db) as session:
         require(session, Actor(settings.user), Right.START_AGENT)
-    agent = Agent(settings, name=name, port=port, worker_args=worker_args, run_as=run_as, monitor_only=monitor_only)
+    agent = Agent(settings, name=name, port=port, worker_args=worker_args, run_as=run_as, monitor_only=monitor_only,
+                  spares=spares)
     if clean:
         checkout.clean(agent.workdir)
     stop = lambda *_: agent.stop_event.set()  # noqa: E731 - signal handler

@@ -29,17 +29,20 @@ def agent() -> None:
               help="Process pool for message dispatches: processes per worker (the seed's second -p)")
 @click.option("-s", "--size", type=click.IntRange(min=1), help="Maximum number of messages on worker internal queue")
 @click.option("-n", "--name", help="Node name (default: this machine's hostname)")
+@click.option("--spares/--no-spares", default=True, show_default=True,
+              help="Keep one booted worker process in reserve per processor, so a start or restart takes "
+                   "under a second (costs one idle process each)")
 @pass_app
 def agent_start(app: AppContext, port: int | None, clean: bool, backend: str | None, broker: str | None,
                 config: str | None, queues: bool, user: str | None, pool: int | None, size: int | None,
-                name: str | None) -> None:
+                name: str | None, spares: bool) -> None:
     """Run pyfi agent server"""
     from pyfi.cli.agent_run import start_agent
 
     settings = app.settings.with_(**{k: v for k, v in {"backend": backend, "broker": broker}.items() if v})
     worker_args = worker_options(pool, size, config)
     check_run_as(user)
-    start_agent(settings, name, port, clean, worker_args=worker_args, run_as=user, monitor_only=queues)
+    start_agent(settings, name, port, clean, worker_args=worker_args, run_as=user, monitor_only=queues, spares=spares)
 
 
 def worker_options(pool: int | None, size: int | None, config: str | None) -> tuple[str, ...]:
@@ -80,12 +83,21 @@ def worker() -> None:
 @click.option("--concurrency", type=click.IntRange(min=1), help="Processes (default: the processor's -w)")
 @click.option("--prefetch", type=click.IntRange(min=1), help="Messages each process may hold")
 @click.option("--celery-config", help="module.object with extra Celery settings")
+@click.option("--standby", is_flag=True, hidden=True,
+              help="Import everything, then start only when a line 'go' arrives on stdin (agents keep one ready)")
 @pass_app
 def worker_start(app: AppContext, name: str, path: str | None, control: str | None, node: str | None,
-                 loglevel: str, concurrency: int | None, prefetch: int | None, celery_config: str | None) -> None:
+                 loglevel: str, concurrency: int | None, prefetch: int | None, celery_config: str | None,
+                 standby: bool) -> None:
     """Run a Celery worker for one processor's sockets (agents spawn this)"""
     from pathlib import Path
 
+    if standby:
+        from pyfi.worker.standby import preload, wait_for_go
+
+        preload(app.settings)
+        if not wait_for_go(Path(control) if control else None):
+            return
     from pyfi.worker.main import WorkerOptions, run
 
     options = WorkerOptions(concurrency, prefetch, celery_config)

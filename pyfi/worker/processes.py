@@ -4,16 +4,33 @@ For tools that must see what really runs (the tests, the reaction
 benchmark). A worker's pool processes and its sidecar share its command
 line, so only the processes whose parent is not one of the matches are
 returned: the workers themselves, or whatever is left of one after its main
-process died.
+process died. A spare (``--standby``, see ``pyfi.worker.standby``) is a
+worker once an agent has taken it, which is when its run directory gets
+its ``meta.json``; until then ``spare_processes`` lists it.
 """
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Iterator
+
+from pyfi.worker.control import state_path
+from pyfi.worker.standby import STANDBY
 
 
 def worker_processes(processor: str, home: Path | str) -> list[int]:
     """Pids of live ``pyfi.worker`` processes for ``processor`` started under ``PYFI_HOME=home``."""
-    found: dict[int, int] = {}  # pid -> parent pid
+    found = {pid: parent for pid, parent, argv in _processes(processor, home) if not _waiting_spare(argv)}
+    return sorted(pid for pid, parent in found.items() if parent not in found)
+
+
+def spare_processes(processor: str, home: Path | str, ready: bool = False) -> list[int]:
+    """Pids of the spares an agent keeps for ``processor``, not taken yet (``ready``: only those done booting)."""
+    return sorted(pid for pid, _parent, argv in _processes(processor, home)
+                  if _waiting_spare(argv) and (not ready or _state(argv) == STANDBY))
+
+
+def _processes(processor: str, home: Path | str) -> Iterator[tuple[int, int, list[bytes]]]:
+    """(pid, parent pid, argv) of each live ``pyfi.worker`` process of ``processor`` under ``home``."""
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -24,5 +41,21 @@ def worker_processes(processor: str, home: Path | str) -> list[int]:
         except OSError:
             continue  # gone meanwhile, or not ours to read
         if stat[0] != "Z" and b"pyfi.worker" in argv and processor.encode() in argv and str(home).encode() in environ:
-            found[int(entry.name)] = int(stat[1])
-    return sorted(pid for pid, parent in found.items() if parent not in found)
+            yield int(entry.name), int(stat[1]), argv
+
+
+def _control(argv: list[bytes]) -> Path | None:
+    return Path(argv[argv.index(b"--control") + 1].decode()) if b"--control" in argv else None
+
+
+def _waiting_spare(argv: list[bytes]) -> bool:
+    control = _control(argv)
+    return b"--standby" in argv and control is not None and not (control.parent / "meta.json").exists()
+
+
+def _state(argv: list[bytes]) -> str | None:
+    control = _control(argv)
+    try:
+        return state_path(control).read_text().strip() if control else None
+    except OSError:
+        return None
