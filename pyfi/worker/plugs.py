@@ -33,7 +33,7 @@ from sqlalchemy.orm import selectinload
 
 from pyfi.config import Settings
 from pyfi.core.tasks import send
-from pyfi.db.engine import session_scope
+from pyfi.db.engine import get_engine, session_scope
 from pyfi.db.models import Plug, Queue, Socket
 from pyfi.enums import PlugType
 from pyfi.flow import Routed
@@ -66,6 +66,8 @@ class Wire:
 
 def load_wires(db_url: str, socket_ids: Sequence[str]) -> dict[str, list[Wire]]:
     """The plugs leaving ``socket_ids``, by source socket id, in name order."""
+    if not any_plugs(db_url, socket_ids):
+        return {}  # the common case, re-checked every REFRESH s by every process: a tenth of the full load's CPU
     target = selectinload(Plug.target)
     with session_scope(db_url) as session:
         plugs = session.scalars(
@@ -78,6 +80,12 @@ def load_wires(db_url: str, socket_ids: Sequence[str]) -> dict[str, list[Wire]]:
         for plug in plugs:
             wires.setdefault(plug.source_id, []).append(_wire(plug))
     return wires
+
+
+def any_plugs(db_url: str, socket_ids: Sequence[str]) -> bool:
+    query = select(Plug.id).where(Plug.source_id.in_(list(socket_ids))).limit(1)
+    with get_engine(db_url).connect() as conn:
+        return conn.execute(query).first() is not None
 
 
 def _wire(plug: Plug) -> Wire:
