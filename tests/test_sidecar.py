@@ -111,3 +111,37 @@ def test_a_malformed_line_costs_only_itself(db_url: str, tmp_path: Path) -> None
     assert "malformed line" in done.stderr and "Traceback" not in done.stderr
     calls, _ = calls_and_events(db_url, "badlinesok")
     assert [c.state for c in calls] == [CallState.REVOKED]
+
+
+def test_a_process_waiting_for_a_flush_cuts_the_batching_pause_short(tmp_path: Path) -> None:
+    """A busy sidecar pauses BATCH_PAUSE s between reads; a flush (a call about to forward along plugs) must not wait it out."""
+    import os
+    import socket
+    import threading
+    import time
+
+    from pyfi.worker.sidecar import BATCH_PAUSE, SidecarServer, _open_wake
+    from pyfi.worker.sink import RecordSink, wake_path
+
+    address = str(tmp_path / "sock")
+    os.mkfifo(wake_path(address), 0o600)
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(address)
+    listener.listen(1)
+    server = SidecarServer(listener, recorder=None, publisher=None, parent=os.getpid(), wake=_open_wake(address))
+
+    began = time.monotonic()
+    server.pause()  # nobody waits: the whole pause, so that lines gather
+    assert time.monotonic() - began >= BATCH_PAUSE * 0.9
+
+    def answer_one_flush() -> None:  # the sidecar's side of the line protocol, for one flush
+        peer, _ = listener.accept()
+        token = peer.recv(64).decode().split("\t")[1].strip()
+        peer.sendall(f"{token}\t1\n".encode())
+        peer.close()
+
+    threading.Thread(target=answer_one_flush, daemon=True).start()
+    assert RecordSink(address, "sqlite://", "sqlite://").flush(timeout=5)
+    began = time.monotonic()
+    server.pause()  # the flush poked the FIFO: no pause
+    assert time.monotonic() - began < BATCH_PAUSE / 2
