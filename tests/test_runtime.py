@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -211,14 +212,35 @@ def test_killed_worker_child_call_is_redelivered_once(net: Network, tmp_path: Pa
     assert len(marker.read_text().split()) == 2, "the call ran again after its worker child was killed"
 
 
+def health(port: int) -> dict | None:
+    """What the agent's health endpoint (-p/--port) answers; None while it does not answer."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as answer:
+            return json.loads(answer.read())
+    except OSError:
+        return None
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
 def test_agent_restart_adopts_workers_without_duplicates(net: Network) -> None:
     names = build(net, {"echo": "echo"})
-    net.start_agent("node1")
+    port = free_port()
+    net.start_agent("node1", None, "-p", str(port))
     seconds_until(net, "p", "running", 60)
     home = Path(net.env["PYFI_HOME"])
     original = live_workers("p", home)
     assert len(original) == 1
     spare = ready_spare(net, "p")
+    shown = wait_for(lambda: health(port), 10, "the health endpoint")  # -p/--port: what the agent supervises
+    assert shown["agent"] == "node1" and shown["workers"] == {"p": {"pid": original[0], "alive": True}}
+    assert shown["spares"] == {"p": {"pid": spare, "ready": True}}
     net.stop_agent("node1", signal.SIGKILL)  # a crash: the worker outlives its agent
     wait_for(lambda: pid_gone(spare), 20, "the spare to exit with its agent")
     net.start_agent("node1")

@@ -42,13 +42,14 @@ def start_agent(settings: Settings, name: str | None, port: int | None, clean: b
 
 
 def serve_health(agent: Any, port: int) -> ThreadingHTTPServer:
-    """GET / -> JSON with the agent's name and the workers it supervises."""
+    """GET / -> JSON with the agent's name, the workers it supervises and the spares it keeps."""
 
     class Health(BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # noqa: N802 - http.server's naming
             body = json.dumps({
                 "agent": agent.name,
                 "workers": {h.processor: {"pid": h.pid, "alive": h.alive()} for h in list(agent.handles.values())},
+                "spares": {s.key[0]: {"pid": s.proc.pid, "ready": s.ready()} for s in list(agent.spares.values())},
             }).encode()
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
