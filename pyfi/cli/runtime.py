@@ -98,10 +98,11 @@ def worker_start(app: AppContext, name: str, path: str | None, control: str | No
         preload(app.settings)
         if not wait_for_go(Path(control) if control else None):
             return
-    from pyfi.worker.main import WorkerOptions, run
+    from pyfi.worker.main import WorkerOptions, leave, run
 
     options = WorkerOptions(concurrency, prefetch, celery_config)
     run(app.settings, name, Path(path) if path else None, Path(control) if control else None, node, loglevel, options)
+    leave(0)
 
 
 @click.group()

@@ -7,13 +7,15 @@ record is written.
 """
 from __future__ import annotations
 
+import atexit
 import importlib
 import logging
 import os
+import sys
 import socket as _socket
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from pyfi.config import Settings
 from pyfi.db.engine import session_scope
@@ -117,3 +119,21 @@ def run(settings: Settings, processor: str, path: Path | None = None, control: P
     code = getattr(worker, "exitcode", 0) or 0
     if code:
         raise SystemExit(code)
+
+
+def leave(code: int = 0) -> NoReturn:
+    """End the process without tearing down the interpreter, once the worker has stopped cleanly.
+
+    Tearing down the modules and objects of a Celery worker takes ~0.5 s, a
+    fifth of the time from ``pyfi proc stop`` to the process being gone, and
+    does nothing the operating system does not do anyway. The exit functions
+    (logging's, any recorder's of this process) still run, and the standard
+    streams are flushed.
+    """
+    atexit._run_exitfuncs()  # what the interpreter's own exit would run first
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code)

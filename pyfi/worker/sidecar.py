@@ -35,7 +35,7 @@ from pathlib import Path
 
 from pyfi.messaging.pubsub import Publisher, publisher_for
 from pyfi.worker.recorder import Recorder
-from pyfi.worker.sink import FLUSH, STOP, apply_line, wake_path
+from pyfi.worker.sink import FLUSH, STOP, apply_line, open_wake, poke, wake_path
 from pyfi.worker.steps import Steps
 
 log = logging.getLogger("pyfi.worker")
@@ -212,6 +212,10 @@ class Sidecar:
                 sock.settimeout(timeout)
                 sock.connect(self.address)
                 sock.sendall(f"{STOP}\n".encode())
+                wake = open_wake(self.address)
+                poke(wake)  # not worth a batching pause: the process is waiting to exit
+                if wake is not None:
+                    os.close(wake)
                 confirmed = sock.recv(64).startswith(f"{STOP}\t1".encode())
         except OSError as exc:
             log.warning("worker sidecar did not confirm its records were written: %s", exc)

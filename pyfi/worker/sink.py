@@ -198,12 +198,9 @@ class RecordSink:
 
     def _poke(self) -> bool:
         """Cut the sidecar's batching pause short: this process waits for a flush (always True: a hint only)."""
-        try:
-            if self._wake is None:
-                self._wake = os.open(wake_path(self.address or ""), os.O_WRONLY | os.O_NONBLOCK)
-            os.write(self._wake, b"!")
-        except OSError:  # no FIFO (an older sidecar) or full: the flush is answered after the pause
-            pass
+        if self._wake is None:
+            self._wake = open_wake(self.address or "")
+        poke(self._wake)
         return True
 
     def _await_reply(self, token: str, timeout: float | None) -> bool:
@@ -274,6 +271,23 @@ def apply_line(kind: str, body: str, recorder: Recorder, outbox: list[tuple[floa
 def wake_path(address: str) -> str:
     """The FIFO next to the sidecar's socket that a process writes a byte to after asking for a flush."""
     return str(Path(address).with_name("wake"))
+
+
+def open_wake(address: str) -> int | None:
+    """The write end of the sidecar's wake FIFO; None if there is none (the sidecar's pause then runs out)."""
+    try:
+        return os.open(wake_path(address), os.O_WRONLY | os.O_NONBLOCK)
+    except OSError:
+        return None
+
+
+def poke(wake: int | None) -> None:
+    """Wake a sidecar that pauses to let lines gather: someone waits for its answer."""
+    if wake is not None:
+        try:
+            os.write(wake, b"!")
+        except OSError:  # full: it is awake anyway
+            pass
 
 
 def from_epoch(stamp: float) -> dt.datetime:
