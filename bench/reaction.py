@@ -2,9 +2,9 @@
 
 An agent (``pyfi agent start -n benchnode``, a subprocess) runs one processor
 whose code comes from a git repository made in a temp dir
-(examples/processors/sample.py). Each repetition requests, through
-``pyfi.core.processors.request`` (what ``pyfi proc`` does), and times from the
-request's commit to:
+(examples/processors/sample.py). Each repetition does what ``pyfi proc`` does
+(``pyfi.core.processors.request``, commit, then ``pyfi.agent.doorbell.ring``)
+and times from the request's commit to:
 
 - pause:  the processor's status 'paused' (the worker process is the same);
 - resume: status 'running', and a call sent while paused being served;
@@ -82,15 +82,18 @@ def status(db_url: str, processor: str) -> str:
         return str(session.scalar(select(Processor.status).where(Processor.name == processor)))
 
 
-def request(db_url: str, action: str, processor: str) -> float:
-    """Commit a `pyfi proc ACTION` request; the time right after the commit."""
+def request(settings: Any, action: str, processor: str) -> float:
+    """Do what `pyfi proc ACTION` does (commit the request, ring the agents); the time right after the commit."""
+    from pyfi.agent.doorbell import ring
     from pyfi.core.access import Actor
     from pyfi.core.processors import request as request_action
     from pyfi.db.engine import session_scope
 
-    with session_scope(db_url) as session:
+    with session_scope(settings.db) as session:
         request_action(session, Actor(USER), action, processor, None)
-    return time.monotonic()
+    committed = time.monotonic()
+    ring(settings.pubsub, processor)
+    return committed
 
 
 def since(start: float, check: Callable[[], Any], what: str) -> float:
@@ -135,24 +138,25 @@ class Caller:
 Timings = dict[str, list[float]]
 
 
-def cycle(db_url: str, processor: str, home: Path, caller: Caller, timings: Timings) -> None:
+def cycle(settings: Any, processor: str, home: Path, caller: Caller, timings: Timings) -> None:
     """pause -> resume -> stop -> start, each timed from its request to its effect."""
+    db_url = settings.db
     workers = worker_processes(processor, home)
-    start = request(db_url, "pause", processor)
+    start = request(settings, "pause", processor)
     timings["pause -> paused"].append(since(start, lambda: status(db_url, processor) == "paused", "status paused"))
     if worker_processes(processor, home) != workers:
         raise SystemExit("pause restarted the worker; it must only stop consuming")
     waiting = caller.send()
 
-    start = request(db_url, "resume", processor)
+    start = request(settings, "resume", processor)
     timings["resume -> running"].append(since(start, lambda: status(db_url, processor) == "running", "status running"))
     timings["resume -> queued call served"].append(since(start, lambda: caller.served(waiting), "the queued call"))
 
-    start = request(db_url, "stop", processor)
+    start = request(settings, "stop", processor)
     timings["stop -> stopped"].append(since(start, lambda: status(db_url, processor) == "stopped", "status stopped"))
     timings["stop -> worker gone"].append(since(start, lambda: not worker_processes(processor, home), "worker exit"))
 
-    start = request(db_url, "start", processor)
+    start = request(settings, "start", processor)
     call = caller.send()
     timings["start -> running"].append(since(start, lambda: status(db_url, processor) == "running", "status running"))
     timings["start -> call served"].append(since(start, lambda: caller.served(call), "a call served"))
@@ -190,7 +194,7 @@ def benchmark(args: argparse.Namespace) -> None:
                 deploy = first_call(caller, agent, began)
                 timings: Timings = collections.defaultdict(list)
                 for number in range(args.repeat):
-                    cycle(settings.db, processor, home, caller, timings)
+                    cycle(settings, processor, home, caller, timings)
                     print(f"repetition {number + 1}: " + ", ".join(f"{k} {v[-1]:.2f} s" for k, v in timings.items()),
                           flush=True)
                 report(args, timings, deploy)

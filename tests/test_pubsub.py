@@ -302,3 +302,31 @@ def test_encode_keeps_text_orjson_cannot_write_and_writes_other_values_as_text()
 
     msg = build_message("q.p", "received", call="\ud800", when=dt.datetime(2026, 1, 2, 3, 4, 5))
     assert json.loads(encode(msg)) == {**msg, "when": "2026-01-02 03:04:05"}
+
+
+def test_a_ring_wakes_a_sleeping_agent_at_once(url: str) -> None:
+    """`pyfi proc ...` rings after its commit; an agent sleeping on its doorbell reconciles now, not at its tick."""
+    from pyfi.agent.doorbell import Doorbell, ring
+
+    doorbell = Doorbell(url)
+    try:
+        began = time.monotonic()
+        assert not doorbell.wait(0.3)  # nobody rang: the whole timeout
+        assert time.monotonic() - began >= 0.25
+        assert ring(url, "p1") and ring(url, "p1")
+        began = time.monotonic()
+        assert doorbell.wait(10)
+        assert time.monotonic() - began < 2
+        assert not doorbell.wait(0.05), "rings that came together wake once"
+    finally:
+        doorbell.close()
+
+
+def test_a_doorbell_without_pubsub_sleeps_its_timeout(tmp_path: Path) -> None:
+    from pyfi.agent.doorbell import Doorbell, ring
+
+    doorbell = Doorbell("redis://localhost:1/0")  # nothing listens there
+    began = time.monotonic()
+    assert not doorbell.wait(0.2)
+    assert time.monotonic() - began >= 0.15
+    assert not ring("redis://localhost:1/0", "p1")  # a hint only: it does not raise

@@ -20,6 +20,7 @@ from sqlalchemy import delete, or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from pyfi.agent import node as node_rows
+from pyfi.agent.doorbell import Doorbell
 from pyfi.agent.deploy import Deployed, Deployer
 from pyfi.agent.supervisor import STOP_GRACE, Handle, Spare, adopt, prune, spawn, spawn_spare
 from pyfi.config import Settings
@@ -82,13 +83,15 @@ class Agent:
 
     def run(self) -> None:
         self.start()
+        doorbell = Doorbell(self.settings.pubsub)
         try:
             while not self.stop_event.is_set():
                 if not self.monitor_only:
                     self.reconcile_once()
                 self.heartbeat_if_due()
-                self.stop_event.wait(FAST_TICK if self.settling else TICK)
+                doorbell.wait(FAST_TICK if self.settling else TICK)  # `pyfi proc ...` rings it
         finally:
+            doorbell.close()
             self.shutdown()
 
     # -- one step -------------------------------------------------------------------

@@ -23,10 +23,13 @@ def _make(action: str, doc: str) -> click.Command:
     def command(app: AppContext, ctx: click.Context, sub_name: str | None) -> None:
         from pyfi.core import processors
 
+        from pyfi.agent.doorbell import ring
+
         name, ident = ctx.meta.get("proc_selector", (None, None))
         with app.session() as session:
             processor = processors.request(session, app.actor, action, sub_name or name, ident)
             click.echo(f"Processor {processor.name!r}: requested {processor.requested_status}")
+        ring(app.settings.pubsub, processor.name)  # committed: the agents act now, not at their next tick
 
     return command
 
