@@ -20,8 +20,8 @@ from sqlalchemy import delete, or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from pyfi.agent import node as node_rows
-from pyfi.agent.doorbell import Doorbell
 from pyfi.agent.deploy import Deployed, Deployer
+from pyfi.agent.doorbell import Doorbell
 from pyfi.agent.supervisor import STOP_GRACE, Handle, Spare, adopt, prune, spawn, spawn_spare
 from pyfi.config import Settings
 from pyfi.db.engine import session_scope
@@ -196,9 +196,10 @@ class Agent:
         keys = {p.id: spare_key(p, self.deployer.deployed[p.id]) for p in wanted
                 if p.id in self.deployer.deployed and p.requested_status != ProcessorStatus.REMOVED}
         for processor_id, spare in list(self.spares.items()):
-            if not spare.alive():
-                self.bad_spares.add(spare.key)
-            if keys.get(processor_id) != spare.key or not spare.alive():
+            dead = not spare.alive()
+            if dead:
+                self.bad_spares.add(spare.key)  # it died by itself: that code starts cold from now on
+            if dead or keys.get(processor_id) != spare.key:
                 self.spares.pop(processor_id).discard()
         if not self.use_spares or self.settling or any(not s.ready() for s in self.spares.values()):
             return

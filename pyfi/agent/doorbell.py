@@ -21,8 +21,6 @@ log = logging.getLogger("pyfi.agent")
 CHANNEL = "pyfi-control.agents"
 #: seconds between attempts to subscribe while the pub/sub backend is unavailable
 RESUBSCRIBE = 5.0
-#: the agents' tick (pyfi.agent.agent.TICK), for messages
-TICK_HINT = 0.5
 
 
 def ring(pubsub_url: str, processor: str) -> bool:
@@ -33,7 +31,7 @@ def ring(pubsub_url: str, processor: str) -> bool:
     try:
         publisher = publisher_for(pubsub_url)
     except PyfiError as exc:
-        log.warning("cannot ring the agents (%s); they see the request within %.1f s", exc, TICK_HINT)
+        log.warning("cannot ring the agents (%s); they see the request at their next tick", exc)
         return False
     try:
         return publisher.publish(CHANNEL, {"processor": processor})

@@ -149,6 +149,10 @@ class Spare:
     run_dir: Path
     proc: subprocess.Popen = field(repr=False)
 
+    @property
+    def processor(self) -> str:
+        return self.key[0]
+
     def alive(self) -> bool:
         return self.proc.poll() is None
 
@@ -169,7 +173,7 @@ class Spare:
             self.proc.stdin.close()
         except OSError:  # it died between the check and the write
             return None
-        handle = Handle(processor_id, self.key[0], commit, signature, self.proc.pid, str(self.run_dir), proc=self.proc)
+        handle = Handle(processor_id, self.processor, commit, signature, self.proc.pid, str(self.run_dir), proc=self.proc)
         save_meta(handle)
         return handle
 

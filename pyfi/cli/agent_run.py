@@ -49,7 +49,7 @@ def serve_health(agent: Any, port: int) -> ThreadingHTTPServer:
             body = json.dumps({
                 "agent": agent.name,
                 "workers": {h.processor: {"pid": h.pid, "alive": h.alive()} for h in list(agent.handles.values())},
-                "spares": {s.key[0]: {"pid": s.proc.pid, "ready": s.ready()} for s in list(agent.spares.values())},
+                "spares": {s.processor: {"pid": s.proc.pid, "ready": s.ready()} for s in list(agent.spares.values())},
             }).encode()
             self.send_response(200)
             self.send_header("Content-Type", "application/json")

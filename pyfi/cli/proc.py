@@ -21,9 +21,8 @@ def _make(action: str, doc: str) -> click.Command:
     @click.pass_context
     @pass_app
     def command(app: AppContext, ctx: click.Context, sub_name: str | None) -> None:
-        from pyfi.core import processors
-
         from pyfi.agent.doorbell import ring
+        from pyfi.core import processors
 
         name, ident = ctx.meta.get("proc_selector", (None, None))
         with app.session() as session:

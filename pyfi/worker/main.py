@@ -11,8 +11,8 @@ import atexit
 import importlib
 import logging
 import os
-import sys
 import socket as _socket
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
