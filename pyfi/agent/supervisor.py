@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-from pyfi.worker.control import PAUSE, RUN, error_path, state_path, write_command
+from pyfi.worker.control import PAUSE, RUN, error_path, read_state, state_path, write_command
 from pyfi.worker.standby import GO, STANDBY
 
 STOP_GRACE = 15.0  # seconds a worker gets to finish its calls before SIGKILL
@@ -57,10 +57,7 @@ class Handle:
 
     def reported_state(self) -> str | None:
         """What the worker says it is doing ("running", "paused"), or None before it is up."""
-        try:
-            return state_path(self.control).read_text().strip() or None
-        except FileNotFoundError:
-            return None
+        return read_state(self.control)
 
     def terminate(self) -> None:
         """Ask for a warm shutdown (Celery finishes running calls on SIGTERM)."""
@@ -148,6 +145,7 @@ class Spare:
     key: tuple
     run_dir: Path
     proc: subprocess.Popen = field(repr=False)
+    booted: bool = False
 
     @property
     def processor(self) -> str:
@@ -158,10 +156,9 @@ class Spare:
 
     def ready(self) -> bool:
         """Done importing (it wrote its state ``standby``), or dead: booting no more."""
-        try:
-            return state_path(self.run_dir / "control").read_text().strip() == STANDBY or not self.alive()
-        except FileNotFoundError:
-            return not self.alive()
+        if not self.booted:  # asked every tick: read the state file only until it says so
+            self.booted = read_state(self.run_dir / "control") == STANDBY
+        return self.booted or not self.alive()
 
     def take(self, processor_id: str, commit: str, signature: str, paused: bool) -> Handle | None:
         """Turn the spare into the processor's worker; None if it died meanwhile."""

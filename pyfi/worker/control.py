@@ -35,6 +35,14 @@ def state_path(control: Path) -> Path:
     return control.with_suffix(".state")
 
 
+def read_state(control: Path) -> str | None:
+    """What the worker says it is doing ("running", "paused", a spare's "standby"); None before it says."""
+    try:
+        return state_path(control).read_text().strip() or None
+    except OSError:
+        return None
+
+
 def error_path(control: Path) -> Path:
     """Where a worker that cannot start leaves its one-line reason."""
     return control.with_suffix(".error")

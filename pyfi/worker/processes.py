@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterator
 
-from pyfi.worker.control import state_path
+from pyfi.worker.control import read_state
 from pyfi.worker.standby import STANDBY
 
 
@@ -55,7 +55,4 @@ def _waiting_spare(argv: list[bytes]) -> bool:
 
 def _state(argv: list[bytes]) -> str | None:
     control = _control(argv)
-    try:
-        return state_path(control).read_text().strip() if control else None
-    except OSError:
-        return None
+    return read_state(control) if control else None
