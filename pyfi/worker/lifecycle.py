@@ -1,7 +1,9 @@
 """Lifecycle hooks: record every call in the database and publish it live.
 
 Celery's prefork pool fires ``task_received`` and ``task_revoked`` in the
-parent and prerun/postrun/failure/retry in the child. Both hand what they
+parent and failure/retry in the child; a call's start and success reach
+the child's hooks from its task (:class:`pyfi.worker.tasks.SocketTask`),
+which is cheaper than a signal on every call's path. All hand what they
 see to a :class:`~pyfi.worker.sink.RecordSink`, which is fork-aware and
 sends it to the worker's sidecar (:mod:`pyfi.worker.sidecar`). The three
 steps every call takes go as one line of raw facts each
@@ -85,8 +87,6 @@ class Lifecycle:
 
     def connect(self) -> None:
         signals.task_received.connect(self.on_received, weak=False)
-        signals.task_prerun.connect(self.on_prerun, weak=False)
-        signals.task_postrun.connect(self.on_postrun, weak=False)
         signals.task_failure.connect(self.on_failure, weak=False)
         signals.task_retry.connect(self.on_retry, weak=False)
         signals.task_revoked.connect(self.on_revoked, weak=False)
@@ -179,8 +179,9 @@ class Lifecycle:
             self.publish(socket, EventName.REVOKED)
 
     # -- child process ----------------------------------------------------------------
-    def on_prerun(self, task_id: str = "", task: Any = None, **_: Any) -> None:
-        if task is None or task.name not in self.task_names:
+    def on_prerun(self, task_id: str, task: Any) -> None:
+        """A call starts (:meth:`pyfi.worker.tasks.SocketTask.before_start`)."""
+        if task.name not in self.task_names:
             return
         request = task.request  # a task Context: pyfi's headers are its attributes
         socket = self._socket(task.name, getattr(request, SOCKET_HEADER, None))
@@ -191,8 +192,9 @@ class Lifecycle:
             socket.id if socket else None, request.parent_id, request.root_id or request.id,
             getattr(request, TASKPARENT_HEADER, None), getattr(request, PLUG_HEADER, None)))
 
-    def on_postrun(self, task_id: str = "", task: Any = None, retval: Any = None, state: str = "", **_: Any) -> None:
-        if task is None or task.name not in self.task_names or state != "SUCCESS":
+    def on_postrun(self, task_id: str, task: Any, retval: Any) -> None:
+        """A call succeeded and its result is stored (:meth:`pyfi.worker.tasks.SocketTask.on_success`)."""
+        if task.name not in self.task_names:
             return
         key = self.resultkey(task_id)
         request = task.request

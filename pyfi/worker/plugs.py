@@ -1,7 +1,7 @@
 """Plugs: forward a finished call's result (or final error) to the target sockets.
 
 Runs in the prefork child right after the source call ends (``Lifecycle``
-calls :meth:`Forwarder.forward_result` from ``task_postrun`` and
+calls :meth:`Forwarder.forward_result` once the result is stored and
 :meth:`Forwarder.forward_error` from ``task_failure``, which fires only once
 the retries are spent).
 

@@ -2,10 +2,13 @@
 from __future__ import annotations
 
 import importlib
+import logging
 import sys
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Callable
+from typing import Any, Callable, Protocol
+
+from celery import Task
 
 from pyfi.errors import DeployError
 from pyfi.worker.output import captured
@@ -31,18 +34,58 @@ def resolve_function(module: ModuleType, name: str) -> Callable[..., Any]:
     return function
 
 
+log = logging.getLogger("pyfi.worker")
+
 OutputHook = Callable[[Any, str, str], None]  # (task, stream, line)
 
 
-def register_tasks(app: Any, spec: WorkerSpec, module: ModuleType, on_output: OutputHook | None = None) -> dict[str, Any]:
+class TaskHooks(Protocol):
+    """What a socket's task tells as it runs (:class:`pyfi.worker.lifecycle.Lifecycle`)."""
+
+    def on_prerun(self, task_id: str, task: Any) -> None: ...
+
+    def on_postrun(self, task_id: str, task: Any, retval: Any) -> None: ...
+
+    def publish_output(self, task: Any, stream: str, line: str) -> None: ...
+
+
+class SocketTask(Task):
+    """A socket's task: it tells its hooks when a call starts and when it succeeds.
+
+    Why task methods and not Celery's ``task_prerun``/``task_postrun`` signals:
+    they run in the pool process on every call's path, and a signal dispatch
+    costs several times a method call. A hook must never fail the call.
+    """
+
+    hooks: TaskHooks | None = None  # set on each task class by register_tasks
+
+    def before_start(self, task_id: str, args: Any, kwargs: Any) -> None:
+        if self.hooks is not None:
+            try:
+                self.hooks.on_prerun(task_id, self)
+            except Exception:  # noqa: BLE001 - recording must not fail the call
+                log.exception("recording the start of %s failed", task_id)
+
+    def on_success(self, retval: Any, task_id: str, args: Any, kwargs: Any) -> None:
+        if self.hooks is not None:
+            try:
+                self.hooks.on_postrun(task_id, self, retval)
+            except Exception:  # noqa: BLE001 - the result is stored: the call succeeded
+                log.exception("recording the end of %s failed", task_id)
+
+
+def register_tasks(app: Any, spec: WorkerSpec, module: ModuleType, hooks: TaskHooks | None = None) -> dict[str, Any]:
     """One task per distinct ``<module>.<function>``, named as the seed's calls."""
     tasks = {}
+    on_output = hooks.publish_output if hooks is not None else None
     for socket in spec.sockets:
         if socket.task_name in tasks:
             continue
         function = resolve_function(module, socket.function)
         tasks[socket.task_name] = app.task(
             name=socket.task_name,
+            base=SocketTask,
+            hooks=hooks,
             bind=True,
             acks_late=True,
             max_retries=spec.retries,
