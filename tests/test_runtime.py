@@ -142,10 +142,11 @@ def test_proc_commands_take_effect_within_two_seconds(net: Network) -> None:
     seconds_until(net, "p", "running", 60)
     timings = {}
 
-    def proc(action: str, wanted: str, timeout: float = 30) -> None:
-        """Time from the request being committed (the CLI has returned) to the status."""
+    def proc(action: str, wanted: str, timeout: float = 30) -> float:
+        """Time from the request being committed (the CLI has returned) to the status; returns when it was seen."""
         net.cli("proc", "-n", "p", action)
         timings[action] = seconds_until(net, "p", wanted, timeout)
+        return time.monotonic()
 
     first = worker_pids(net, "p")
     proc("pause", "paused")
@@ -157,8 +158,9 @@ def test_proc_commands_take_effect_within_two_seconds(net: Network) -> None:
                  if session.get(Call, pending, populate_existing=True) else False, 20, what="call queued while paused")
 
     home = Path(net.env["PYFI_HOME"])
-    proc("stop", "stopped")
-    wait_for(lambda: not live_workers("p", home), 20, what="worker process gone")
+    stopped_at = proc("stop", "stopped")
+    wait_for(lambda: not live_workers("p", home), 20, what="worker process gone", interval=0.02)
+    timings["stop -> worker gone"] = timings["stop"] + (time.monotonic() - stopped_at)
     spare = ready_spare(net, "p")  # the agent keeps a booted worker for the next start
     proc("start", "running")
     assert live_workers("p", home) == [spare], "start must take the spare"

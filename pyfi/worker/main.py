@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
+from celery import signals as celery_signals
+
 from pyfi.config import Settings
 from pyfi.db.engine import session_scope
 from pyfi.errors import InvalidInput, PyfiError
@@ -25,11 +27,13 @@ from pyfi.messaging.routing import kombu_queues
 from pyfi.worker.control import PauseControl, error_path
 from pyfi.worker.lifecycle import Lifecycle
 from pyfi.worker.plugs import Forwarder
+from pyfi.worker.pool import TaskPool
 from pyfi.worker.sidecar import Sidecar, start_sidecar
 from pyfi.worker.sink import RecordSink
 from pyfi.worker.spec import WorkerSpec, load_spec
 from pyfi.worker.steps import Steps
 from pyfi.worker.tasks import import_processor_module, register_tasks
+from pyfi.worker.wakeup import SignalWakeup, forget_wakeup
 
 log = logging.getLogger("pyfi.worker")
 
@@ -54,13 +58,15 @@ def bootstrap(settings: Settings, processor: str, path: Path | None, control: Pa
     app.conf.pyfi_queues = spec.broker_queues
     app.conf.pyfi_control_file = str(control) if control else None
     app.steps["consumer"].add(PauseControl)
+    app.steps["consumer"].add(SignalWakeup)
+    celery_signals.worker_process_init.connect(forget_wakeup, weak=False)
     apply_options(app, options)
     forwarder = Forwarder(settings, [s.id for s in spec.sockets])
     steps = Steps.of(spec)
     sidecar = start_sidecar(settings.db, settings.pubsub, spec.owner, steps)
     sink = RecordSink(sidecar.address if sidecar else None, settings.db, settings.pubsub, spec.owner, steps)
     lifecycle = Lifecycle(spec, sink, app, forwarder)
-    register_tasks(app, spec, module, on_output=lifecycle.publish_output)
+    register_tasks(app, spec, module, hooks=lifecycle)
     lifecycle.connect()
     return app, spec, sidecar
 
@@ -104,7 +110,7 @@ def run(settings: Settings, processor: str, path: Path | None = None, control: P
         worker = app.Worker(
             hostname=hostname,
             concurrency=options.concurrency or spec.concurrency,
-            pool="prefork",
+            pool=TaskPool,  # Celery's prefork pool, minus a sleep at exit (pyfi.worker.pool)
             queues=spec.broker_queues or ["pyfi.idle"],
             loglevel=loglevel,
             without_heartbeat=True,

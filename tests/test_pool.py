@@ -1,0 +1,59 @@
+"""The worker's pool and event loop stop promptly: what makes `pyfi proc stop` quick."""
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from types import SimpleNamespace
+
+from kombu.asynchronous import Hub
+
+from pyfi.worker.pool import TaskPool
+from pyfi.worker.wakeup import SignalWakeup
+
+
+def square(x: int) -> int:
+    return x * x
+
+
+def test_the_threaded_pool_joins_without_billiards_sleeps() -> None:
+    """Stock billiard takes over a second here: each process sleeps 1 s after saying it exits,
+    and the supervisor and time-limit threads sleep 0.8 s and 1 s between rounds."""
+    pool = TaskPool.BlockingPool(processes=2, enable_timeouts=True, threads=True)
+    try:
+        assert pool.apply_async(square, (7,)).get(timeout=20) == 49
+        time.sleep(1.0)  # the supervisor's first pause is over: it is in its steady rounds
+        began = time.monotonic()
+        pool.close()
+        pool.join()
+        took = time.monotonic() - began
+    finally:
+        pool.terminate()
+    assert took < 0.5, f"the pool took {took:.2f} s to close and join"
+
+
+def test_a_signal_wakes_the_event_loop_at_once() -> None:
+    """Without the wakeup, the loop's poll runs its full timeout after a signal's handler returns."""
+    hub = Hub()
+    consumer = SimpleNamespace(hub=hub)
+    step = SignalWakeup(consumer)
+    caught: list[float] = []
+    previous = signal.signal(signal.SIGUSR1, lambda *_: caught.append(time.monotonic()))
+    step.start(consumer)
+    try:
+        hub.call_later(30.0, lambda: None)  # nothing else due: each poll may wait its maximum
+        loop = hub.create_loop()
+        next(loop)
+        threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGUSR1)).start()
+        deadline = time.monotonic() + 10
+        while not caught and time.monotonic() < deadline:
+            next(loop)
+        woke = time.monotonic()
+    finally:
+        step.stop(consumer)
+        signal.signal(signal.SIGUSR1, previous)
+        hub.close()
+    assert caught, "the signal never arrived"
+    assert woke - caught[0] < 0.2, f"the loop went on polling {woke - caught[0]:.2f} s after the signal"
+    assert signal.set_wakeup_fd(-1) == -1, "stopping the step must give the wakeup fd back"
