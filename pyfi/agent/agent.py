@@ -19,6 +19,7 @@ from pathlib import Path
 from sqlalchemy import delete, or_, select
 from sqlalchemy.orm import Session, selectinload
 
+from pyfi.agent import MAX_SPARES
 from pyfi.agent import node as node_rows
 from pyfi.agent.deploy import Deployed, Deployer
 from pyfi.agent.doorbell import Doorbell
@@ -46,10 +47,10 @@ def signature(processor: Processor) -> str:
 class Agent:
     def __init__(self, settings: Settings, name: str | None = None, workdir: Path | None = None,
                  port: int | None = None, worker_args: tuple[str, ...] = (), run_as: str | None = None,
-                 monitor_only: bool = False, spares: bool = True) -> None:
+                 monitor_only: bool = False, spares: int = MAX_SPARES) -> None:
         self.settings = settings
         self.worker_args, self.run_as, self.monitor_only = worker_args, run_as, monitor_only
-        self.use_spares = spares
+        self.max_spares = spares  # 0: start every worker cold
         self.name = name or _socket.gethostname()
         self.workdir = workdir or settings.home / "agents" / self.name
         self.run_root = self.workdir / "run"
@@ -188,29 +189,41 @@ class Agent:
         return spare.take(processor.id, deployed.sha, signature(processor), paused)
 
     def keep_spares(self, wanted: list[Processor]) -> None:
-        """One spare per deployed processor, kept for its next start or restart.
+        """A spare for each of up to ``max_spares`` deployed processors, kept for its next start or restart.
 
         A spare boots only while no worker is starting and no other spare is
         booting: it costs a second of CPU, which a start in progress needs more.
         """
-        keys = {p.id: spare_key(p, self.deployer.deployed[p.id]) for p in wanted
-                if p.id in self.deployer.deployed and p.requested_status != ProcessorStatus.REMOVED}
+        keys = self.spare_keys(wanted)
         for processor_id, spare in list(self.spares.items()):
             dead = not spare.alive()
             if dead:
                 self.bad_spares.add(spare.key)  # it died by itself: that code starts cold from now on
             if dead or keys.get(processor_id) != spare.key:
                 self.spares.pop(processor_id).discard()
-        if not self.use_spares or self.settling or any(not s.ready() for s in self.spares.values()):
+        if self.settling or any(not s.ready() for s in self.spares.values()):
             return
         for processor in wanted:
             key = keys.get(processor.id)
-            if key is not None and processor.id not in self.spares and key not in self.bad_spares:
+            if key is not None and processor.id not in self.spares:
                 _name, python, checkout = key
                 self.spares[processor.id] = spawn_spare(python, processor.name, checkout,
                                                         self.new_run_dir(processor.id), self.name, self.worker_env(),
                                                         extra_args=self.worker_args, user=self.run_as)
                 return
+
+    def spare_keys(self, wanted: list[Processor]) -> dict[str, tuple]:
+        """Processor id -> spare key, for the processors that should have a spare.
+
+        Stopped processors come first (a start is the likeliest next request),
+        then the others, each by name; a key whose spare died by itself is left out.
+        """
+        candidates = [p for p in wanted if p.id in self.deployer.deployed
+                      and p.requested_status != ProcessorStatus.REMOVED]
+        candidates.sort(key=lambda p: (p.requested_status != ProcessorStatus.STOPPED, p.name))
+        keys = {p.id: spare_key(p, self.deployer.deployed[p.id]) for p in candidates}
+        usable = [pid for pid, key in keys.items() if key not in self.bad_spares]
+        return {pid: keys[pid] for pid in usable[:self.max_spares]}
 
     def note_crash(self, processor: Processor, handle: Handle) -> None:
         count, _ = self.crashes.get(processor.id, (0, 0.0))

@@ -14,7 +14,7 @@ from pyfi.config import Settings
 
 def start_agent(settings: Settings, name: str | None, port: int | None, clean: bool, *,
                 worker_args: tuple[str, ...] = (), run_as: str | None = None, monitor_only: bool = False,
-                spares: bool = True) -> None:
+                spares: int = 0) -> None:
     from pyfi.agent import checkout
     from pyfi.agent.agent import Agent
     from pyfi.core.access import Actor, require

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import click
 
+from pyfi.agent import MAX_SPARES
 from pyfi.cli.context import AppContext, pass_app
 from pyfi.errors import InvalidInput
 
@@ -29,20 +30,22 @@ def agent() -> None:
               help="Process pool for message dispatches: processes per worker (the seed's second -p)")
 @click.option("-s", "--size", type=click.IntRange(min=1), help="Maximum number of messages on worker internal queue")
 @click.option("-n", "--name", help="Node name (default: this machine's hostname)")
-@click.option("--spares/--no-spares", default=True, show_default=True,
-              help="Keep one booted worker process in reserve per processor, so a start or restart takes "
-                   "under a second (costs one idle process each, about 70 MB)")
+@click.option("--spares", type=click.IntRange(min=0), default=MAX_SPARES, show_default=True,
+              help="Keep up to this many booted worker processes in reserve, one per processor (stopped ones "
+                   "first), so a start or restart takes under a second; each is an idle process of about 70 MB")
+@click.option("--no-spares", is_flag=True, help="Keep no spare worker (the same as --spares 0)")
 @pass_app
 def agent_start(app: AppContext, port: int | None, clean: bool, backend: str | None, broker: str | None,
                 config: str | None, queues: bool, user: str | None, pool: int | None, size: int | None,
-                name: str | None, spares: bool) -> None:
+                name: str | None, spares: int, no_spares: bool) -> None:
     """Run pyfi agent server"""
     from pyfi.cli.agent_run import start_agent
 
     settings = app.settings.with_(**{k: v for k, v in {"backend": backend, "broker": broker}.items() if v})
     worker_args = worker_options(pool, size, config)
     check_run_as(user)
-    start_agent(settings, name, port, clean, worker_args=worker_args, run_as=user, monitor_only=queues, spares=spares)
+    start_agent(settings, name, port, clean, worker_args=worker_args, run_as=user, monitor_only=queues,
+                spares=0 if no_spares else spares)
 
 
 def worker_options(pool: int | None, size: int | None, config: str | None) -> tuple[str, ...]:
@@ -118,7 +121,8 @@ def task() -> None:
 @click.option("--tracking", envvar="PYFI_TRACKING",
               help="Flow id to record (default: the parent's flow, else a new flow) [env PYFI_TRACKING]")
 @click.option("--chain", is_flag=True,
-              help='Print {"pyfi": "chain", "call", "tracking", "result"}: a downstream `task run` unwraps it and records this call as its parent')
+              help='Print {"pyfi": "chain", "call", "tracking", "result"}: a downstream `task run` unwraps it '
+                   'and records this call as its parent')
 @click.option("--wait/--no-wait", default=True, show_default=True, help="Wait and print the result, or print the call id")
 @click.option("--timeout", type=float, default=60.0, show_default=True, help="Seconds to wait for the result")
 @pass_app
