@@ -57,3 +57,27 @@ def test_a_signal_wakes_the_event_loop_at_once() -> None:
     assert caught, "the signal never arrived"
     assert woke - caught[0] < 0.2, f"the loop went on polling {woke - caught[0]:.2f} s after the signal"
     assert signal.set_wakeup_fd(-1) == -1, "stopping the step must give the wakeup fd back"
+
+
+def test_off_the_main_thread_the_wakeup_stands_aside() -> None:
+    """A worker run in another program's thread cannot own the process's signals: it runs without the wakeup."""
+    hub = Hub()
+    consumer = SimpleNamespace(hub=hub)
+    step = SignalWakeup(consumer)
+    errors: list[BaseException] = []
+
+    def start() -> None:
+        try:
+            step.start(consumer)
+        except BaseException as exc:  # noqa: BLE001 - the test reports it
+            errors.append(exc)
+
+    thread = threading.Thread(target=start)
+    thread.start()
+    thread.join(10)
+    try:
+        assert not errors, f"starting off the main thread raised {errors[0]!r}"
+        assert step.fds is None and not hub.readers
+    finally:
+        step.stop(consumer)
+        hub.close()

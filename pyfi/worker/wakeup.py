@@ -33,7 +33,12 @@ class SignalWakeup(bootsteps.StartStopStep):
         read_end, write_end = os.pipe()
         os.set_blocking(read_end, False)
         os.set_blocking(write_end, False)
-        self.previous = signal.set_wakeup_fd(write_end, warn_on_full_buffer=False)
+        try:
+            self.previous = signal.set_wakeup_fd(write_end, warn_on_full_buffer=False)
+        except ValueError:  # not the main thread (a worker run inside another program): signals are not ours
+            os.close(read_end)
+            os.close(write_end)
+            return
         self.fds = (read_end, write_end)
         hub.add_reader(read_end, self.drain, read_end)
 
