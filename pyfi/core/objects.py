@@ -50,7 +50,8 @@ def add(session: Session, actor: Actor, kind: Kind, fields: dict[str, Any]) -> A
     fields = {k: v for k, v in fields.items() if v is not None}
     name = check_name(fields.get("name"), kind.name)
     if session.scalar(select(kind.model.id).where(kind.model.name == name)) is not None:
-        raise AlreadyExists(f"{kind.name} {name!r} already exists", f"choose another name or `pyfi update {kind.name} -n {name} ...`")
+        raise AlreadyExists(f"{kind.name} {name!r} already exists",
+                            f"choose another name or `pyfi update {kind.name} -n {name} ...`")
     kind.check(actor, fields)
     obj = kind.model(**kind.prepare(session, fields), owner=actor.name)
     session.add(obj)
@@ -103,7 +104,8 @@ def paged(session: Session, query: Any, order_col: Any, page: int, rows: int, as
     total = session.scalar(select(func.count()).select_from(query.order_by(None).subquery()))
     result = Page([], page, rows, total)
     if page > result.pages:
-        raise InvalidInput(f"page {page} does not exist: there are {result.pages} pages of {rows} rows", f"pass -p 1 to {result.pages}")
+        raise InvalidInput(f"page {page} does not exist: there are {result.pages} pages of {rows} rows",
+                           f"pass -p 1 to {result.pages}")
     tiebreak = order_col.class_.id  # rows written in one batch share a timestamp: page them stably
     order = (order_col.asc(), tiebreak.asc()) if ascend else (order_col.desc(), tiebreak.desc())
     query = query.order_by(*order).offset((page - 1) * rows).limit(rows)

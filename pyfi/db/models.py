@@ -178,7 +178,8 @@ class Call(Base):
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
     name: Mapped[str] = mapped_column(String(200), index=True)
     owner: Mapped[str | None] = mapped_column(String(120))
-    socket_id: Mapped[str | None] = mapped_column(ForeignKey("sockets.id", ondelete="SET NULL"))  # indexed by ix_calls_socket_started
+    # indexed by ix_calls_socket_started
+    socket_id: Mapped[str | None] = mapped_column(ForeignKey("sockets.id", ondelete="SET NULL"))
     plug_id: Mapped[str | None] = mapped_column(ForeignKey("plugs.id", ondelete="SET NULL"))
     state: Mapped[CallState] = mapped_column(EnumText(CallState), default=CallState.PENDING, index=True)
     parent: Mapped[str | None] = mapped_column(String(36), index=True)
