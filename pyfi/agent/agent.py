@@ -203,17 +203,15 @@ class Agent:
                 self.spares.pop(processor_id).discard()
         if self.settling or any(not s.ready() for s in self.spares.values()):
             return
-        for processor in wanted:
-            key = keys.get(processor.id)
-            if key is not None and processor.id not in self.spares:
-                _name, python, checkout = key
-                self.spares[processor.id] = spawn_spare(python, processor.name, checkout,
-                                                        self.new_run_dir(processor.id), self.name, self.worker_env(),
-                                                        extra_args=self.worker_args, user=self.run_as)
+        for processor_id, (name, python, checkout) in keys.items():  # the most wanted first
+            if processor_id not in self.spares:
+                self.spares[processor_id] = spawn_spare(python, name, checkout, self.new_run_dir(processor_id),
+                                                        self.name, self.worker_env(), extra_args=self.worker_args,
+                                                        user=self.run_as)
                 return
 
     def spare_keys(self, wanted: list[Processor]) -> dict[str, tuple]:
-        """Processor id -> spare key, for the processors that should have a spare.
+        """Processor id -> spare key, for the processors that should have a spare, the most wanted first.
 
         Stopped processors come first (a start is the likeliest next request),
         then the others, each by name; a key whose spare died by itself is left out.
