@@ -9,12 +9,13 @@ from typing import Any
 
 import click
 
+from pyfi.agent import MAX_SPARES
 from pyfi.config import Settings
 
 
 def start_agent(settings: Settings, name: str | None, port: int | None, clean: bool, *,
                 worker_args: tuple[str, ...] = (), run_as: str | None = None, monitor_only: bool = False,
-                spares: int = 0) -> None:
+                spares: int = MAX_SPARES) -> None:
     from pyfi.agent import checkout
     from pyfi.agent.agent import Agent
     from pyfi.core.access import Actor, require

@@ -100,8 +100,10 @@ class RecordSink:
             with self._lock:
                 self._token += 1
                 token = str(self._token)
-                if self._send(f"{FLUSH}\t{token}\n") and self._poke() and self._await_reply(token, timeout):
-                    return True
+                if self._send(f"{FLUSH}\t{token}\n"):
+                    self._poke()
+                    if self._await_reply(token, timeout):
+                        return True
             if self._local is None:
                 return False
         return self._local[0].flush(timeout)
@@ -196,12 +198,11 @@ class RecordSink:
             self._fallback(exc)
             return False
 
-    def _poke(self) -> bool:
-        """Cut the sidecar's batching pause short: this process waits for a flush (always True: a hint only)."""
+    def _poke(self) -> None:
+        """Cut the sidecar's batching pause short: this process waits for a flush (a hint only)."""
         if self._wake is None:
             self._wake = open_wake(self.address or "")
         poke(self._wake)
-        return True
 
     def _await_reply(self, token: str, timeout: float | None) -> bool:
         """Read answer lines until ``token``'s (older ones, from flushes that timed out, are skipped)."""
