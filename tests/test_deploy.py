@@ -4,14 +4,17 @@ from __future__ import annotations
 import logging
 import subprocess
 import textwrap
+import threading
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from git import Git
 
 from pyfi.agent import checkout as co
 from pyfi.agent import venv as pv
+from pyfi.agent.deploy import Deployer
 from pyfi.errors import DeployError
 
 SECRET_URL = "https://user:s3cret@127.0.0.1:1/x.git"
@@ -255,3 +258,55 @@ def test_option_like_extra_requirement_is_refused(origin: Path, root: Path) -> N
     sha = co.checkout(root, "proc1", str(origin))
     with pytest.raises(DeployError, match="pip option"):
         pv.ensure_venv(co.checkout_path(root, "proc1", sha), sha, ["--index-url=http://evil"])
+
+
+# --- the agent's deployer: never waits on git or pip --------------------------------
+
+def processor_row(origin: Path, **fields) -> SimpleNamespace:
+    row = dict(id="p1", name="proc1", gitrepo=str(origin), branch="main", commit=None, requirements=None)
+    return SimpleNamespace(**{**row, **fields})
+
+
+def settled(deployer: Deployer, row: SimpleNamespace, timeout: float = 60.0):
+    """What ``ready`` says once the background deploy is over (polled with a deadline)."""
+    deadline = time.monotonic() + timeout
+    while deployer.busy():
+        assert time.monotonic() < deadline, "the background deploy did not finish"
+        time.sleep(0.02)
+    return deployer.ready(row)
+
+
+def test_ready_deploys_in_the_background_and_tells_when_done(origin: Path, root: Path) -> None:
+    told = threading.Event()
+    deployer = Deployer(root, on_ready=told.set)
+    row = processor_row(origin)
+    started = time.monotonic()
+    assert deployer.ready(row) is None  # the clone and the venv are being made: no waiting for them
+    returned = time.monotonic() - started
+    deployed = settled(deployer, row)
+    assert told.is_set() and (deployed.path / "sample.py").read_text().endswith("'v2'\n")
+    assert returned < 0.2, f"ready() took {returned:.2f} s"
+    assert deployer.ready(row) is deployed and not deployer.busy()  # cached: no new job
+
+
+def test_ready_keeps_the_old_code_while_a_moved_branch_is_deployed(origin: Path, root: Path) -> None:
+    deployer = Deployer(root)
+    row = processor_row(origin)
+    assert deployer.ready(row) is None
+    old = settled(deployer, row)
+    new_sha = commit_files(origin, {"sample.py": "def do_this(x):\n    return 'v3'\n"}, "v3")
+    old.checked = 0.0  # the head check is due
+    assert deployer.ready(row) is old  # checking and deploying in the background; the old code still serves
+    new = settled(deployer, row)
+    assert new.sha == new_sha != old.sha and (new.path / "sample.py").read_text().endswith("'v3'\n")
+
+
+def test_a_failed_background_deploy_is_raised_until_a_retry_is_due(root: Path, tmp_path: Path) -> None:
+    deployer = Deployer(root)
+    row = processor_row(tmp_path / "no-such-repo")
+    assert deployer.ready(row) is None
+    with pytest.raises(DeployError, match="no-such-repo"):
+        settled(deployer, row)
+    with pytest.raises(DeployError, match="no-such-repo"):  # remembered: no new attempt yet
+        deployer.ready(row)
+    assert not deployer.busy()

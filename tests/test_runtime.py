@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket as net_socket
 import subprocess
 import sys
 import time
@@ -177,6 +178,35 @@ def test_proc_commands_take_effect_within_two_seconds(net: Network) -> None:
     slow = {k: v for k, v in timings.items() if v > REACTION}
     assert not slow, f"took longer than {REACTION} s: {slow}"
     wait_for(lambda: pid_gone(spare) and not spare_processes("p", home), 30, "no worker or spare left after remove")
+
+
+def test_a_processor_stopped_before_the_agent_started_starts_within_two_seconds(net: Network) -> None:
+    """Its code is deployed ahead and a spare booted, so its first start does not boot a worker cold."""
+    build(net, {"echo": "echo"})
+    net.cli("proc", "-n", "p", "stop")
+    net.start_agent("node1")
+    seconds_until(net, "p", "stopped", 60)
+    spare = ready_spare(net, "p")
+    assert not live_workers("p", Path(net.env["PYFI_HOME"])), "a stopped processor has no worker, only a spare"
+    net.cli("proc", "-n", "p", "start")
+    took = seconds_until(net, "p", "running", 30)
+    assert worker_pids(net, "p") == [spare], "the first start must take the spare"
+    assert took <= REACTION, f"the first start took {took:.2f} s"
+
+
+def test_a_hanging_git_remote_does_not_hold_up_the_other_processors(net: Network) -> None:
+    """git runs in the background: a fetch that waits minutes for its server does not stall the agent."""
+    with net_socket.socket() as server:  # accepts connections (the kernel's backlog) and never answers
+        server.bind(("127.0.0.1", 0))
+        server.listen(8)
+        net.cli("add", "processor", "-n", "hung", "-m", "sample", "-g", f"git://127.0.0.1:{server.getsockname()[1]}/x.git")
+        build(net, {"echo": "echo"})
+        net.start_agent("node1")
+        seconds_until(net, "p", "running", 60)
+        net.cli("proc", "-n", "p", "pause")
+        took = seconds_until(net, "p", "paused", 30)
+        assert took <= REACTION, f"pause took {took:.2f} s while another processor's git fetch hangs"
+        assert status(net, "hung") == "starting"
 
 
 def test_pinned_processor_runs_only_on_its_node(net: Network) -> None:

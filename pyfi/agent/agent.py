@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session, selectinload
 from pyfi.agent import MAX_SPARES
 from pyfi.agent import node as node_rows
 from pyfi.agent.deploy import Deployed, Deployer
-from pyfi.agent.doorbell import Doorbell
+from pyfi.agent.doorbell import Doorbell, ring
 from pyfi.agent.supervisor import STOP_GRACE, Handle, Spare, adopt, prune, spawn, spawn_spare
 from pyfi.config import Settings
 from pyfi.db.engine import session_scope
@@ -55,7 +55,7 @@ class Agent:
         self.workdir = workdir or settings.home / "agents" / self.name
         self.run_root = self.workdir / "run"
         self.port = port
-        self.deployer = Deployer(self.workdir, git_allow=settings.git_allow)
+        self.deployer = Deployer(self.workdir, git_allow=settings.git_allow, on_ready=self.wake)
         self.handles: dict[str, Handle] = {}
         self.retiring: list[Handle] = []
         self.spares: dict[str, Spare] = {}  # processor id -> a worker booted ahead of its start
@@ -106,8 +106,13 @@ class Agent:
                 self.retire(processor_id)
                 self.deployer.forget(processor_id)
             self.reap_retired()
+            self.deploy_ahead(wanted)
             self.keep_spares(wanted)
             self.sync_worker_rows(session)
+
+    def wake(self) -> None:
+        """Reconcile now, not at the next tick (a background deploy has finished)."""
+        ring(self.settings.pubsub, self.name)
 
     def desired(self, session: Session) -> list[Processor]:
         """Processors pinned to this node, plus every unpinned one."""
@@ -124,20 +129,25 @@ class Agent:
             set_status(processor, processor.requested_status, None)
             return
         try:
-            deployed = self.deployer.deploy(processor)
+            deployed = self.deployer.ready(processor)  # None: being deployed in the background
         except DeployError as exc:
             set_status(processor, ProcessorStatus.ERROR, str(exc))
             return
         self.converge_running(processor, handle, deployed)
 
-    def converge_running(self, processor: Processor, handle: Handle | None, deployed: Deployed) -> None:
-        if handle is not None and self.needs_restart(processor, handle, deployed):
+    def converge_running(self, processor: Processor, handle: Handle | None, deployed: Deployed | None) -> None:
+        """Start, restart, pause or resume the processor's worker; until its code is deployed, keep the one it has."""
+        if handle is not None and deployed is not None and self.needs_restart(processor, handle, deployed):
             self.retire(processor.id)  # the new worker starts now, the old one finishes its calls
             handle = None
         if handle is not None and not handle.alive():
             self.note_crash(processor, handle)
             handle = None
         if handle is None:
+            if deployed is None:
+                if processor.id not in self.crashes:  # (else keep showing why the last worker died)
+                    set_status(processor, ProcessorStatus.STARTING, None)
+                return
             handle = self.start_worker(processor, deployed)
             if handle is None:
                 return
@@ -179,6 +189,23 @@ class Agent:
         return self.run_root / f"{processor_id}.{time.time_ns()}"
 
     # -- spares: workers booted ahead of need -----------------------------------------------
+    def deploy_ahead(self, wanted: list[Processor]) -> None:
+        """Deploy a stopped processor's code before it is started, so that it can have a spare.
+
+        One at a time, and only while nothing else is being deployed or
+        started; at most as many as there are spares. A failure here is not
+        the processor's status (it is stopped): its start will show it.
+        """
+        if self.settling or self.deployer.busy():
+            return
+        stopped = sorted((p for p in wanted if p.requested_status == ProcessorStatus.STOPPED), key=lambda p: p.name)
+        for processor in stopped[:self.max_spares]:
+            try:
+                if self.deployer.ready(processor) is None:
+                    return  # started one
+            except DeployError:
+                continue
+
     def take_spare(self, processor: Processor, deployed: Deployed, paused: bool) -> Handle | None:
         spare = self.spares.pop(processor.id, None)
         if spare is None:
