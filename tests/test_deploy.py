@@ -290,15 +290,20 @@ def test_ready_deploys_in_the_background_and_tells_when_done(origin: Path, root:
 
 
 def test_ready_keeps_the_old_code_while_a_moved_branch_is_deployed(origin: Path, root: Path) -> None:
-    deployer = Deployer(root)
+    told = []
+    deployer = Deployer(root, on_ready=lambda: told.append(True))
     row = processor_row(origin)
     assert deployer.ready(row) is None
     old = settled(deployer, row)
+    old.checked = 0.0  # the head check is due; the branch has not moved
+    assert deployer.ready(row) is old
+    assert settled(deployer, row) is old and len(told) == 1, "a head check that finds nothing new wakes no one"
     new_sha = commit_files(origin, {"sample.py": "def do_this(x):\n    return 'v3'\n"}, "v3")
-    old.checked = 0.0  # the head check is due
+    old.checked = 0.0
     assert deployer.ready(row) is old  # checking and deploying in the background; the old code still serves
     new = settled(deployer, row)
     assert new.sha == new_sha != old.sha and (new.path / "sample.py").read_text().endswith("'v3'\n")
+    assert len(told) == 2
 
 
 def test_a_failed_background_deploy_is_raised_until_a_retry_is_due(root: Path, tmp_path: Path) -> None:

@@ -72,7 +72,7 @@ class Source:
 
 class Deployer:
     def __init__(self, root: Path, git_allow: Sequence[str] = (), on_ready: Callable[[], None] | None = None) -> None:
-        """``on_ready`` is called (from a background thread) when a background deploy has finished."""
+        """``on_ready`` is called (from a background thread) when a background deploy has succeeded or failed."""
         self.repos, self.venvs = root / "repos", root / "venvs"
         self.git_allow = tuple(git_allow)
         self.on_ready = on_ready
@@ -130,9 +130,12 @@ class Deployer:
         job.start()
 
     def _run_job(self, source: Source) -> None:
+        news = True  # a deploy or a failure: the agent has something to act on
         try:
             current = self.deployed.get(source.id)
-            if not (current and current.key == source.key and not self._branch_moved(current)):
+            if current and current.key == source.key and not self._branch_moved(current):
+                news = False  # a head check that found the branch where it was
+            else:
                 self._deploy_remembered(source)
         except DeployError:
             pass  # remembered in self.failures: the agent shows it as the processor's status
@@ -140,8 +143,8 @@ class Deployer:
             log.exception("deploying %s failed", source.name)
         finally:
             self.jobs.pop(source.id, None)
-            if self.on_ready is not None:
-                self.on_ready()
+        if news and self.on_ready is not None:
+            self.on_ready()
 
     def _deploy_remembered(self, source: Source) -> Deployed:
         failure = self.failures.get(source.id)
