@@ -201,12 +201,14 @@ def test_a_hanging_git_remote_does_not_hold_up_the_other_processors(net: Network
         server.listen(8)
         net.cli("add", "processor", "-n", "hung", "-m", "sample", "-g", f"git://127.0.0.1:{server.getsockname()[1]}/x.git")
         build(net, {"echo": "echo"})
-        net.start_agent("node1")
+        port = free_port()
+        net.start_agent("node1", None, "-p", str(port))
         seconds_until(net, "p", "running", 60)
         net.cli("proc", "-n", "p", "pause")
         took = seconds_until(net, "p", "paused", 30)
         assert took <= REACTION, f"pause took {took:.2f} s while another processor's git fetch hangs"
         assert status(net, "hung") == "starting"
+        assert wait_for(lambda: health(port), 10, "the health endpoint")["deploying"] == ["hung"]
 
 
 def test_pinned_processor_runs_only_on_its_node(net: Network) -> None:
@@ -254,9 +256,7 @@ def health(port: int) -> dict | None:
 
 
 def free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
+    with net_socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
 

@@ -78,7 +78,7 @@ class Deployer:
         self.on_ready = on_ready
         self.deployed: dict[str, Deployed] = {}
         self.failures: dict[str, Failure] = {}
-        self.jobs: dict[str, threading.Thread] = {}  # processor id -> its deploy in progress
+        self.jobs: dict[str, Source] = {}  # processor id -> its deploy in progress (one at a time)
 
     def deploy(self, processor: Any) -> Deployed:
         """The processor's current code, deploying only when needed; never from a disallowed repo."""
@@ -113,6 +113,10 @@ class Deployer:
     def busy(self) -> bool:
         return bool(self.jobs)
 
+    def deploying(self) -> list[str]:
+        """The names of the processors being deployed (or checked) in the background."""
+        return sorted(source.name for source in list(self.jobs.values()))
+
     def forget(self, processor_id: str) -> None:
         self.deployed.pop(processor_id, None)
         self.failures.pop(processor_id, None)
@@ -125,9 +129,8 @@ class Deployer:
             raise DeployError(exc.message, hint=exc.hint) from None
 
     def _start_job(self, source: Source) -> None:
-        job = threading.Thread(target=self._run_job, args=(source,), name=f"pyfi-deploy-{source.name}", daemon=True)
-        self.jobs[source.id] = job  # one job per processor at a time: it owns that processor's work dirs
-        job.start()
+        self.jobs[source.id] = source  # one job per processor at a time: it owns that processor's work dirs
+        threading.Thread(target=self._run_job, args=(source,), name=f"pyfi-deploy-{source.name}", daemon=True).start()
 
     def _run_job(self, source: Source) -> None:
         news = True  # a deploy or a failure: the agent has something to act on

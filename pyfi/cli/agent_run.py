@@ -43,7 +43,7 @@ def start_agent(settings: Settings, name: str | None, port: int | None, clean: b
 
 
 def serve_health(agent: Any, port: int) -> ThreadingHTTPServer:
-    """GET / -> JSON with the agent's name, the workers it supervises and the spares it keeps."""
+    """GET / -> JSON with the agent's name, the workers it supervises, the spares it keeps and what it deploys."""
 
     class Health(BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # noqa: N802 - http.server's naming
@@ -51,6 +51,7 @@ def serve_health(agent: Any, port: int) -> ThreadingHTTPServer:
                 "agent": agent.name,
                 "workers": {h.processor: {"pid": h.pid, "alive": h.alive()} for h in list(agent.handles.values())},
                 "spares": {s.processor: {"pid": s.proc.pid, "ready": s.ready()} for s in list(agent.spares.values())},
+                "deploying": agent.deployer.deploying(),
             }).encode()
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
