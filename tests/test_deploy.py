@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import subprocess
 import textwrap
-import threading
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -14,7 +15,9 @@ from git import Git
 
 from pyfi.agent import checkout as co
 from pyfi.agent import venv as pv
+from pyfi.agent import deploy as deploy_module
 from pyfi.agent.deploy import Deployer
+from pyfi.enums import ProcessorStatus
 from pyfi.errors import DeployError
 
 SECRET_URL = "https://user:s3cret@127.0.0.1:1/x.git"
@@ -263,55 +266,135 @@ def test_option_like_extra_requirement_is_refused(origin: Path, root: Path) -> N
 # --- the agent's deployer: never waits on git or pip --------------------------------
 
 def processor_row(origin: Path, **fields) -> SimpleNamespace:
-    row = dict(id="p1", name="proc1", gitrepo=str(origin), branch="main", commit=None, requirements=None)
+    row = dict(id="p1", name="proc1", gitrepo=str(origin), branch="main", commit=None, requirements=None,
+               requested_status=ProcessorStatus.STOPPED)
     return SimpleNamespace(**{**row, **fields})
 
 
-def settled(deployer: Deployer, row: SimpleNamespace, timeout: float = 60.0):
-    """What ``ready`` says once the background deploy is over (polled with a deadline)."""
+def poll(predicate, what: str, timeout: float = 60.0):
     deadline = time.monotonic() + timeout
-    while deployer.busy():
-        assert time.monotonic() < deadline, "the background deploy did not finish"
+    while not (value := predicate()):
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
         time.sleep(0.02)
-    return deployer.ready(row)
+    return value
+
+
+class News:
+    """Counts the deployer's ``on_news`` calls (made from its threads)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __call__(self) -> None:
+        self.count += 1
+
+    def reach(self, count: int) -> None:
+        poll(lambda: self.count >= count, f"news number {count}")
+
+
+def idle(deployer: Deployer) -> None:
+    poll(lambda: not deployer.busy(), "the background job to end")
 
 
 def test_ready_deploys_in_the_background_and_tells_when_done(origin: Path, root: Path) -> None:
-    told = threading.Event()
-    deployer = Deployer(root, on_ready=told.set)
+    news = News()
+    deployer = Deployer(root, on_news=news)
     row = processor_row(origin)
     started = time.monotonic()
     assert deployer.ready(row) is None  # the clone and the venv are being made: no waiting for them
     returned = time.monotonic() - started
-    deployed = settled(deployer, row)
-    assert told.is_set() and (deployed.path / "sample.py").read_text().endswith("'v2'\n")
+    news.reach(1)
+    deployed = deployer.ready(row)
+    assert (deployed.path / "sample.py").read_text().endswith("'v2'\n")
     assert returned < 0.2, f"ready() took {returned:.2f} s"
     assert deployer.ready(row) is deployed and not deployer.busy()  # cached: no new job
+    assert deployer.deploy(row) is deployed
 
 
 def test_ready_keeps_the_old_code_while_a_moved_branch_is_deployed(origin: Path, root: Path) -> None:
-    told = []
-    deployer = Deployer(root, on_ready=lambda: told.append(True))
+    news = News()
+    deployer = Deployer(root, on_news=news)
     row = processor_row(origin)
-    assert deployer.ready(row) is None
-    old = settled(deployer, row)
+    old = deployer.deploy(row)
     old.checked = 0.0  # the head check is due; the branch has not moved
     assert deployer.ready(row) is old
-    assert settled(deployer, row) is old and len(told) == 1, "a head check that finds nothing new wakes no one"
+    idle(deployer)
+    assert deployer.ready(row) is old and news.count == 1, "a head check that finds nothing new wakes no one"
     new_sha = commit_files(origin, {"sample.py": "def do_this(x):\n    return 'v3'\n"}, "v3")
     old.checked = 0.0
     assert deployer.ready(row) is old  # checking and deploying in the background; the old code still serves
-    new = settled(deployer, row)
+    assert deployer.ready(row, follow=False) is old and deployer.busy()
+    news.reach(2)
+    new = deployer.ready(row)
     assert new.sha == new_sha != old.sha and (new.path / "sample.py").read_text().endswith("'v3'\n")
-    assert len(told) == 2
 
 
-def test_a_failed_background_deploy_is_raised_until_a_retry_is_due(root: Path, tmp_path: Path) -> None:
-    deployer = Deployer(root)
+def test_a_failed_background_deploy_is_remembered_until_a_retry_is_due(root: Path, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(deploy_module, "RETRY_AFTER", (600.0,))
+    news = News()
+    deployer = Deployer(root, on_news=news)
     row = processor_row(tmp_path / "no-such-repo")
     assert deployer.ready(row) is None
-    with pytest.raises(DeployError, match="no-such-repo"):
-        settled(deployer, row)
-    with pytest.raises(DeployError, match="no-such-repo"):  # remembered: no new attempt yet
+    news.reach(1)
+    for _attempt in range(2):  # remembered: no new attempt until the retry is due
+        with pytest.raises(DeployError, match="no-such-repo"):
+            deployer.ready(row)
+        assert not deployer.busy()
+    assert "no-such-repo" in str(deployer.failure(row)) and news.count == 1
+
+
+def test_a_tree_that_cannot_be_unpacked_is_a_remembered_failure_not_a_retry_loop(origin: Path, root: Path) -> None:
+    (origin / "passwd").symlink_to("/etc/passwd")  # the extraction filter refuses links out of the tree
+    commit_files(origin, {}, "a link out")
+    news = News()
+    deployer = Deployer(root, on_news=news)
+    row = processor_row(origin)
+    assert deployer.ready(row) is None
+    news.reach(1)
+    with pytest.raises(DeployError, match="cannot unpack"):
         deployer.ready(row)
-    assert not deployer.busy()
+    assert not deployer.busy() and news.count == 1
+
+
+def git_children() -> list[int]:
+    me = os.getpid()
+    return [int(p.name) for p in Path("/proc").iterdir()
+            if p.name.isdigit() and deploy_module._parent_of(p) == me and deploy_module._is_git_or_pip(p)]
+
+
+def test_stop_ends_a_hanging_git_and_its_job(root: Path) -> None:
+    news = News()
+    deployer = Deployer(root, on_news=news)
+    with socket.socket() as server:  # accepts connections (the kernel's backlog) and never answers
+        server.bind(("127.0.0.1", 0))
+        server.listen(8)
+        row = processor_row(Path("unused"), gitrepo=f"git://127.0.0.1:{server.getsockname()[1]}/x.git")
+        assert deployer.ready(row) is None
+        [git] = poll(git_children, "git to run")
+        deployer.stop()
+        poll(lambda: not Path(f"/proc/{git}").exists(), "git to be gone", timeout=10)
+        news.reach(1)
+    with pytest.raises(DeployError):
+        deployer.ready(row)
+
+
+def test_deploy_ahead_deploys_stopped_processors_once_one_at_a_time(origin: Path, tmp_path: Path) -> None:
+    from pyfi.agent.agent import Agent
+    from pyfi.config import resolve
+
+    agent = Agent(resolve({}, {"PYFI_HOME": str(tmp_path / "home")}), name="n1", workdir=tmp_path / "agent", spares=3)
+    broken = processor_row(tmp_path / "no-such-repo", id="a", name="a")
+    good = processor_row(origin, id="b", name="b")
+    running = processor_row(origin, id="c", name="c", requested_status=ProcessorStatus.RUNNING)
+    wanted = [running, good, broken]
+    agent.deploy_ahead(wanted)
+    assert agent.deployer.deploying() == ["a"]  # by name, one at a time, stopped ones only
+    agent.deploy_ahead(wanted)
+    assert agent.deployer.deploying() == ["a"]
+    idle(agent.deployer)
+    agent.deploy_ahead(wanted)  # the broken one is left for its start to retry and show
+    assert agent.deployer.deploying() == ["b"]
+    idle(agent.deployer)
+    agent.deployer.current(good).checked = 0.0
+    agent.deploy_ahead(wanted)  # code deployed ahead is not kept following its branch
+    assert not agent.deployer.busy() and agent.deployer.current(running) is None

@@ -208,7 +208,23 @@ def test_a_hanging_git_remote_does_not_hold_up_the_other_processors(net: Network
         took = seconds_until(net, "p", "paused", 30)
         assert took <= REACTION, f"pause took {took:.2f} s while another processor's git fetch hangs"
         assert status(net, "hung") == "starting"
-        assert wait_for(lambda: health(port), 10, "the health endpoint")["deploying"] == ["hung"]
+        assert "hung" in wait_for(lambda: health(port), 10, "the health endpoint")["deploying"]
+        url = f"127.0.0.1:{server.getsockname()[1]}".encode()
+        assert processes_with(url), "git should still be waiting for the remote"
+        assert net.stop_agent("node1") == 0
+        assert not processes_with(url), "the stopped agent left its git fetch running"
+
+
+def processes_with(text: bytes) -> list[int]:
+    """Pids whose command line holds ``text``."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and text in (proc / "cmdline").read_bytes():
+                found.append(int(proc.name))
+        except OSError:
+            continue
+    return found
 
 
 def test_pinned_processor_runs_only_on_its_node(net: Network) -> None:

@@ -5,7 +5,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from pyfi.agent.agent import Agent
-from pyfi.agent.deploy import Deployed
+from pyfi.agent.deploy import Deployed, source_key
 from pyfi.config import resolve
 from pyfi.enums import ProcessorStatus
 
@@ -17,12 +17,13 @@ def agent_with(tmp_path: Path, spares: int, processors: list[SimpleNamespace], d
     for p in processors:
         if p.id in deployed:
             checkout = tmp_path / "repos" / p.id
-            agent.deployer.deployed[p.id] = Deployed((), "sha", checkout, checkout / "venv/bin/python", 0.0)
+            agent.deployer.deployed[p.id] = Deployed(source_key(p), "sha", checkout, checkout / "venv/bin/python", 0.0)
     return agent
 
 
 def processors(**statuses: ProcessorStatus) -> list[SimpleNamespace]:
-    return [SimpleNamespace(id=f"id-{name}", name=name, requested_status=status) for name, status in statuses.items()]
+    return [SimpleNamespace(id=f"id-{name}", name=name, requested_status=status, gitrepo=f"/repos/{name}", branch=None,
+                            commit=None, requirements=None) for name, status in statuses.items()]
 
 
 def test_spares_go_to_stopped_processors_first_and_stop_at_the_cap(tmp_path: Path) -> None:
@@ -39,6 +40,13 @@ def test_a_spare_that_died_by_itself_gives_its_place_to_the_next(tmp_path: Path)
     agent = agent_with(tmp_path, 2, wanted, {p.id for p in wanted})
     agent.bad_spares.add(agent.spare_keys(wanted)["id-c"])
     assert list(agent.spare_keys(wanted)) == ["id-a", "id-b"]
+
+
+def test_no_spare_from_code_of_a_processors_former_settings(tmp_path: Path) -> None:
+    wanted = processors(a=STOPPED, b=STOPPED)
+    agent = agent_with(tmp_path, 2, wanted, {p.id for p in wanted})
+    wanted[0].gitrepo = "/repos/elsewhere"  # its new code is not deployed yet
+    assert list(agent.spare_keys(wanted)) == ["id-b"]
 
 
 def test_no_spares_at_all_with_zero(tmp_path: Path) -> None:

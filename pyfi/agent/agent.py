@@ -55,7 +55,7 @@ class Agent:
         self.workdir = workdir or settings.home / "agents" / self.name
         self.run_root = self.workdir / "run"
         self.port = port
-        self.deployer = Deployer(self.workdir, git_allow=settings.git_allow, on_ready=self.wake)
+        self.deployer = Deployer(self.workdir, git_allow=settings.git_allow, on_news=self.wake)
         self.handles: dict[str, Handle] = {}
         self.retiring: list[Handle] = []
         self.spares: dict[str, Spare] = {}  # processor id -> a worker booted ahead of its start
@@ -111,7 +111,10 @@ class Agent:
             self.sync_worker_rows(session)
 
     def wake(self) -> None:
-        """Reconcile now, not at the next tick (a background deploy has finished)."""
+        """Reconcile now, not at the next tick: a background deploy succeeded or failed.
+
+        The ring wakes every agent (it is a hint, and rare: code changes).
+        """
         ring(self.settings.pubsub, self.name)
 
     def desired(self, session: Session) -> list[Processor]:
@@ -136,17 +139,21 @@ class Agent:
         self.converge_running(processor, handle, deployed)
 
     def converge_running(self, processor: Processor, handle: Handle | None, deployed: Deployed | None) -> None:
-        """Start, restart, pause or resume the processor's worker; until its code is deployed, keep the one it has."""
+        """Start, restart, pause or resume the processor's worker; until its code is deployed, keep the one it has.
+
+        A failed deploy of new code (a followed branch moved) is shown next
+        to the status of the worker that keeps serving the code before it.
+        """
         if handle is not None and deployed is not None and self.needs_restart(processor, handle, deployed):
             self.retire(processor.id)  # the new worker starts now, the old one finishes its calls
             handle = None
         if handle is not None and not handle.alive():
             self.note_crash(processor, handle)
             handle = None
+        failed = self.deployer.failure(processor)
         if handle is None:
             if deployed is None:
-                if processor.id not in self.crashes:  # (else keep showing why the last worker died)
-                    set_status(processor, ProcessorStatus.STARTING, None)
+                self.show_deploying(processor, failed)
                 return
             handle = self.start_worker(processor, deployed)
             if handle is None:
@@ -159,7 +166,14 @@ class Agent:
         if observed == ProcessorStatus.STARTING and processor.id in self.crashes:
             return  # keep showing why the last worker died until this one is up
         self.crashes.pop(processor.id, None)
-        set_status(processor, observed, None)
+        set_status(processor, observed, f"new code not deployed: {failed}" if failed else None)
+
+    def show_deploying(self, processor: Processor, failed: DeployError | None) -> None:
+        """Its first code is being deployed: 'starting', or the error of the last attempt while it is retried."""
+        if failed is not None:
+            set_status(processor, ProcessorStatus.ERROR, f"{failed} (retrying)")
+        elif processor.id not in self.crashes:  # (else keep showing why the last worker died)
+            set_status(processor, ProcessorStatus.STARTING, None)
 
     def needs_restart(self, processor: Processor, handle: Handle, deployed: Deployed) -> bool:
         restart_at = processor.restart_requested
@@ -192,19 +206,23 @@ class Agent:
     def deploy_ahead(self, wanted: list[Processor]) -> None:
         """Deploy a stopped processor's code before it is started, so that it can have a spare.
 
-        One at a time, and only while nothing else is being deployed or
-        started; at most as many as there are spares. A failure here is not
-        the processor's status (it is stopped): its start will show it.
+        One at a time, while nothing else is being deployed or started, for
+        at most as many processors as there are spares; once per setting of
+        their code (no head checks, no retries: a failure is shown, and
+        retried, when the processor is started).
         """
         if self.settling or self.deployer.busy():
             return
         stopped = sorted((p for p in wanted if p.requested_status == ProcessorStatus.STOPPED), key=lambda p: p.name)
         for processor in stopped[:self.max_spares]:
+            if self.deployer.failure(processor) is not None:
+                continue
             try:
-                if self.deployer.ready(processor) is None:
-                    return  # started one
+                self.deployer.ready(processor, follow=False)
             except DeployError:
                 continue
+            if self.deployer.busy():
+                return
 
     def take_spare(self, processor: Processor, deployed: Deployed, paused: bool) -> Handle | None:
         spare = self.spares.pop(processor.id, None)
@@ -243,10 +261,10 @@ class Agent:
         Stopped processors come first (a start is the likeliest next request),
         then the others, each by name; a key whose spare died by itself is left out.
         """
-        candidates = [p for p in wanted if p.id in self.deployer.deployed
-                      and p.requested_status != ProcessorStatus.REMOVED]
-        candidates.sort(key=lambda p: (p.requested_status != ProcessorStatus.STOPPED, p.name))
-        keys = {p.id: spare_key(p, self.deployer.deployed[p.id]) for p in candidates}
+        deployed = {p.id: self.deployer.current(p) for p in wanted if p.requested_status != ProcessorStatus.REMOVED}
+        candidates = sorted((p for p in wanted if deployed.get(p.id) is not None),
+                            key=lambda p: (p.requested_status != ProcessorStatus.STOPPED, p.name))
+        keys = {p.id: spare_key(p, deployed[p.id]) for p in candidates}
         usable = [pid for pid, key in keys.items() if key not in self.bad_spares]
         return {pid: keys[pid] for pid in usable[:self.max_spares]}
 
@@ -301,6 +319,7 @@ class Agent:
 
     def shutdown(self) -> None:
         """Stop every worker gracefully, then mark the agent stopped."""
+        self.deployer.stop()
         for processor_id in list(self.handles):
             self.retire(processor_id)
         for spare in self.spares.values():

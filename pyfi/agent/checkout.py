@@ -258,7 +258,11 @@ def _export(mirror: Path, sha: str, dest: Path) -> None:
 def _extract(tar: tarfile.TarFile, dest: Path) -> None:
     dest.mkdir(parents=True)
     if hasattr(tarfile, "data_filter"):
-        tar.extractall(dest, filter="data")
+        try:
+            tar.extractall(dest, filter="data")
+        except tarfile.TarError as exc:  # e.g. a link pointing outside the tree
+            raise DeployError(f"cannot unpack the repository's tree: {exc}",
+                              hint="remove links that point outside the repository") from None
         return
     for member in tar.getmembers():  # Python without extraction filters: refuse escapes
         name = Path(member.name)
@@ -278,8 +282,8 @@ def _git_env(timeout: float | None) -> dict[str, str]:
 
 def _run_git(cwd: Path | None, args: list[str], url: str, timeout: float | None, action: str) -> str:
     try:
-        out = Git(str(cwd) if cwd else None).execute(
-            ["git", *args], env=_git_env(timeout), kill_after_timeout=timeout
+        out = Git(str(cwd) if cwd else None).execute(  # a session of its own: a stopping agent ends it, helpers too
+            ["git", *args], env=_git_env(timeout), kill_after_timeout=timeout, start_new_session=True
         )
     except GitCommandNotFound:
         raise DeployError("git is not installed on this node", hint="install git") from None

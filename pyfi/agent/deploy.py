@@ -16,9 +16,11 @@ worker until the new code is ready. ``deploy`` is the same work, waited for.
 from __future__ import annotations
 
 import logging
+import os
+import signal
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -70,39 +72,41 @@ class Source:
         return cls(processor.id, processor.name, source_key(processor))
 
 
+@dataclass
+class Job:
+    """A deploy (or a followed branch's head check) running in a background thread."""
+
+    source: Source
+    done: threading.Event = field(default_factory=threading.Event)
+
+
 class Deployer:
-    def __init__(self, root: Path, git_allow: Sequence[str] = (), on_ready: Callable[[], None] | None = None) -> None:
-        """``on_ready`` is called (from a background thread) when a background deploy has succeeded or failed."""
+    def __init__(self, root: Path, git_allow: Sequence[str] = (), on_news: Callable[[], None] | None = None) -> None:
+        """``on_news`` is called from a background thread when a deploy has succeeded or failed."""
         self.repos, self.venvs = root / "repos", root / "venvs"
         self.git_allow = tuple(git_allow)
-        self.on_ready = on_ready
+        self.on_news = on_news
         self.deployed: dict[str, Deployed] = {}
         self.failures: dict[str, Failure] = {}
-        self.jobs: dict[str, Source] = {}  # processor id -> its deploy in progress (one at a time)
+        self.jobs: dict[str, Job] = {}  # processor id -> its job (one at a time: it owns the processor's work dirs)
 
-    def deploy(self, processor: Any) -> Deployed:
-        """The processor's current code, deploying only when needed; never from a disallowed repo."""
-        self._check_allowed(processor)
-        source = Source.of(processor)
-        current = self.deployed.get(source.id)
-        if current and current.key == source.key and not self._branch_moved(current):
-            return current
-        return self._deploy_remembered(source)
-
-    def ready(self, processor: Any) -> Deployed | None:
+    # -- what the agent asks --------------------------------------------------------------
+    def ready(self, processor: Any, follow: bool = True) -> Deployed | None:
         """The processor's current code, or None while it is deployed in the background. Never waits.
 
-        Raises :class:`DeployError` for a disallowed repo, and, until a retry is
-        due, the error of the last attempt at the processor's current source.
+        ``follow``: ask a followed branch for its head when that is due (the
+        code keeps serving meanwhile). Raises :class:`DeployError` for a
+        disallowed repo and, until a retry is due, for the last failed
+        attempt at the processor's current settings.
         """
         self._check_allowed(processor)
         source = Source.of(processor)
-        current = self.deployed.get(source.id)
-        if source.id in self.jobs:
-            return current if current and current.key == source.key else None
-        if current and current.key == source.key:
-            if self._head_check_due(current):
-                self._start_job(source)  # meanwhile the code we have keeps serving
+        if source.id in self.jobs:  # asked first: a job stores its outcome before it leaves self.jobs
+            return self.current(processor)
+        current = self.current(processor)
+        if current is not None:
+            if follow and self._head_check_due(current):
+                self._start_job(source)
             return current
         failure = self.failures.get(source.id)
         if failure and failure.key == source.key and not failure.due():
@@ -110,17 +114,47 @@ class Deployer:
         self._start_job(source)
         return None
 
+    def deploy(self, processor: Any) -> Deployed:
+        """:meth:`ready`, waited for."""
+        while True:
+            deployed = self.ready(processor)
+            if deployed is not None:
+                return deployed
+            job = self.jobs.get(processor.id)
+            if job is not None:
+                job.done.wait()
+
+    def current(self, processor: Any) -> Deployed | None:
+        """The deployed code of the processor, if it is of its current settings."""
+        deployed = self.deployed.get(processor.id)
+        return deployed if deployed is not None and deployed.key == source_key(processor) else None
+
+    def failure(self, processor: Any) -> DeployError | None:
+        """Why the last attempt at the processor's current settings failed (None if it did not)."""
+        failure = self.failures.get(processor.id)
+        return failure.error if failure is not None and failure.key == source_key(processor) else None
+
     def busy(self) -> bool:
         return bool(self.jobs)
 
     def deploying(self) -> list[str]:
         """The names of the processors being deployed (or checked) in the background."""
-        return sorted(source.name for source in list(self.jobs.values()))
+        return sorted(job.source.name for job in list(self.jobs.values()))
 
     def forget(self, processor_id: str) -> None:
         self.deployed.pop(processor_id, None)
         self.failures.pop(processor_id, None)
 
+    def stop(self) -> None:
+        """End the git and pip processes of the jobs still running (the agent is stopping).
+
+        Left alone they would outlive the agent, with nothing left to enforce
+        their timeouts, and race the next agent for the same work dirs.
+        """
+        if self.jobs:
+            end_deploy_processes()
+
+    # -- the background jobs ------------------------------------------------------------
     def _check_allowed(self, processor: Any) -> None:
         try:
             check_repo(processor.gitrepo, self.git_allow)
@@ -129,39 +163,41 @@ class Deployer:
             raise DeployError(exc.message, hint=exc.hint) from None
 
     def _start_job(self, source: Source) -> None:
-        self.jobs[source.id] = source  # one job per processor at a time: it owns that processor's work dirs
-        threading.Thread(target=self._run_job, args=(source,), name=f"pyfi-deploy-{source.name}", daemon=True).start()
-
-    def _run_job(self, source: Source) -> None:
-        news = True  # a deploy or a failure: the agent has something to act on
+        job = self.jobs[source.id] = Job(source)
         try:
-            current = self.deployed.get(source.id)
-            if current and current.key == source.key and not self._branch_moved(current):
-                news = False  # a head check that found the branch where it was
-            else:
-                self._deploy_remembered(source)
-        except DeployError:
-            pass  # remembered in self.failures: the agent shows it as the processor's status
-        except Exception:  # noqa: BLE001 - a bug here must not end the thread silently
-            log.exception("deploying %s failed", source.name)
-        finally:
-            self.jobs.pop(source.id, None)
-        if news and self.on_ready is not None:
-            self.on_ready()
+            threading.Thread(target=self._run_job, args=(job,), name=f"pyfi-deploy-{source.name}", daemon=True).start()
+        except RuntimeError as exc:  # no thread to be had: nothing runs, so nothing may stay listed
+            del self.jobs[source.id]
+            raise DeployError(f"cannot start deploying {source.name}: {exc}",
+                              hint="the agent's process is out of threads: stop it and start it again") from None
 
-    def _deploy_remembered(self, source: Source) -> Deployed:
+    def _run_job(self, job: Job) -> None:
+        try:
+            news = self._deploy_if_needed(job.source)
+        finally:
+            self.jobs.pop(job.source.id, None)
+            job.done.set()
+        if news and self.on_news is not None:
+            self.on_news()
+
+    def _deploy_if_needed(self, source: Source) -> bool:
+        """Deploy unless the code in place is current; True if that gave news (new code or a new failure)."""
         failure = self.failures.get(source.id)
+        current = self.deployed.get(source.id)
+        if current is not None and current.key == source.key and not self._branch_moved(current):
+            return False
         if failure and failure.key == source.key and not failure.due():
-            raise failure.error
+            return False  # the branch moved again, and deploying it failed lately: wait for the retry
         try:
             result = self._deploy(source)
-        except DeployError as exc:
-            attempts = failure.attempts + 1 if failure and failure.key == source.key else 1
-            self.failures[source.id] = Failure(source.key, exc, attempts, time.time())
-            raise
+        except Exception as exc:  # noqa: BLE001 - any failure must be remembered, or the agent would retry at once
+            self.failures[source.id] = Failure(source.key, _as_deploy_error(source, exc),
+                                               failure.attempts + 1 if failure and failure.key == source.key else 1,
+                                               time.time())
+            return True
         self.failures.pop(source.id, None)
         self.deployed[source.id] = result
-        return result
+        return True
 
     def _deploy(self, source: Source) -> Deployed:
         url, branch, commit, reqs = source.key
@@ -184,3 +220,36 @@ class Deployer:
             return checkout.resolve_remote_commit(url, branch) != current.sha
         except DeployError:
             return False  # keep serving the code we have; the next check may succeed
+
+
+def _as_deploy_error(source: Source, exc: Exception) -> DeployError:
+    if isinstance(exc, DeployError):
+        return exc
+    log.error("deploying %s failed", source.name, exc_info=exc)
+    return DeployError(f"deploying {source.name} failed: {type(exc).__name__}: {exc}", hint="see the agent's log")
+
+
+def end_deploy_processes() -> None:
+    """SIGKILL the process group of every git and pip this process started (each leads its own session)."""
+    me = os.getpid()
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit() and _parent_of(proc) == me and _is_git_or_pip(proc):
+            try:
+                os.killpg(int(proc.name), signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+
+
+def _parent_of(proc: Path) -> int | None:
+    try:
+        return int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def _is_git_or_pip(proc: Path) -> bool:
+    try:
+        argv = (proc / "cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return Path(argv[0].decode(errors="replace")).name == "git" or argv[1:3] == [b"-m", b"pip"]

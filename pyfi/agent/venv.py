@@ -235,7 +235,8 @@ def _pip(python: Path, args: list[str], cwd: Path, timeout: float) -> None:
     log.debug("running pip: %s", mask_url(" ".join(command)))
     env = {**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1", "PIP_NO_INPUT": "1"}
     try:
-        result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+        result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout,
+                                start_new_session=True)  # a stopping agent ends it (Deployer.stop), builds too
     except OSError as exc:
         raise DeployError(f"cannot run {python}: {exc.strerror}", hint="remove the venv and deploy again") from None
     except subprocess.TimeoutExpired:
