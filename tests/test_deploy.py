@@ -2,19 +2,20 @@
 from __future__ import annotations
 
 import logging
-import os
 import socket
 import subprocess
 import textwrap
 import time
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Iterator
 
 import pytest
 from git import Git
 
 from pyfi.agent import checkout as co
 from pyfi.agent import venv as pv
+from pyfi.agent import children
 from pyfi.agent import deploy as deploy_module
 from pyfi.agent.deploy import Deployer
 from pyfi.enums import ProcessorStatus
@@ -357,25 +358,44 @@ def test_a_tree_that_cannot_be_unpacked_is_a_remembered_failure_not_a_retry_loop
 
 
 def git_children() -> list[int]:
-    me = os.getpid()
-    return [int(p.name) for p in Path("/proc").iterdir()
-            if p.name.isdigit() and deploy_module._parent_of(p) == me and deploy_module._is_git_or_pip(p)]
+    return [child.pid for child in children.deploy_children()]
 
 
-def test_stop_ends_a_hanging_git_and_its_job(root: Path) -> None:
-    news = News()
-    deployer = Deployer(root, on_news=news)
-    with socket.socket() as server:  # accepts connections (the kernel's backlog) and never answers
+@pytest.fixture
+def silent_remote() -> Iterator[str]:
+    """A git:// URL whose server accepts connections (the kernel's backlog) and never answers."""
+    with socket.socket() as server:
         server.bind(("127.0.0.1", 0))
         server.listen(8)
-        row = processor_row(Path("unused"), gitrepo=f"git://127.0.0.1:{server.getsockname()[1]}/x.git")
-        assert deployer.ready(row) is None
-        [git] = poll(git_children, "git to run")
-        deployer.stop()
-        poll(lambda: not Path(f"/proc/{git}").exists(), "git to be gone", timeout=10)
-        news.reach(1)
+        yield f"git://127.0.0.1:{server.getsockname()[1]}/x.git"
+
+
+def test_stop_ends_a_hanging_git_and_its_job(root: Path, silent_remote: str) -> None:
+    news = News()
+    deployer = Deployer(root, on_news=news)
+    row = processor_row(Path("unused"), gitrepo=silent_remote)
+    assert deployer.ready(row) is None
+    [git] = poll(git_children, "git to run")
+    deployer.stop()
+    poll(lambda: not Path(f"/proc/{git}").exists(), "git to be gone", timeout=10)
+    news.reach(1)
     with pytest.raises(DeployError):
         deployer.ready(row)
+
+
+def test_new_settings_end_the_deploy_of_the_old_ones(origin: Path, root: Path, silent_remote: str) -> None:
+    news = News()
+    deployer = Deployer(root, on_news=news)
+    row = processor_row(Path("unused"), gitrepo=silent_remote)
+    assert deployer.ready(row) is None
+    [git] = poll(git_children, "git to run")
+    row.gitrepo = str(origin)  # the user corrects the repository
+    assert deployer.ready(row) is None
+    news.reach(1)  # the old deploy gave up at once, not when git's 5 minutes were over
+    assert not Path(f"/proc/{git}").exists()
+    assert deployer.ready(row) is None  # the new settings are deployed now
+    news.reach(2)
+    assert (deployer.ready(row).path / "sample.py").exists()
 
 
 def test_deploy_ahead_deploys_stopped_processors_once_one_at_a_time(origin: Path, tmp_path: Path) -> None:

@@ -16,15 +16,13 @@ worker until the new code is ready. ``deploy`` is the same work, waited for.
 from __future__ import annotations
 
 import logging
-import os
-import signal
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from pyfi.agent import checkout, venv
+from pyfi.agent import checkout, children, venv
 from pyfi.core.trust import check_repo
 from pyfi.errors import DeployError, PermissionDenied
 
@@ -78,6 +76,7 @@ class Job:
 
     source: Source
     done: threading.Event = field(default_factory=threading.Event)
+    cancelled: bool = False  # the processor's settings changed: give up as soon as possible
 
 
 class Deployer:
@@ -101,7 +100,10 @@ class Deployer:
         """
         self._check_allowed(processor)
         source = Source.of(processor)
-        if source.id in self.jobs:  # asked first: a job stores its outcome before it leaves self.jobs
+        job = self.jobs.get(source.id)  # asked first: a job stores its outcome before it leaves self.jobs
+        if job is not None:
+            if job.source.key != source.key:
+                self._cancel(job)  # for settings that are gone; the new ones are deployed once it has ended
             return self.current(processor)
         current = self.current(processor)
         if current is not None:
@@ -152,7 +154,7 @@ class Deployer:
         their timeouts, and race the next agent for the same work dirs.
         """
         if self.jobs:
-            end_deploy_processes()
+            children.end(children.deploy_children())
 
     # -- the background jobs ------------------------------------------------------------
     def _check_allowed(self, processor: Any) -> None:
@@ -171,17 +173,24 @@ class Deployer:
             raise DeployError(f"cannot start deploying {source.name}: {exc}",
                               hint="the agent's process is out of threads: stop it and start it again") from None
 
+    def _cancel(self, job: Job) -> None:
+        if not job.cancelled:
+            job.cancelled = True
+            work_dir = checkout.processor_dir(self.repos, job.source.name)
+            children.end(children.working_for(children.deploy_children(), work_dir, job.source.key[0]))
+
     def _run_job(self, job: Job) -> None:
         try:
-            news = self._deploy_if_needed(job.source)
+            news = self._deploy_if_needed(job)
         finally:
             self.jobs.pop(job.source.id, None)
             job.done.set()
         if news and self.on_news is not None:
             self.on_news()
 
-    def _deploy_if_needed(self, source: Source) -> bool:
+    def _deploy_if_needed(self, job: Job) -> bool:
         """Deploy unless the code in place is current; True if that gave news (new code or a new failure)."""
+        source = job.source
         failure = self.failures.get(source.id)
         current = self.deployed.get(source.id)
         if current is not None and current.key == source.key and not self._branch_moved(current):
@@ -189,7 +198,7 @@ class Deployer:
         if failure and failure.key == source.key and not failure.due():
             return False  # the branch moved again, and deploying it failed lately: wait for the retry
         try:
-            result = self._deploy(source)
+            result = self._deploy(job)
         except Exception as exc:  # noqa: BLE001 - any failure must be remembered, or the agent would retry at once
             self.failures[source.id] = Failure(source.key, _as_deploy_error(source, exc),
                                                failure.attempts + 1 if failure and failure.key == source.key else 1,
@@ -199,9 +208,12 @@ class Deployer:
         self.deployed[source.id] = result
         return True
 
-    def _deploy(self, source: Source) -> Deployed:
+    def _deploy(self, job: Job) -> Deployed:
+        source = job.source
         url, branch, commit, reqs = source.key
         sha = checkout.checkout(self.repos, source.name, url, branch=branch, commit=commit)
+        if job.cancelled:
+            raise DeployError(f"deploying {source.name} was cancelled: its settings changed", hint="none needed")
         path = checkout.checkout_path(self.repos, source.name, sha)
         python = venv.ensure_venv(path, sha, reqs, venv_root=self.venvs)
         return Deployed(source.key, sha, path, python, time.time())
@@ -228,28 +240,3 @@ def _as_deploy_error(source: Source, exc: Exception) -> DeployError:
     log.error("deploying %s failed", source.name, exc_info=exc)
     return DeployError(f"deploying {source.name} failed: {type(exc).__name__}: {exc}", hint="see the agent's log")
 
-
-def end_deploy_processes() -> None:
-    """SIGKILL the process group of every git and pip this process started (each leads its own session)."""
-    me = os.getpid()
-    for proc in Path("/proc").iterdir():
-        if proc.name.isdigit() and _parent_of(proc) == me and _is_git_or_pip(proc):
-            try:
-                os.killpg(int(proc.name), signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
-
-
-def _parent_of(proc: Path) -> int | None:
-    try:
-        return int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
-    except (OSError, IndexError, ValueError):
-        return None
-
-
-def _is_git_or_pip(proc: Path) -> bool:
-    try:
-        argv = (proc / "cmdline").read_bytes().split(b"\0")
-    except OSError:
-        return False
-    return Path(argv[0].decode(errors="replace")).name == "git" or argv[1:3] == [b"-m", b"pip"]

@@ -1,0 +1,70 @@
+"""The git and pip processes that deploys run: found, and ended, from the agent's process.
+
+Deploys run in background threads (:mod:`pyfi.agent.deploy`). Each git and
+pip they start leads a session of its own, so that ending it takes its
+helpers (git-remote-http, pip's build backends) along. The agent ends them
+when it stops, and ends a processor's when its deploy is for settings that
+are gone; left alone, they would hold the processor's work dirs for minutes.
+"""
+from __future__ import annotations
+
+import os
+import signal
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Child:
+    pid: int
+    argv: tuple[bytes, ...]
+    cwd: Path | None
+
+
+def deploy_children() -> list[Child]:
+    """The git and pip processes this process started that are still running."""
+    me = os.getpid()
+    found = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit() and _parent_of(proc) == me:
+            child = _child(proc)
+            if child is not None and _is_git_or_pip(child.argv):
+                found.append(child)
+    return found
+
+
+def working_for(children: list[Child], work_dir: Path, url: str) -> list[Child]:
+    """Those working for one processor: inside its work dir, or naming its repository."""
+    named = url.encode()
+    return [c for c in children if (c.cwd is not None and c.cwd.is_relative_to(work_dir)) or named in c.argv]
+
+
+def end(children: list[Child]) -> None:
+    for child in children:
+        try:
+            os.killpg(child.pid, signal.SIGKILL)  # a partial fetch or venv is redone by the next deploy
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+def _parent_of(proc: Path) -> int | None:
+    try:
+        return int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def _child(proc: Path) -> Child | None:
+    try:
+        argv = tuple((proc / "cmdline").read_bytes().split(b"\0"))
+    except OSError:
+        return None
+    try:
+        cwd: Path | None = Path(os.readlink(proc / "cwd"))
+    except OSError:
+        cwd = None
+    return Child(int(proc.name), argv, cwd)
+
+
+def _is_git_or_pip(argv: tuple[bytes, ...]) -> bool:
+    return Path(argv[0].decode(errors="replace")).name == "git" or argv[1:3] == (b"-m", b"pip")
