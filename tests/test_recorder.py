@@ -23,6 +23,7 @@ from pyfi.db import migrate
 from pyfi.db.engine import get_engine, session_scope
 from pyfi.db.models import Call, Event, Processor, Queue, Socket, Task
 from pyfi.enums import CallState, EventName
+from pyfi.worker import journal
 from pyfi.worker.recorder import Recorder, backoff
 from conftest import PG_ADMIN_URL
 
@@ -308,3 +309,35 @@ def test_backoff_doubles_up_to_its_cap_even_after_thousands_of_failures() -> Non
     """An outage of hours must not overflow the delay and kill the writer thread (records would be lost)."""
     assert [backoff(n, 2.0) for n in (1, 2, 3)] == [0.05, 0.1, 0.2]
     assert backoff(6, 2.0) == 1.6 and backoff(7, 2.0) == 2.0 and backoff(5000, 2.0) == 2.0
+
+
+def test_a_stop_during_an_outage_saves_the_records_and_the_next_recorder_writes_them(
+        tmp_path: Path, home: Path, outage_log: pytest.LogCaptureFixture) -> None:
+    blocker = tmp_path / "data"
+    blocker.write_text("a file where the database directory should be")
+    url = f"sqlite:///{blocker}/pyfi.db"
+    rec = Recorder(url, flush_interval=0.05, max_backoff=0.2)
+    ids = _record_during_outage(rec, outage_log, 100)
+    assert not rec.stop(0.5)  # the database is still down when the worker must go
+    [saved] = list(journal.journal_dir(url).iterdir())
+    assert "300 records saved" in outage_log.text
+
+    blocker.unlink()
+    migrate.upgrade(url)
+    later = Recorder(url, flush_interval=0.05)  # the next worker on this machine
+    later.start()
+    assert later.flush(DEADLINE) and later.stop(5)
+    assert count_calls(url, CallState.FINISHED) == len(ids) and len(events_of(url)) == 3 * len(ids)
+    wait_until(lambda: not saved.exists() and not list(journal.journal_dir(url).iterdir()), "the journal file to go")
+
+
+def test_text_the_database_cannot_hold_is_stored_escaped_and_costs_no_record(db_url: str, recorder: Recorder) -> None:
+    odd, plain = new_id(), new_id()
+    recorder.received(odd, NAME, None)
+    recorder.failed(odd, "ValueError: cannot parse caf\udce9.txt\x00", name=NAME)  # a file name decoded with surrogateescape
+    recorder.received(plain, NAME, None)
+    recorder.finished(plain, "rk", name=NAME)
+    assert recorder.flush(DEADLINE)
+    calls = calls_by_id(db_url)
+    assert calls[odd].state == CallState.FAILED and calls[odd].error == "ValueError: cannot parse caf\\udce9.txt\\x00"
+    assert calls[plain].state == CallState.FINISHED

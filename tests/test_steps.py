@@ -114,14 +114,16 @@ def test_the_fast_line_builders_fall_back_to_json_for_tabs_and_newlines() -> Non
     assert apply(line)[0].seen[0][1][0] == "call\n1"
 
 
-def test_database_rows_encode_as_the_stdlib_would_and_fall_back_for_lone_surrogates() -> None:
+def test_database_rows_encode_as_the_stdlib_would_and_text_the_database_refuses_is_made_storable() -> None:
     from pyfi.enums import CallState
-    from pyfi.worker.bulk import _JSON, encode_rows
+    from pyfi.worker.bulk import encode_rows
 
-    rows = [{"id": "c1", "state": CallState.FINISHED, "started": dt.datetime(2026, 1, 2, 3, 4, 5, 6), "note": "é\t\"x\""}]
-    assert json.loads(encode_rows(rows)) == json.loads(_JSON.encode(rows))
-    odd = [{"id": "\ud800"}]
-    assert encode_rows(odd) == _JSON.encode(odd)
+    started = dt.datetime(2026, 1, 2, 3, 4, 5, 6)
+    rows = [{"id": "c1", "state": CallState.FINISHED, "started": started, "note": "é\t\"x\""}]
+    expected = [{"id": "c1", "state": "finished", "started": started.isoformat(), "note": "é\t\"x\""}]
+    assert json.loads(encode_rows(rows)) == expected
+    odd = [{"id": "c\ud800", "note": "a\x00b", "error": "caf\udce9 é", "attempt": 2}]
+    assert json.loads(encode_rows(odd)) == [{"id": "c\\ud800", "note": "a\\x00b", "error": "caf\\udce9 é", "attempt": 2}]
 
 
 @pytest.mark.parametrize("call_id", ["3f1d5c2e-0000-4000-8000-00000000000a", "caf\u00e9", ""])
@@ -130,7 +132,7 @@ def test_event_ids_are_uuid5_of_call_event_and_attempt(call_id: str) -> None:
     import uuid
 
     from pyfi.enums import EventName
-    from pyfi.worker.recorder import EVENT_NAMESPACE, event_id_for
+    from pyfi.worker.rows import EVENT_NAMESPACE, event_id_for
 
     for event in EventName:
         for attempt in (0, 1, 11):

@@ -23,8 +23,6 @@ invalidated as SQLAlchemy would.
 """
 from __future__ import annotations
 
-import datetime as dt
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -61,7 +59,10 @@ class Bulk:
             if self.as_json:
                 cursor.execute(self.sql, {"rows": encode_rows(rows)})
             else:
-                cursor.executemany(self.sql, [{**row, **self.constants} for row in rows])
+                try:
+                    cursor.executemany(self.sql, [{**row, **self.constants} for row in rows])
+                except UnicodeEncodeError:  # a lone surrogate: sqlite3 cannot bind it
+                    cursor.executemany(self.sql, [{**row, **self.constants} for row in cleaned(rows)])
         except dbapi.Error as exc:
             if conn.dialect.is_disconnect(exc, conn.connection.dbapi_connection, cursor):
                 conn.invalidate(exc)
@@ -95,19 +96,28 @@ def compile_bulk(stmt: Insert, table: Any, dialect: Any) -> Bulk:
 def encode_rows(rows: list[dict]) -> str:
     """The rows as one JSON text; datetimes as ISO text, which PostgreSQL reads back exactly."""
     try:
-        return orjson.dumps(rows).decode()
-    except orjson.JSONEncodeError:  # e.g. a lone surrogate: the stdlib escapes it (and the server rejects that row)
-        return _JSON.encode(rows)
+        text = orjson.dumps(rows).decode()
+    except orjson.JSONEncodeError:  # a lone surrogate (text decoded with surrogateescape, say)
+        return orjson.dumps(cleaned(rows)).decode()
+    if "\\u0000" in text:  # a NUL, which PostgreSQL's text cannot hold (or text that looks like one)
+        return orjson.dumps(cleaned(rows)).decode()
+    return text
 
 
-def _json_value(value: Any) -> str:
-    """Datetimes as ISO text (PostgreSQL reads it back exactly); nothing else is expected."""
-    if isinstance(value, (dt.datetime, dt.date)):
-        return value.isoformat()
-    raise TypeError(f"cannot send {type(value).__name__} to the database as JSON")
+def cleaned(rows: list[dict]) -> list[dict]:
+    """The rows with text the database could not take made storable, so that no record is lost for it.
+
+    A NUL becomes the four characters ``\\x00`` and a lone surrogate its
+    ``\\udcxx`` escape, as text; everything else is left as it was.
+    """
+    return [{key: _storable(value) if isinstance(value, str) else value for key, value in row.items()} for row in rows]
 
 
-_JSON = json.JSONEncoder(default=_json_value, separators=(",", ":"), ensure_ascii=False)
+def _storable(text: str) -> str:
+    text = text.replace("\x00", "\\x00")
+    if text.isascii():
+        return text
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _quoted(value: Any) -> str:

@@ -1,71 +1,39 @@
 """Record calls and their lifecycle events into the database, in the background.
 
 The non-blocking methods of :class:`Recorder` only enqueue; one writer thread
-per process writes each batch in ONE transaction of two bulk statements.
-Records of a call arrive out of order and from several processes (the prefork
-parent sees ``received``/``revoked``, the child the rest), so each write is a
-commutative, idempotent merge: the state only moves forward by :data:`RANK` (a
-retried call stays ``retry`` until an attempt ends); ``started``/``created``
-keep the earliest value, other columns the first written; event ids derive from
-(call, event, attempt), so duplicates are ignored. While the database is down
-the batch is kept and retried with capped backoff; a batch rejected for good
-(IntegrityError, DataError) is retried call by call, then without socket/plug ids.
+per process writes each batch in ONE transaction of two bulk statements
+(:mod:`pyfi.worker.rows`: records of a call merge into its row, commutatively
+and idempotently, so they may arrive out of order, from several processes,
+or twice). While the database is down (:data:`~pyfi.worker.rows.OUTAGE`) the
+batch is kept and retried with capped backoff; a batch rejected for its data
+is retried call by call. If the database is still down when the process must
+stop, what is left goes to a journal on disk (:mod:`pyfi.worker.journal`)
+that the next recorder for that database writes.
 """
 from __future__ import annotations
 
 import atexit
 import datetime as dt
-import functools
-import hashlib
 import logging
 import os
 import queue
 import threading
 import time
-import uuid
-from dataclasses import dataclass, replace
 from typing import Any
 
-from sqlalchemy import Engine, case, func
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, DataError, IntegrityError
-from sqlalchemy.sql.dml import Insert
+from sqlalchemy.exc import ArgumentError
 
 from pyfi.db.base import utcnow
 from pyfi.db.engine import get_engine, redact
-from pyfi.db.models import Call, Event
 from pyfi.enums import CallState, EventName
 from pyfi.errors import ConfigError
-from pyfi.worker.bulk import Bulk, compile_bulk
+from pyfi.worker import journal
+from pyfi.worker.rows import OUTAGE, Record, first_line, write, write_isolated
 
 log = logging.getLogger(__name__)
 
-CALLS = Call.__table__
-EVENTS = Event.__table__
-#: Fixed forever: event ids derive from it, so changing it would duplicate events.
-EVENT_NAMESPACE = uuid.UUID("5b0f1c9e-7d1a-4c36-9a5e-0c6f9c1e2a71")
-_NAMESPACE_BYTES = EVENT_NAMESPACE.bytes
-_ORDER = ("pending", "received", "running", "retry", "revoked", "failed", "finished")
-RANK: dict[CallState, int] = {CallState(state): rank for rank, state in enumerate(_ORDER)}
-FIRST_WINS = ("owner", "socket_id", "plug_id", "parent", "taskparent", "tracking", "resultkey", "error", "finished")
-FOREIGN_KEYS = ("socket_id", "plug_id")
-CALL_COLUMNS = tuple(c.name for c in CALLS.columns)
-PERMANENT = (IntegrityError, DataError)  # the data is wrong: retrying the same rows cannot help
 FIRST_BACKOFF = 0.05
-
-
-@dataclass(slots=True)
-class _Record:
-    """One step of one call, as enqueued; ``fields`` are the call columns it sets."""
-
-    call_id: str
-    state: CallState
-    event: EventName
-    when: dt.datetime
-    attempt: int
-    note: str
-    fields: dict[str, Any]
 
 
 class Recorder:
@@ -127,6 +95,7 @@ class Recorder:
             self._stopping.clear()
             self._thread = threading.Thread(target=self._run, name="pyfi-recorder", daemon=True)
             self._thread.start()
+            self._take_journal()
             if not self._exit_hook:  # a daemon thread dies at exit: write what is pending first
                 atexit.register(self.stop, 5.0)
                 self._exit_hook = True
@@ -153,19 +122,55 @@ class Recorder:
         self._queue.put(threading.Event())  # ends the batch being drained
         self._wake.set()
         thread.join(timeout)
-        return not thread.is_alive()
+        if not thread.is_alive():
+            return True
+        self._save_journal()
+        return False
+
+    def _save_journal(self) -> None:
+        """The database stayed down past the stop's deadline: keep what is left on disk for the next recorder."""
+        self._frozen.set()  # the writer takes no more from the queue
+        records = list(self._batch)
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if not isinstance(item, threading.Event):
+                records.append(item)
+        try:
+            path = journal.save(self.db_url, records)
+        except OSError as exc:
+            log.error("recorder: %d records lost: the database %s is down and the journal cannot be written (%s)",
+                      len(records), redact(self.db_url), exc)
+            return
+        if path is not None:
+            log.error("recorder: the database %s is still down; %d records saved to %s, to be written by the next "
+                      "worker started on this machine", redact(self.db_url), len(records), path)
+
+    def _take_journal(self) -> None:
+        """Write the records an earlier process saved for this database (:mod:`pyfi.worker.journal`)."""
+        for path, records in journal.claim(self.db_url):
+            with self._count_lock:
+                self._count += len(records)
+            for call_id, state, event, when, attempt, note, fields in records:
+                self._queue.put(Record(call_id, CallState(state), EventName(event), when, attempt, note, fields))
+            written = threading.Event()
+            self._queue.put(written)
+            threading.Thread(target=_delete_when_set, args=(written, path), name="pyfi-journal", daemon=True).start()
+            log.warning("recorder: writing %d records saved in %s", len(records), path)
 
     def _adopt_process(self) -> None:
         """After a fork, drop the parent's queue, thread and locks: its records are its own to write."""
         if self._pid == os.getpid():
             return
         self._pid = os.getpid()
-        self._queue: queue.SimpleQueue[_Record | threading.Event] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[Record | threading.Event] = queue.SimpleQueue()
         self._count_lock, self._start_lock = threading.Lock(), threading.Lock()
-        self._wake, self._stopping = threading.Event(), threading.Event()
+        self._wake, self._stopping, self._frozen = threading.Event(), threading.Event(), threading.Event()
         self._thread: threading.Thread | None = None
         self._count = 0
-        self._batch: list[_Record] = []
+        self._batch: list[Record] = []
         self._markers: list[threading.Event] = []
         self._backlog = False
 
@@ -180,7 +185,7 @@ class Recorder:
             fields[time_field] = when
         with self._count_lock:
             self._count += 1
-        self._queue.put(_Record(call_id, state, event, when, attempt, note, fields))
+        self._queue.put(Record(call_id, state, event, when, attempt, note, fields))
 
     def _run(self) -> None:
         """The writer loop: gather a batch, write it (retrying while the database is down), repeat."""
@@ -206,7 +211,7 @@ class Recorder:
         """
         if not self._backlog and not self._stopping.is_set():
             self._sleep(self.flush_interval)
-        while len(self._batch) < self.max_batch:
+        while len(self._batch) < self.max_batch and not self._frozen.is_set():
             try:
                 item = self._queue.get_nowait()
             except queue.Empty:
@@ -234,142 +239,23 @@ class Recorder:
         try:
             engine = get_engine(self.db_url)
             try:
-                _write(engine, self._batch, self.owner)
-            except PERMANENT as exc:
-                log.warning("recorder: batch rejected (%s); writing it call by call", _first_line(exc))
-                _write_isolated(engine, self._batch, self.owner)
+                write(engine, self._batch, self.owner)
+            except OUTAGE:
+                raise
+            except Exception as exc:  # noqa: BLE001 - the data, not the database: retrying the batch cannot help
+                log.warning("recorder: batch rejected (%s); writing it call by call", first_line(exc))
+                write_isolated(engine, self._batch, self.owner)
             return True
-        except Exception as exc:  # noqa: BLE001 - any failure: keep the batch, retry later
+        except Exception as exc:  # noqa: BLE001 - an outage (or no engine): keep the batch, retry later
             if not failures:
                 log.warning("recorder: cannot write to %s (%s); keeping %d records, retrying with backoff",
-                            redact(self.db_url), _first_line(exc), self._count)
+                            redact(self.db_url), first_line(exc), self._count)
             return False
-
-
-def _write(engine: Engine, records: list[_Record], owner: str | None) -> None:
-    """One transaction: upsert the coalesced call rows, then insert the new events."""
-    calls, events = _rows(records, owner)
-    with engine.begin() as conn:
-        upsert_calls, insert_events = _bulk_statements(conn.dialect)
-        upsert_calls.execute(conn, calls)
-        insert_events.execute(conn, events)
-
-
-def _write_isolated(engine: Engine, records: list[_Record], owner: str | None) -> None:
-    """Slow path after a permanent error: one transaction per call, so one bad call costs only itself."""
-    by_call: dict[str, list[_Record]] = {}
-    for record in records:
-        by_call.setdefault(record.call_id, []).append(record)
-    for call_id, group in by_call.items():
-        try:
-            _write(engine, group, owner)
-            continue
-        except PERMANENT as exc:
-            log.warning("recorder: call %s rejected (%s); retrying without socket/plug ids", call_id, _first_line(exc))
-        try:
-            _write(engine, [_without_foreign_keys(r) for r in group], owner)
-        except PERMANENT as exc:
-            log.error("recorder: dropping %d records of call %s: %s", len(group), call_id, _first_line(exc))
-
-
-def _without_foreign_keys(record: _Record) -> _Record:
-    return replace(record, fields={k: v for k, v in record.fields.items() if k not in FOREIGN_KEYS})
-
-
-def _rows(records: list[_Record], owner: str | None) -> tuple[list[dict], list[dict]]:
-    """Coalesce the records into one row per call and one per distinct event, sorted by id.
-
-    Sorting gives concurrent writers (parent and children) one lock order, so
-    PostgreSQL never has to break a deadlock between them.
-    """
-    now = utcnow()
-    calls: dict[str, dict] = {}
-    events: dict[str, dict] = {}
-    for record in records:
-        row = calls.get(record.call_id)
-        if row is None:
-            row = calls[record.call_id] = dict.fromkeys(CALL_COLUMNS)
-            row.update(record.fields, id=record.call_id, owner=owner, state=record.state, created=record.when,
-                       lastupdated=now)
-        else:
-            _merge(row, record)
-        event_id = event_id_for(record.call_id, record.event, record.attempt)
-        events.setdefault(event_id, {
-            "id": event_id, "name": record.event, "call_id": record.call_id, "owner": owner,
-            "note": record.note, "created": record.when, "lastupdated": record.when,
-        })
-    return sorted(calls.values(), key=lambda r: r["id"]), sorted(events.values(), key=lambda r: r["id"])
 
 
 def backoff(failures: int, cap: float) -> float:
     """Seconds to wait after ``failures`` failed writes in a row: doubling, capped (and finite in a long outage)."""
     return min(cap, FIRST_BACKOFF * 2 ** min(failures - 1, 30))
-
-
-def event_id_for(call_id: str, event: str, attempt: int) -> str:
-    """``str(uuid.uuid5(EVENT_NAMESPACE, "call/event/attempt"))``, without building UUID objects (3 per call).
-
-    ``event`` is the event's name; an :class:`EventName` is a str, and join takes its value as is
-    (formatting it would call ``__str__``, ten times slower).
-    """
-    h = hashlib.sha1(_NAMESPACE_BYTES + "/".join((call_id, event, str(attempt))).encode()).hexdigest()
-    # version 5 in the 13th digit; the RFC 4122 variant in the top two bits of the 17th
-    return f"{h[:8]}-{h[8:12]}-5{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:32]}"
-
-
-_VARIANT = {digit: "89ab"[int(digit, 16) & 3] for digit in "0123456789abcdef"}
-
-
-def _merge(row: dict, record: _Record) -> None:
-    """Fold ``record`` into its call's ``row``: the in-batch twin of the upsert's conflict clause."""
-    if RANK[record.state] > RANK[row["state"]]:
-        row["state"] = record.state
-    if row["created"] is None or record.when < row["created"]:
-        row["created"] = record.when
-    for key, value in record.fields.items():  # only the columns this record sets (absent ones are None)
-        if value is None:
-            continue
-        if key == "started":
-            if row[key] is None or value < row[key]:
-                row[key] = value
-        elif key == "name":
-            row[key] = row[key] or value
-        elif key in FIRST_WINS and row[key] is None:
-            row[key] = value
-
-
-@functools.cache
-def _statements(dialect: str) -> tuple[Insert, Insert]:
-    """The call upsert (merging as :func:`_merge` does) and the idempotent event insert."""
-    insert = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}[dialect]
-    stmt = insert(CALLS)
-    old, new = CALLS.c, stmt.excluded
-    merged = {
-        "state": case((_rank(new.state) > _rank(old.state), new.state), else_=old.state),
-        "started": _earliest(old.started, new.started),
-        "created": _earliest(old.created, new.created),
-        "name": case((old.name == "", new.name), else_=old.name),
-        "lastupdated": new.lastupdated,
-        **{key: func.coalesce(old[key], new[key]) for key in FIRST_WINS},
-    }
-    upsert = stmt.on_conflict_do_update(index_elements=[old.id], set_=merged)
-    events = insert(EVENTS).on_conflict_do_nothing(index_elements=[EVENTS.c.id])
-    return upsert, events
-
-
-@functools.cache
-def _bulk_statements(dialect: Any) -> tuple[Bulk, Bulk]:
-    """The call upsert and the event insert of :func:`_statements`, for the DBAPI of ``dialect``."""
-    upsert, events = _statements(dialect.name)
-    return compile_bulk(upsert, CALLS, dialect), compile_bulk(events, EVENTS, dialect)
-
-
-def _rank(column: Any) -> Any:
-    return case({state.value: rank for state, rank in RANK.items()}, value=column, else_=0)
-
-
-def _earliest(old: Any, new: Any) -> Any:
-    return case((old.is_(None), new), (new < old, new), else_=old)
 
 
 def _utc(when: dt.datetime | None) -> dt.datetime:
@@ -379,11 +265,6 @@ def _utc(when: dt.datetime | None) -> dt.datetime:
     return when.astimezone(dt.timezone.utc).replace(tzinfo=None) if when.tzinfo else when
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(getattr(exc, "orig", None) or exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
 def _check_url(db_url: str) -> None:
     try:
         backend = make_url(db_url).get_backend_name()
@@ -391,3 +272,9 @@ def _check_url(db_url: str) -> None:
         raise ConfigError(f"invalid database URI {db_url!r}", "e.g. postgresql://user@localhost/pyfi") from exc
     if backend not in ("postgresql", "sqlite"):
         raise ConfigError(f"the recorder cannot write to {backend} databases", "use postgresql:// or sqlite://")
+
+
+def _delete_when_set(written: threading.Event, path: Any) -> None:
+    """Delete a journal file once its records are written (never, if this process ends first: the next takes it)."""
+    written.wait()
+    path.unlink(missing_ok=True)

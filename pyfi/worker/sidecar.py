@@ -52,6 +52,9 @@ FLUSH_POLL = 0.002
 IDLE_WAIT = 0.5
 #: how long the main process waits for the sidecar to write everything at shutdown
 STOP_TIMEOUT = 15.0
+#: how long the sidecar tries to write what is left at shutdown before it saves it to the journal
+#: (:mod:`pyfi.worker.journal`): well inside the agent's grace period, after which everything is killed
+WRITE_BUDGET = 5.0
 PR_SET_NAME = 15
 #: the sidecar's name in ``ps -o comm`` and /proc/PID/comm (its command line is the worker's)
 PROCESS_NAME = "pyfi-sidecar"
@@ -154,8 +157,8 @@ class SidecarServer:
                 self.stop_peer = peer
             elif not apply_line(kind, body, self.recorder, self.outbox, self.steps):
                 raise ValueError(f"unknown line kind {kind!r}")
-        except (ValueError, TypeError) as exc:  # a bad line costs itself only
-            log.warning("sidecar: ignoring a malformed line (%s): %.120s", exc, line)
+        except Exception as exc:  # noqa: BLE001 - a bad line costs itself only, never the sidecar and its records
+            log.warning("sidecar: ignoring a malformed line (%s: %s): %.120s", type(exc).__name__, exc, line)
 
     def publish(self) -> None:
         """Publish what arrived, in the order the steps happened (each process's lines are read in turn, not by time)."""
@@ -185,7 +188,7 @@ class SidecarServer:
         self.publish()
 
     def shut_down(self) -> None:
-        written = self.recorder.stop(STOP_TIMEOUT)
+        written = self.recorder.stop(WRITE_BUDGET)
         self.answer_flushes()
         self.publisher.close()
         if self.stop_peer is not None:
