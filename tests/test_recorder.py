@@ -202,6 +202,18 @@ def test_call_of_a_vanished_socket_is_kept_without_it(db_url: str, recorder: Rec
     assert (calls[orphan].state, calls[orphan].socket_id, calls[orphan].resultkey) == (CallState.FINISHED, None, "rk")
 
 
+def test_once_a_socket_is_known_gone_its_later_calls_take_no_slow_path(db_url: str, recorder: Recorder,
+                                                                       caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="pyfi.worker.recorder")
+    gone = new_id()
+    later = [new_id() for _ in range(3)]
+    for call_id in [new_id(), *later]:  # one batch each: the first finds the socket gone
+        recorder.received(call_id, NAME, gone)
+        assert recorder.flush(DEADLINE)
+    assert sum("rejected" in r.getMessage() for r in caplog.records) == 2  # the batch, then its call: once
+    assert all(calls_by_id(db_url)[c].state == CallState.RECEIVED for c in later)
+
+
 def test_stop_writes_everything_pending(db_url: str) -> None:
     rec = Recorder(db_url, flush_interval=60.0)
     for _ in range(50):

@@ -29,7 +29,7 @@ from pyfi.db.engine import get_engine, redact
 from pyfi.enums import CallState, EventName
 from pyfi.errors import ConfigError
 from pyfi.worker import journal
-from pyfi.worker.rows import OUTAGE, Record, first_line, write, write_isolated
+from pyfi.worker.rows import OUTAGE, Record, first_line, without_links_to, write, write_isolated
 
 log = logging.getLogger(__name__)
 
@@ -173,6 +173,7 @@ class Recorder:
         self._batch: list[Record] = []
         self._markers: list[threading.Event] = []
         self._backlog = False
+        self._gone: set[str] = set()  # socket/plug ids the database no longer has (deleted while calls ran)
 
     def _put(self, call_id: str, state: CallState, event: EventName, when: dt.datetime | None, attempt: int,
              note: str, time_field: str | None, **fields: Any) -> None:
@@ -238,13 +239,14 @@ class Recorder:
         """Write the batch; False (batch kept) if the database is unavailable."""
         try:
             engine = get_engine(self.db_url)
+            batch = without_links_to(self._gone, self._batch) if self._gone else self._batch
             try:
-                write(engine, self._batch, self.owner)
+                write(engine, batch, self.owner)
             except OUTAGE:
                 raise
             except Exception as exc:  # noqa: BLE001 - the data, not the database: retrying the batch cannot help
                 log.warning("recorder: batch rejected (%s); writing it call by call", first_line(exc))
-                write_isolated(engine, self._batch, self.owner)
+                self._gone |= write_isolated(engine, batch, self.owner)
             return True
         except Exception as exc:  # noqa: BLE001 - an outage (or no engine): keep the batch, retry later
             if not failures:

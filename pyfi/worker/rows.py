@@ -67,8 +67,13 @@ def write(engine: Engine, records: list[Record], owner: str | None) -> None:
         insert_events.execute(conn, events)
 
 
-def write_isolated(engine: Engine, records: list[Record], owner: str | None) -> None:
-    """Slow path after a permanent error: one transaction per call, so one bad call costs only itself."""
+def write_isolated(engine: Engine, records: list[Record], owner: str | None) -> set[str]:
+    """Slow path after a permanent error: one transaction per call, so one bad call costs only itself.
+
+    Returns the socket and plug ids of the calls that could only be written
+    without them: they are gone, and later records can leave them out at once.
+    """
+    missing: set[str] = set()
     by_call: dict[str, list[Record]] = {}
     for record in records:
         by_call.setdefault(record.call_id, []).append(record)
@@ -82,10 +87,17 @@ def write_isolated(engine: Engine, records: list[Record], owner: str | None) -> 
             log.warning("recorder: call %s rejected (%s); retrying without socket/plug ids", call_id, first_line(exc))
         try:
             write(engine, [_without_foreign_keys(r) for r in group], owner)
+            missing.update(r.fields[k] for r in group for k in FOREIGN_KEYS if r.fields.get(k))
         except OUTAGE:
             raise
         except Exception as exc:  # noqa: BLE001 - nothing more to try: say so, and keep the rest of the batch
             log.error("recorder: dropping %d records of call %s: %s", len(group), call_id, first_line(exc))
+    return missing
+
+
+def without_links_to(missing: set[str], records: list[Record]) -> list[Record]:
+    """The records with socket/plug ids known to be gone left out (so the batch is written in one go)."""
+    return [_without_foreign_keys(r) if any(r.fields.get(k) in missing for k in FOREIGN_KEYS) else r for r in records]
 
 
 def _without_foreign_keys(record: Record) -> Record:
