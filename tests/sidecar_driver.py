@@ -115,10 +115,25 @@ def no_sidecar(db_url: str, pubsub_url: str, count: int) -> dict:
             "stopped": sink.stop(20)}
 
 
+def outage_flush(db_url: str, pubsub_url: str, count: int) -> dict:
+    """The database is down: once the sidecar knows it, a flush is answered at once (not after its timeout)."""
+    import time
+
+    sidecar = start_sidecar(db_url, pubsub_url, "tester")
+    sink = RecordSink(sidecar.address, db_url, pubsub_url, "tester")
+    record_calls(sink, "outage", count)
+    first = sink.flush(5)  # waits for the first write to fail
+    started = time.monotonic()
+    second = sink.flush(5)
+    took = time.monotonic() - started
+    os.kill(sidecar.pid, signal.SIGKILL)
+    return {"first": first, "second": second, "took": took}
+
+
 def main() -> None:
     scenario, db_url, pubsub_url, count = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
     scenarios = {"children": children, "killed_child": killed_child, "orphan": orphan, "fallback": fallback,
-                 "no_sidecar": no_sidecar}
+                 "no_sidecar": no_sidecar, "outage_flush": outage_flush}
     result = scenarios[scenario](db_url, pubsub_url, count)
     print(json.dumps(result), flush=True)
 

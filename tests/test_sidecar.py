@@ -145,3 +145,12 @@ def test_a_process_waiting_for_a_flush_cuts_the_batching_pause_short(tmp_path: P
     began = time.monotonic()
     server.pause()  # the flush poked the FIFO: no pause
     assert time.monotonic() - began < BATCH_PAUSE / 2
+
+
+def test_while_the_database_is_down_a_flush_is_answered_at_once(tmp_path: Path, redis_url: str) -> None:
+    """A call that forwards along plugs flushes first: an outage must not cost each such call the full timeout."""
+    blocker = tmp_path / "data"
+    blocker.write_text("a file where the database directory should be")
+    result = drive("outage_flush", f"sqlite:///{blocker}/pyfi.db", redis_url, 5)
+    assert result["first"] is False and result["second"] is False
+    assert result["took"] < 0.5, f"a flush during an outage took {result['took']:.2f} s"

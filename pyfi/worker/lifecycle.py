@@ -84,6 +84,7 @@ class Lifecycle:
         self.task_names = {s.task_name for s in spec.sockets}
         self._by_task = {name: spec.sockets_for_task(name) for name in self.task_names}
         self._key_prefix: str | None = None  # the result backend's key prefix, learnt on first use
+        self._quiet_until = 0.0  # no warning about unwritten records before then
 
     def connect(self) -> None:
         signals.task_received.connect(self.on_received, weak=False)
@@ -142,8 +143,9 @@ class Lifecycle:
         call (run by another pool process) could be in the database before the
         call that caused it.
         """
-        if not self.sink.flush(timeout=FORWARD_FLUSH_TIMEOUT):
-            log.warning("records not written within %.1f s; forwarding anyway", FORWARD_FLUSH_TIMEOUT)
+        if not self.sink.flush(timeout=FORWARD_FLUSH_TIMEOUT) and time.monotonic() >= self._quiet_until:
+            self._quiet_until = time.monotonic() + 30.0  # once in a while: in an outage every forwarded call gets here
+            log.warning("records not written yet (is the database down?); forwarding anyway")
 
     def record_received(self, request: Any, name: str, when: dt.datetime | None = None,
                         socket: SocketSpec | None = None) -> None:

@@ -81,6 +81,11 @@ class Recorder:
                   f"Revoked task {name or call_id}", "finished", name=name)
 
     @property
+    def failing(self) -> bool:
+        """The last write failed (the database is down): a flush now would wait for it to come back."""
+        return self._failing
+
+    @property
     def pending(self) -> int:
         """Records enqueued in this process and not yet written."""
         self._adopt_process()
@@ -174,6 +179,7 @@ class Recorder:
         self._markers: list[threading.Event] = []
         self._backlog = False
         self._gone: set[str] = set()  # socket/plug ids the database no longer has (deleted while calls ran)
+        self._failing = False
 
     def _put(self, call_id: str, state: CallState, event: EventName, when: dt.datetime | None, attempt: int,
              note: str, time_field: str | None, **fields: Any) -> None:
@@ -195,6 +201,7 @@ class Recorder:
             if not self._batch:
                 self._gather()
             if self._batch and not self._write_batch(failures):
+                self._failing = True
                 failures += 1
                 outage_began = outage_began or time.monotonic()
                 self._sleep(backoff(failures, self.max_backoff))
@@ -202,7 +209,7 @@ class Recorder:
             if failures:
                 log.warning("recorder: database %s is back after %.1f s; recording resumed",
                             redact(self.db_url), time.monotonic() - outage_began)
-                failures, outage_began = 0, 0.0
+                failures, outage_began, self._failing = 0, 0.0, False
             self._complete_batch()
 
     def _gather(self) -> None:

@@ -151,7 +151,9 @@ class SidecarServer:
     def handle(self, peer: _Peer, line: str) -> None:
         kind, _, body = line.partition("\t")
         try:
-            if kind == FLUSH:
+            if kind == FLUSH and self.recorder.failing:  # no waiting for a database that is down
+                self.answer(peer, body, False)
+            elif kind == FLUSH:
                 self.flushes.append(_Flush(peer, body, self.recorder.request_flush()))
             elif kind == STOP:
                 self.stop_peer = peer
@@ -170,14 +172,20 @@ class SidecarServer:
     def answer_flushes(self) -> None:
         waiting = []
         for flush in self.flushes:
-            if not flush.written.is_set():
+            if flush.written.is_set():
+                self.answer(flush.peer, flush.token, True)
+            elif self.recorder.failing:  # the database went down meanwhile: say so now, not after the caller's timeout
+                self.answer(flush.peer, flush.token, False)
+            else:
                 waiting.append(flush)
-                continue
-            try:
-                flush.peer.sock.sendall(f"{flush.token}\t1\n".encode())
-            except OSError:
-                pass  # the process asking is gone (or gave up): nothing to answer
         self.flushes = waiting
+
+    @staticmethod
+    def answer(peer: _Peer, token: str, written: bool) -> None:
+        try:
+            peer.sock.sendall(f"{token}\t{int(written)}\n".encode())
+        except OSError:
+            pass  # the process asking is gone (or gave up): nothing to answer
 
     def drain(self) -> None:
         """Take every line still buffered in the sockets (the processes have gone or are going)."""
