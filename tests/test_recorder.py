@@ -353,3 +353,26 @@ def test_text_the_database_cannot_hold_is_stored_escaped_and_costs_no_record(db_
     calls = calls_by_id(db_url)
     assert calls[odd].state == CallState.FAILED and calls[odd].error == "ValueError: cannot parse caf\\udce9.txt\\x00"
     assert calls[plain].state == CallState.FINISHED
+
+
+def test_a_journal_file_whose_claimant_died_is_written_by_the_next_recorder(db_url: str, home: Path) -> None:
+    import datetime as dt
+    import subprocess
+
+    from pyfi.enums import EventName
+    from pyfi.worker.rows import Record
+
+    call_id = new_id()
+    when = dt.datetime(2026, 11, 27, 8, 0, 0, 123456)
+    saved = journal.save(db_url, [Record(call_id, CallState.FINISHED, EventName.POSTRUN, when, 0, "Postrun",
+                                         {"name": NAME, "resultkey": "rk", "finished": when})])
+    dead = subprocess.Popen(["true"])
+    dead.wait()  # a pid that no longer runs
+    claimed = saved.with_name(f"{saved.name}{journal.CLAIMED}{dead.pid}")
+    saved.rename(claimed)
+    rec = Recorder(db_url, flush_interval=0.05)
+    rec.start()
+    assert rec.flush(DEADLINE) and rec.stop(5)
+    row = calls_by_id(db_url)[call_id]
+    assert (row.state, row.resultkey, row.finished) == (CallState.FINISHED, "rk", when)
+    wait_until(lambda: not list(journal.journal_dir(db_url).iterdir()), "the journal file to go")

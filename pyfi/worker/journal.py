@@ -71,11 +71,11 @@ def claim(db_url: str) -> list[tuple[Path, list[list[Any]]]]:
 
 
 def _unheld(path: Path) -> bool:
-    """A saved file, or one claimed by a process that has died before writing it."""
+    """A saved file, or one claimed by a process that has died before writing it (not this one: it is on it)."""
     if path.name.endswith(SUFFIX):
         return True
     owner = path.name.rpartition(CLAIMED)[2]
-    if CLAIMED not in path.name or not owner.isdigit():
+    if CLAIMED not in path.name or not owner.isdigit() or int(owner) == os.getpid():
         return False
     try:
         os.kill(int(owner), 0)
@@ -83,7 +83,7 @@ def _unheld(path: Path) -> bool:
         return True
     except PermissionError:
         return False
-    return int(owner) == os.getpid()
+    return False
 
 
 def _decoded(line: bytes) -> list[Any]:
