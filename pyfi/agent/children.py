@@ -13,6 +13,8 @@ import signal
 from dataclasses import dataclass
 from pathlib import Path
 
+from pyfi.worker.processes import proc_stat
+
 
 @dataclass(frozen=True)
 class Child:
@@ -26,7 +28,8 @@ def deploy_children() -> list[Child]:
     me = os.getpid()
     found = []
     for proc in Path("/proc").iterdir():
-        if proc.name.isdigit() and _parent_of(proc) == me:
+        stat = proc_stat(proc) if proc.name.isdigit() else None
+        if stat is not None and stat[1] == me:
             child = _child(proc)
             if child is not None and _is_git_or_pip(child.argv):
                 found.append(child)
@@ -45,13 +48,6 @@ def end(children: list[Child]) -> None:
             os.killpg(child.pid, signal.SIGKILL)  # a partial fetch or venv is redone by the next deploy
         except (ProcessLookupError, PermissionError):
             pass
-
-
-def _parent_of(proc: Path) -> int | None:
-    try:
-        return int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
-    except (OSError, IndexError, ValueError):
-        return None
 
 
 def _child(proc: Path) -> Child | None:

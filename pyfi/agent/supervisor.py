@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from pyfi.worker.control import PAUSE, RUN, error_path, read_state, state_path, write_command
+from pyfi.worker.processes import pid_alive
 from pyfi.worker.standby import GO, STANDBY
 
 STOP_GRACE = 15.0  # seconds a worker gets to finish its calls before SIGKILL
@@ -72,20 +73,6 @@ class Handle:
         if self.stopping_since is not None and time.time() - self.stopping_since > STOP_GRACE:
             _signal_group(self.pid, signal.SIGKILL)
         return False
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        return stat.rsplit(")", 1)[1].split()[0] != "Z"
-    except (FileNotFoundError, IndexError):
-        return True
 
 
 def _signal(pid: int, sig: int) -> None:

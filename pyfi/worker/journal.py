@@ -23,6 +23,7 @@ from typing import Any
 import orjson
 
 from pyfi.config import default_home
+from pyfi.worker.processes import pid_alive
 
 log = logging.getLogger(__name__)
 
@@ -77,13 +78,7 @@ def _unheld(path: Path) -> bool:
     owner = path.name.rpartition(CLAIMED)[2]
     if CLAIMED not in path.name or not owner.isdigit() or int(owner) == os.getpid():
         return False
-    try:
-        os.kill(int(owner), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
+    return not pid_alive(int(owner))
 
 
 def _decoded(line: bytes) -> list[Any]:

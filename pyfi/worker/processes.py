@@ -1,7 +1,9 @@
-"""The worker processes of a processor on this machine, found in /proc (Linux), not in the database.
+"""Processes on this machine, read from /proc (Linux): whether one lives, and a processor's workers.
 
-For tools that must see what really runs (the tests, the reaction
-benchmark). A worker's pool processes and its sidecar share its command
+``pid_alive`` and ``proc_stat`` serve the agent (its workers, its deploy
+processes) and the recording journal. ``worker_processes`` and
+``spare_processes`` are for tools that must see what really runs, not what
+the database says (the tests, the reaction benchmark). A worker's pool processes and its sidecar share its command
 line, so only the processes whose parent is not one of the matches are
 returned: the workers themselves, or whatever is left of one after its main
 process died. A spare (``--standby``, see ``pyfi.worker.standby``) is a
@@ -10,6 +12,7 @@ its ``meta.json``; until then ``spare_processes`` lists it.
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Iterator
 
@@ -29,6 +32,27 @@ def spare_processes(processor: str, home: Path | str, ready: bool = False) -> li
                   if _waiting_spare(argv) and (not ready or _state(argv) == STANDBY))
 
 
+def pid_alive(pid: int) -> bool:
+    """The process exists and is not a zombie (one we may not signal counts as alive)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    stat = proc_stat(Path(f"/proc/{pid}"))
+    return stat is None or stat[0] != "Z"
+
+
+def proc_stat(entry: Path) -> tuple[str, int] | None:
+    """(state, parent pid) of the process whose /proc directory is ``entry``; None if gone or unreadable."""
+    try:
+        fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        return fields[0], int(fields[1])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 def _processes(processor: str, home: Path | str) -> Iterator[tuple[int, int, list[bytes]]]:
     """(pid, parent pid, argv) of each live ``pyfi.worker`` process of ``processor`` under ``home``."""
     for entry in Path("/proc").iterdir():
@@ -37,11 +61,11 @@ def _processes(processor: str, home: Path | str) -> Iterator[tuple[int, int, lis
         try:
             argv = (entry / "cmdline").read_bytes().split(b"\0")
             environ = (entry / "environ").read_bytes()
-            stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue  # gone meanwhile, or not ours to read
-        if stat[0] != "Z" and b"pyfi.worker" in argv and processor.encode() in argv and str(home).encode() in environ:
-            yield int(entry.name), int(stat[1]), argv
+        stat = proc_stat(entry)
+        if stat and stat[0] != "Z" and b"pyfi.worker" in argv and processor.encode() in argv and str(home).encode() in environ:
+            yield int(entry.name), stat[1], argv
 
 
 def _control(argv: list[bytes]) -> Path | None:
