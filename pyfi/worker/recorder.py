@@ -8,7 +8,9 @@ or twice). While the database is down (:data:`~pyfi.worker.rows.OUTAGE`) the
 batch is kept and retried with capped backoff; a batch rejected for its data
 is retried call by call. If the database is still down when the process must
 stop, what is left goes to a journal on disk (:mod:`pyfi.worker.journal`)
-that the next recorder for that database writes.
+that the next recorder for that database writes. A long outage does not grow
+memory without bound either: past ``memory_cap`` records, what waits goes to
+the journal too, and is taken back once the database is.
 """
 from __future__ import annotations
 
@@ -34,16 +36,19 @@ from pyfi.worker.rows import OUTAGE, Record, first_line, without_links_to, write
 log = logging.getLogger(__name__)
 
 FIRST_BACKOFF = 0.05
+#: records a process keeps in memory while the database is down (about 1 KB each); the rest wait on disk
+MEMORY_CAP = 100_000
 
 
 class Recorder:
     """Batched, asynchronous writer of calls and events (see the module docstring)."""
 
     def __init__(self, db_url: str, *, owner: str | None = None, flush_interval: float = 0.2,
-                 max_batch: int = 500, max_backoff: float = 2.0) -> None:
+                 max_batch: int = 500, max_backoff: float = 2.0, memory_cap: int = MEMORY_CAP) -> None:
         _check_url(db_url)
         self.db_url, self.owner = db_url, owner
         self.flush_interval, self.max_batch, self.max_backoff = flush_interval, max_batch, max_backoff
+        self.memory_cap = memory_cap
         self._pid, self._exit_hook = -1, False
         self._adopt_process()
 
@@ -153,6 +158,41 @@ class Recorder:
             log.error("recorder: the database %s is still down; %d records saved to %s, to be written by the next "
                       "worker started on this machine", redact(self.db_url), len(records), path)
 
+    def _spill(self) -> None:
+        """A long outage: move the records waiting in the queue to the journal, so memory stays bounded."""
+        records: list[Record] = []
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if isinstance(item, threading.Event):
+                self._spilled_markers.append(item)  # set once the spilled records are taken back and written
+            else:
+                records.append(item)
+        try:
+            path = journal.save(self.db_url, records)
+        except OSError as exc:
+            for record in records:  # kept in memory, as before there was a cap
+                self._queue.put(record)
+            if not self._spill_failed:
+                log.error("recorder: cannot move %d records to the journal (%s); keeping them in memory", len(records), exc)
+            self._spill_failed = True
+            return
+        with self._count_lock:
+            self._count -= len(records)
+        self._spilled = True
+        log.warning("recorder: the database %s is still down; %d records moved from memory to %s",
+                    redact(self.db_url), len(records), path)
+
+    def _take_back_spilled(self) -> None:
+        """The database is back: write what :meth:`_spill` put on disk, then release the flushes that waited for it."""
+        if self._spilled:
+            self._take_journal()
+        for marker in self._spilled_markers:
+            self._queue.put(marker)
+        self._spilled, self._spilled_markers, self._spill_failed = False, [], False
+
     def _take_journal(self) -> None:
         """Write the records an earlier process saved for this database (:mod:`pyfi.worker.journal`)."""
         for path, records in journal.claim(self.db_url):
@@ -180,6 +220,9 @@ class Recorder:
         self._backlog = False
         self._gone: set[str] = set()  # socket/plug ids the database no longer has (deleted while calls ran)
         self._failing = False
+        self._spilled = False  # records went to the journal in this outage
+        self._spilled_markers: list[threading.Event] = []  # the flushes that wait for them
+        self._spill_failed = False
 
     def _put(self, call_id: str, state: CallState, event: EventName, when: dt.datetime | None, attempt: int,
              note: str, time_field: str | None, **fields: Any) -> None:
@@ -204,12 +247,15 @@ class Recorder:
                 self._failing = True
                 failures += 1
                 outage_began = outage_began or time.monotonic()
+                if self._count - len(self._batch) > self.memory_cap:
+                    self._spill()
                 self._sleep(backoff(failures, self.max_backoff))
                 continue
             if failures:
                 log.warning("recorder: database %s is back after %.1f s; recording resumed",
                             redact(self.db_url), time.monotonic() - outage_began)
                 failures, outage_began, self._failing = 0, 0.0, False
+                self._take_back_spilled()
             self._complete_batch()
 
     def _gather(self) -> None:
