@@ -214,6 +214,17 @@ def test_once_a_socket_is_known_gone_its_later_calls_take_no_slow_path(db_url: s
     assert all(calls_by_id(db_url)[c].state == CallState.RECEIVED for c in later)
 
 
+def test_a_call_id_longer_than_a_uuid_is_stored(db_url: str, recorder: Recorder) -> None:
+    """A plain Celery client may send a call to a socket with an id of its own choosing."""
+    call_id = "order-2026-11-27-" + "x" * 200
+    recorder.received(call_id, NAME, None, parent=call_id, tracking=call_id, taskparent=call_id)
+    recorder.finished(call_id, "rk", name=NAME)
+    assert recorder.flush(DEADLINE)
+    call = calls_by_id(db_url)[call_id]
+    assert (call.state, call.tracking, call.parent) == (CallState.FINISHED, call_id, call_id)
+    assert len(events_of(db_url, call_id)) == 2
+
+
 def test_stop_writes_everything_pending(db_url: str) -> None:
     rec = Recorder(db_url, flush_interval=60.0)
     for _ in range(50):
@@ -341,6 +352,32 @@ def test_a_stop_during_an_outage_saves_the_records_and_the_next_recorder_writes_
     assert later.flush(DEADLINE) and later.stop(5)
     assert count_calls(url, CallState.FINISHED) == len(ids) and len(events_of(url)) == 3 * len(ids)
     wait_until(lambda: not saved.exists() and not list(journal.journal_dir(url).iterdir()), "the journal file to go")
+
+
+def test_a_long_outage_moves_records_to_disk_and_writes_them_when_the_database_is_back(
+        tmp_path: Path, home: Path, outage_log: pytest.LogCaptureFixture) -> None:
+    blocker = tmp_path / "data"
+    blocker.write_text("a file where the database directory should be")
+    url = f"sqlite:///{blocker}/pyfi.db"
+    rec = Recorder(url, flush_interval=0.05, max_backoff=0.2, max_batch=20, memory_cap=50)
+    ids = [new_id() for _ in range(100)]
+    for call_id in ids:
+        rec.received(call_id, NAME, None)
+        rec.started(call_id, name=NAME)
+        rec.finished(call_id, "rk", name=NAME)
+    flushed = rec.request_flush()  # waits for all 300, wherever they wait
+    wait_until(lambda: "moved from memory" in outage_log.text, "the recorder to move records to disk")
+    assert rec.pending <= 50  # the batch being retried; the rest is on disk
+    [spilled] = list(journal.journal_dir(url).iterdir())
+    assert len(spilled.read_bytes().splitlines()) == 300 - rec.pending
+    assert not flushed.is_set()
+
+    blocker.unlink()
+    migrate.upgrade(url)
+    assert flushed.wait(DEADLINE)
+    assert count_calls(url, CallState.FINISHED) == len(ids) and len(events_of(url)) == 3 * len(ids)
+    assert rec.stop(5)
+    wait_until(lambda: not list(journal.journal_dir(url).iterdir()), "the journal file to go")
 
 
 def test_text_the_database_cannot_hold_is_stored_escaped_and_costs_no_record(db_url: str, recorder: Recorder) -> None:

@@ -34,6 +34,9 @@ from pyfi.enums import (
     WorkerStatus,
 )
 
+#: a call id is the broker's task id: pyfi sends UUIDs, but any Celery client may choose a longer one
+CALL_ID_LENGTH = 255
+
 user_roles = Table(
     "user_roles",
     Base.metadata,
@@ -175,16 +178,16 @@ class Call(Base):
     __tablename__ = "calls"
     __table_args__ = (Index("ix_calls_socket_started", "socket_id", "started"),)
 
-    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    id: Mapped[str] = mapped_column(String(CALL_ID_LENGTH), primary_key=True, default=new_id)
     name: Mapped[str] = mapped_column(String(200), index=True)
     owner: Mapped[str | None] = mapped_column(String(120))
     # indexed by ix_calls_socket_started
     socket_id: Mapped[str | None] = mapped_column(ForeignKey("sockets.id", ondelete="SET NULL"))
     plug_id: Mapped[str | None] = mapped_column(ForeignKey("plugs.id", ondelete="SET NULL"))
     state: Mapped[CallState] = mapped_column(EnumText(CallState), default=CallState.PENDING, index=True)
-    parent: Mapped[str | None] = mapped_column(String(36), index=True)
-    taskparent: Mapped[str | None] = mapped_column(String(36))
-    tracking: Mapped[str | None] = mapped_column(String(36), index=True)
+    parent: Mapped[str | None] = mapped_column(String(CALL_ID_LENGTH), index=True)
+    taskparent: Mapped[str | None] = mapped_column(String(CALL_ID_LENGTH))
+    tracking: Mapped[str | None] = mapped_column(String(CALL_ID_LENGTH), index=True)
     resultkey: Mapped[str | None] = mapped_column(String(120))
     error: Mapped[str | None] = mapped_column(Text)
     started: Mapped[dt.datetime | None] = mapped_column(index=True)
@@ -341,11 +344,11 @@ class JoinArrival(Base):
     __table_args__ = (UniqueConstraint("tracking", "socket_id", "position"),)
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
-    tracking: Mapped[str] = mapped_column(String(36), index=True)
+    tracking: Mapped[str] = mapped_column(String(CALL_ID_LENGTH), index=True)
     socket_id: Mapped[str] = mapped_column(ForeignKey("sockets.id", ondelete="CASCADE"), index=True)
     position: Mapped[int] = mapped_column(default=0)
     value: Mapped[str | None] = mapped_column(Text)  # JSON
-    call_id: Mapped[str | None] = mapped_column(String(36))
+    call_id: Mapped[str | None] = mapped_column(String(CALL_ID_LENGTH))
     created: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
@@ -354,6 +357,6 @@ call_parents = Table(
     Base.metadata,
     # Every call whose result fed a call (a join has several). No foreign keys:
     # calls are recorded asynchronously and may land in any order.
-    Column("call_id", String(36), primary_key=True),
-    Column("parent_id", String(36), primary_key=True, index=True),
+    Column("call_id", String(CALL_ID_LENGTH), primary_key=True),
+    Column("parent_id", String(CALL_ID_LENGTH), primary_key=True, index=True),
 )
