@@ -315,8 +315,9 @@ def test_broken_processors_show_their_error_and_others_keep_serving(net: Network
     seconds_until(net, "noimport", "error", 60)
     assert "not found" in net.processor("norepo")["error"]
     assert "cannot import module 'broken'" in net.processor("noimport")["error"]
-    shown = net.cli("ls", "processor", "-n", "noimport").stdout
-    assert "error" in shown
+    shown = net.cli("ls", "processor", "-n", "noimport").stdout  # the table, not only --json
+    assert "Error: cannot import module 'broken'" in shown and "SyntaxError" in shown
+    assert "cannot import module 'broken'" in net.cli("ls", "processors").stdout
     assert net.cli("task", "run", "-s", good["echo"], "-d", '"still here"').stdout.strip() == "still here"
     assert not spare_processes("good", Path(net.env["PYFI_HOME"])), "--no-spares keeps no spare"
 

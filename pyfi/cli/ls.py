@@ -92,6 +92,8 @@ def echo_object(kind_name: str, obj: Any, related: list[tuple[str, str, list[Any
         click.echo(render.dumps(data))
         return
     click.echo(render.table(kind_name, [obj]))
+    if kind_name == "processor" and obj.error:  # the table cell shows only its start
+        click.echo(f"Error: {obj.error}")
     for title, rel_kind, rows in related:
         click.echo(title)
         click.echo(render.table(rel_kind, rows))

@@ -24,12 +24,25 @@ def _name(obj: Any) -> Any:
     return obj.name if obj is not None else None
 
 
+#: how much of an error a table cell shows (``ls processor -n`` prints it whole under the table)
+BRIEF = 60
+
+
+def _brief(text: str | None) -> str | None:
+    """An error's first line, cut to fit a table cell."""
+    if not text:
+        return None
+    line = text.strip().splitlines()[0] if text.strip() else text
+    return line if len(line) <= BRIEF else line[: BRIEF - 3] + "..."
+
+
 COLUMNS: dict[str, list[Column]] = {
     "queue": COMMON + [UPDATED, ("Type", lambda o: o.type), ("Durable", lambda o: o.durable)],
     "processor": COMMON + [
         UPDATED, ("Module", lambda o: o.module), ("Hostname", lambda o: o.hostname), ("Workers", lambda o: o.workers),
         ("Requested", lambda o: o.requested_status), ("Status", lambda o: o.status),
         ("Git Repo", lambda o: mask_url(o.gitrepo)), ("Branch", lambda o: o.branch), ("Commit", lambda o: o.commit),
+        ("Error", lambda o: _brief(o.error)),
     ],
     "socket": COMMON + [
         UPDATED, ("Processor", lambda o: _name(o.processor)), ("Queue", lambda o: _name(o.queue)),
