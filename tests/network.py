@@ -42,6 +42,10 @@ def pid_after(x):
     time.sleep(float(x))
     return os.getpid()
 
+def where_after(x):
+    time.sleep(float(x))
+    return {"worker": os.getppid(), "node": os.environ.get("PYFI_TEST_NODE")}
+
 def chatty(x):
     import logging, sys
     print("hello from", x)

@@ -1,4 +1,4 @@
-"""Queue types: direct load-balances, fanout copies, topic routes by pattern.
+"""Queue types: direct load-balances over a socket's workers, fanout copies, topic routes by pattern.
 
 The routing is computed from the database by the sender (see
 pyfi.messaging.routing), so it behaves the same on every broker.
@@ -6,6 +6,7 @@ pyfi.messaging.routing), so it behaves the same on every broker.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -47,7 +48,7 @@ def test_queue_types_route_to_the_right_workers(net: Network) -> None:
     net.cli("add", "queue", "-n", topic, "-t", "topic")
     for proc in ("p1", "p2"):
         net.cli("add", "processor", "-n", proc, "-m", "sample", "-g", str(repo))
-        net.cli("add", "socket", "-n", f"{proc}-pid", "-q", direct, "-pn", proc, "-t", "pid_after")
+        net.cli("add", "socket", "-n", f"{proc}-where", "-q", direct, "-pn", proc, "-t", "where_after")
     net.cli("add", "socket", "-n", "p1-echo", "-q", direct, "-pn", "p1", "-t", "echo")
     net.cli("add", "socket", "-n", "p2-upper", "-q", direct, "-pn", "p2", "-t", "upper")
     net.cli("add", "socket", "-n", "fan-echo", "-q", fan, "-pn", "p1", "-t", "echo")
@@ -63,10 +64,15 @@ def test_queue_types_route_to_the_right_workers(net: Network) -> None:
         assert results(net, "p1-echo", '"a"') == ["a"]
         assert results(net, "p2-upper", '"a"') == ["A"]
 
-    # direct, one task served by two processors: calls are spread over both workers
-    ids = send_burst(net, "p1-pid", 1.0, 6)  # all queued at once: an idle worker must take the next
-    pids = set(wait_for(lambda: _all_results(net, ids), 60, "six direct calls", interval=0.3))
-    assert len(pids) == 2, f"direct calls were not load-balanced: {pids}"
+    # direct, one function in two processors: a call runs only in the processor of the socket it names
+    # (their code and owners may differ), load-balanced over that processor's workers on every node
+    net.start_agent("node2")
+    wait_for(lambda: len(_workers(net)) == 4, 60, "p1 and p2 running on both nodes", interval=0.3)
+    ids = send_burst(net, "p1-where", 1.0, 8)  # all queued at once: an idle worker must take the next
+    served = wait_for(lambda: _all_results(net, ids), 60, "eight direct calls", interval=0.3)
+    workers = _workers(net)
+    assert {workers.get(s["worker"]) for s in served} == {"p1"}, f"a call to p1's socket ran elsewhere: {served}"
+    assert {s["node"] for s in served} == {"node1", "node2"}, f"direct calls were not load-balanced: {served}"
 
     # fanout: a copy to every socket on the queue
     assert results(net, "fan-echo", '"hi"') == ["HI", "hi"]
@@ -105,7 +111,13 @@ def _all_results(net: Network, ids: list[str]) -> list | None:
     return [_result(net, call_id) for call_id in ids]
 
 
-def _result(net: Network, call_id: str) -> int:
+def _workers(net: Network) -> dict[int, str]:
+    """The running workers' pids, and their processors' names."""
+    rows = net.json("ls", "workers", "--rows", "100")["rows"]
+    return {row["pid"]: row["processor"] for row in rows if row["status"] == "running"}
+
+
+def _result(net: Network, call_id: str) -> Any:
     from pyfi.config import resolve
     from pyfi.messaging.app import make_app
 

@@ -4,12 +4,16 @@ Every broker queue uses its own name as exchange and routing key, and the
 sender declares it before publishing. That works the same on Redis,
 RabbitMQ and kombu's in-process virtual transports (which keep bindings in
 the memory of the process that declared them). Queue types are resolved
-here, from the database, instead of by broker exchanges:
+here, from the database, instead of by broker exchanges.
 
-- ``direct``: one broker queue per (queue, task): every processor serving
-  that task on that queue consumes it, so calls are load-balanced.
-- ``fanout``: one broker queue per socket on the queue; a call is copied to
-  each, so every processor with a socket there gets it, durably.
+Each socket has a broker queue of its own, consumed only by its processor's
+workers (on every node that runs it). Why not one per function: two
+processors may both have ``mymod.shout`` on a queue, from different code
+and different owners; a call to one must never run the other's code.
+
+- ``direct``: the call goes to the socket's queue: load-balanced over the
+  workers of its processor.
+- ``fanout``: a copy to the queue of every socket on the queue, durably.
 - ``topic``: like fanout, but only sockets whose name, read as an AMQP topic
   pattern (``*`` one word, ``#`` any words), matches the routing key.
 """
@@ -32,11 +36,8 @@ class Route:
 
 
 def broker_queue(socket: Any) -> str:
-    """The broker queue a socket's worker consumes."""
-    queue = socket.queue
-    if queue.type == QueueType.DIRECT:
-        return f"{PREFIX}.{queue.name}.{socket.task.path}"
-    return f"{PREFIX}.{queue.name}.{socket.name}"
+    """The broker queue a socket's workers consume: named by the socket's id, so a rename strands no call."""
+    return f"{PREFIX}.socket.{socket.id}"
 
 
 def routes_for(socket: Any, routing_key: str | None = None) -> list[Route]:
