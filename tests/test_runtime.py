@@ -289,6 +289,9 @@ def test_agent_restart_adopts_workers_without_duplicates(net: Network) -> None:
     shown = wait_for(lambda: health(port), 10, "the health endpoint")  # -p/--port: what the agent supervises
     assert shown["agent"] == "node1" and shown["workers"] == {"p": {"pid": original[0], "alive": True}}
     assert shown["spares"] == {"p": {"pid": spare, "ready": True}}
+    twin = net.cli("agent", "start", "-n", "node1", "--clean", check=False)  # a second agent for the same node
+    assert twin.returncode == 1 and "already runs on this machine" in twin.stderr, twin.stderr
+    assert live_workers("p", home) == original and any((home / "agents" / "node1").iterdir()), "the twin changed nothing"
     net.stop_agent("node1", signal.SIGKILL)  # a crash: the worker outlives its agent
     wait_for(lambda: pid_gone(spare), 20, "the spare to exit with its agent")
     net.start_agent("node1")
@@ -301,6 +304,8 @@ def test_agent_restart_adopts_workers_without_duplicates(net: Network) -> None:
     assert net.stop_agent("node1") == 0
     wait_for(lambda: not live_workers("p", home) and not spare_processes("p", home), 20,
              what="SIGTERM to stop the workers and the spare")
+    shown = net.processor("p")  # nothing runs it now, and ls says so
+    assert shown["status"] == "stopped" and "agent node1 stopped" in shown["error"]
 
 
 def test_broken_processors_show_their_error_and_others_keep_serving(net: Network) -> None:
@@ -320,6 +325,12 @@ def test_broken_processors_show_their_error_and_others_keep_serving(net: Network
     assert "cannot import module 'broken'" in net.cli("ls", "processors").stdout
     assert net.cli("task", "run", "-s", good["echo"], "-d", '"still here"').stdout.strip() == "still here"
     assert not spare_processes("good", Path(net.env["PYFI_HOME"])), "--no-spares keeps no spare"
+
+    # a socket whose function the module lacks (a typo in -t) costs only itself
+    net.cli("add", "socket", "-n", net.name("typo"), "-q", good["queue"], "-pn", "good", "-t", "ehco")
+    wait_for(lambda: "has no function 'ehco'" in (net.processor("good")["error"] or ""), 60, "the typo shown")
+    assert net.processor("good")["status"] == "running"
+    assert net.cli("task", "run", "-s", good["echo"], "-d", '"still"').stdout.strip() == "still"
 
 
 def test_agents_shown_lost_when_heartbeat_is_stale(net: Network) -> None:

@@ -19,17 +19,19 @@ from pathlib import Path
 from sqlalchemy import delete, or_, select
 from sqlalchemy.orm import Session, selectinload
 
-from pyfi.agent import MAX_SPARES
+from pyfi.agent import MAX_SPARES, NODE_NAME, NODE_NAME_RULE
+from pyfi.agent.checkout import clean as clean_workdir
 from pyfi.agent import node as node_rows
 from pyfi.agent.deploy import Deployed, Deployer
 from pyfi.agent.doorbell import Doorbell, ring
+from pyfi.agent.lock import NodeLock
 from pyfi.agent.supervisor import STOP_GRACE, Handle, Spare, adopt, prune, spawn, spawn_spare
 from pyfi.config import Settings
 from pyfi.db.engine import session_scope
 from pyfi.db.models import Agent as AgentRow
 from pyfi.db.models import Processor, Socket, Worker
-from pyfi.enums import AgentStatus, ProcessorStatus, WorkerStatus
-from pyfi.errors import DeployError
+from pyfi.enums import AgentStatus, ProcessorStatus
+from pyfi.errors import DeployError, InvalidInput
 from pyfi.worker.spec import spec_of
 
 log = logging.getLogger("pyfi.agent")
@@ -38,6 +40,7 @@ TICK = 0.5
 FAST_TICK = 0.1  # while a worker is changing state: show its new state as soon as it has one
 CRASH_BACKOFF = (1.0, 2.0, 4.0, 8.0, 16.0, 30.0)
 STOPPED_STATES = (ProcessorStatus.STOPPED, ProcessorStatus.REMOVED)
+SLOW_START = 20.0  # seconds after which a worker still starting shows what it last logged
 
 
 def signature(processor: Processor) -> str:
@@ -47,13 +50,19 @@ def signature(processor: Processor) -> str:
 class Agent:
     def __init__(self, settings: Settings, name: str | None = None, workdir: Path | None = None,
                  port: int | None = None, worker_args: tuple[str, ...] = (), run_as: str | None = None,
-                 monitor_only: bool = False, spares: int = MAX_SPARES) -> None:
+                 monitor_only: bool = False, spares: int = MAX_SPARES, clean: bool = False) -> None:
+        """``clean``: wipe the work dir when starting (``agent start --clean``), once this agent holds the node."""
         self.settings = settings
         self.worker_args, self.run_as, self.monitor_only = worker_args, run_as, monitor_only
         self.max_spares = spares  # 0: start every worker cold
+        self.pool_size = _flag_value(worker_args, "--concurrency")  # agent start -po: every worker's processes
         self.name = name or _socket.gethostname()
+        if not NODE_NAME.fullmatch(self.name):  # it becomes a directory: never one outside PYFI_HOME
+            raise InvalidInput(f"{self.name!r} is not a node name", NODE_NAME_RULE)
         self.workdir = workdir or settings.home / "agents" / self.name
         self.run_root = self.workdir / "run"
+        self.lock = NodeLock(self.workdir, self.name)
+        self.clean = clean
         self.port = port
         self.deployer = Deployer(self.workdir, git_allow=settings.git_allow, on_news=self.wake)
         self.handles: dict[str, Handle] = {}
@@ -68,7 +77,10 @@ class Agent:
 
     # -- bootstrap ----------------------------------------------------------------------
     def start(self) -> None:
-        """Register the node and agent rows and adopt workers left running."""
+        """Take the node (:class:`NodeLock`), register its node and agent rows and adopt workers left running."""
+        self.lock.acquire()
+        if self.clean:
+            clean_workdir(self.workdir)
         self.run_root.mkdir(parents=True, exist_ok=True)
         with session_scope(self.settings.db) as session:
             node_rows.register(session, self.name, _socket.gethostname(), self.settings.user, self.port, self.workdir)
@@ -166,7 +178,15 @@ class Agent:
         if observed == ProcessorStatus.STARTING and processor.id in self.crashes:
             return  # keep showing why the last worker died until this one is up
         self.crashes.pop(processor.id, None)
-        set_status(processor, observed, f"new code not deployed: {failed}" if failed else None)
+        notes = [f"new code not deployed: {failed}" if failed else None, handle.problems(), self.slow_start(handle, observed)]
+        set_status(processor, observed, "; ".join(n for n in notes if n) or None)
+
+    def slow_start(self, handle: Handle, observed: ProcessorStatus) -> str | None:
+        """A worker that is not up long after its start (a broker it cannot reach, say) shows what it last logged."""
+        waited = time.time() - handle.started
+        if observed != ProcessorStatus.STARTING or waited < SLOW_START:
+            return None
+        return f"worker not up after {waited:.0f} s: {handle.last_log_line() or 'it logged nothing'}"
 
     def show_deploying(self, processor: Processor, failed: DeployError | None) -> None:
         """Its first code is being deployed: 'starting', or the error of the last attempt while it is retried."""
@@ -191,12 +211,18 @@ class Agent:
         spare = self.spares.get(processor.id)
         prune(self.run_root, processor.id, spare=spare.run_dir if spare else None)
         paused = processor.requested_status == ProcessorStatus.PAUSED
-        handle = self.take_spare(processor, deployed, paused) or spawn(
-            str(deployed.python), processor.id, processor.name, str(deployed.path), deployed.sha,
-            signature(processor), self.new_run_dir(processor.id), self.name, self.worker_env(),
-            paused=paused, extra_args=self.worker_args, user=self.run_as)
+        try:
+            handle = self.take_spare(processor, deployed, paused) or spawn(
+                str(deployed.python), processor.id, processor.name, str(deployed.path), deployed.sha,
+                signature(processor), self.new_run_dir(processor.id), self.name, self.worker_env(),
+                paused=paused, extra_args=self.worker_args, user=self.run_as)
+        except OSError as exc:  # e.g. -u/--user may not run the interpreter: this processor's problem only
+            delay = self.back_off(processor.id)
+            hint = f"user {self.run_as} needs to read and run {self.workdir}" if self.run_as else "see the agent's log"
+            set_status(processor, ProcessorStatus.ERROR, f"cannot start its worker: {exc} ({hint}); retrying in {delay:.0f} s")
+            return None
         self.handles[processor.id] = handle
-        self.concurrency[processor.id] = processor.workers
+        self.concurrency[processor.id] = self.pool_size or processor.workers
         return handle
 
     def new_run_dir(self, processor_id: str) -> Path:
@@ -250,9 +276,13 @@ class Agent:
             return
         for processor_id, (name, python, checkout) in keys.items():  # the most wanted first
             if processor_id not in self.spares:
-                self.spares[processor_id] = spawn_spare(python, name, checkout, self.new_run_dir(processor_id),
-                                                        self.name, self.worker_env(), extra_args=self.worker_args,
-                                                        user=self.run_as)
+                try:
+                    self.spares[processor_id] = spawn_spare(python, name, checkout, self.new_run_dir(processor_id),
+                                                            self.name, self.worker_env(), extra_args=self.worker_args,
+                                                            user=self.run_as)
+                except OSError as exc:  # the start will say so, as the processor's error
+                    log.warning("cannot boot a spare for %s: %s", name, exc)
+                    self.bad_spares.add((name, python, checkout))
                 return
 
     def spare_keys(self, wanted: list[Processor]) -> dict[str, tuple]:
@@ -264,17 +294,22 @@ class Agent:
         deployed = {p.id: self.deployer.current(p) for p in wanted if p.requested_status != ProcessorStatus.REMOVED}
         candidates = sorted((p for p in wanted if deployed.get(p.id) is not None),
                             key=lambda p: (p.requested_status != ProcessorStatus.STOPPED, p.name))
-        keys = {p.id: spare_key(p, deployed[p.id]) for p in candidates}
+        keys = {p.id: spare_key(p, deployed[p.id]) for p in candidates if p.id not in self.crashes}  # (see note_crash)
         usable = [pid for pid, key in keys.items() if key not in self.bad_spares]
         return {pid: keys[pid] for pid in usable[:self.max_spares]}
 
     def note_crash(self, processor: Processor, handle: Handle) -> None:
-        count, _ = self.crashes.get(processor.id, (0, 0.0))
-        delay = CRASH_BACKOFF[min(count, len(CRASH_BACKOFF) - 1)]
-        self.crashes[processor.id] = (count + 1, time.time() + delay)
+        delay = self.back_off(processor.id)
         self.handles.pop(processor.id, None)
         reason = handle.start_error() or f"worker exited (code {handle.exit_code()}); see {handle.run_dir}/worker.log"
         set_status(processor, ProcessorStatus.ERROR, f"{reason}; retrying in {delay:.0f} s")
+
+    def back_off(self, processor_id: str) -> float:
+        """Its worker crashed (or could not start): the seconds until the next try, longer each time."""
+        count, _ = self.crashes.get(processor_id, (0, 0.0))
+        delay = CRASH_BACKOFF[min(count, len(CRASH_BACKOFF) - 1)]
+        self.crashes[processor_id] = (count + 1, time.time() + delay)
+        return delay
 
     def retire(self, processor_id: str) -> None:
         """Stop consuming now; the process finishes its running calls and exits."""
@@ -300,9 +335,10 @@ class Agent:
             return
         rows = {w.processor_id: w for w in session.scalars(select(Worker).where(Worker.agent_id == agent.id))}
         for processor_id, handle in self.handles.items():
-            row = rows.pop(processor_id, None) or _new_worker_row(session, agent, handle, self.name)
+            row = rows.pop(processor_id, None) or node_rows.new_worker_row(session, agent, processor_id, handle.processor,
+                                                                           self.name)
             row.concurrency = self.concurrency.get(processor_id, row.concurrency)
-            status = _worker_status(self.observed_status(handle))
+            status = node_rows.worker_status(self.observed_status(handle))
             if (row.pid, row.status, row.commit) != (handle.pid, status, handle.commit):
                 row.pid, row.status, row.commit, row.workdir = handle.pid, status, handle.commit, handle.run_dir
         if rows:
@@ -333,6 +369,9 @@ class Agent:
             if agent is not None:
                 agent.status = AgentStatus.STOPPED
                 session.execute(delete(Worker).where(Worker.agent_id == agent.id))
+            if not self.monitor_only:
+                node_rows.release(session, self.name, self.desired(session))
+        self.lock.release()
 
 
 def set_status(processor: Processor, status: ProcessorStatus, error: str | None) -> None:
@@ -346,13 +385,9 @@ def spare_key(processor: Processor, deployed: Deployed) -> tuple:
     return (processor.name, str(deployed.python), str(deployed.path))
 
 
-def _worker_status(status: ProcessorStatus) -> WorkerStatus:
-    return {ProcessorStatus.PAUSED: WorkerStatus.PAUSED, ProcessorStatus.RUNNING: WorkerStatus.RUNNING}.get(
-        status, WorkerStatus.STARTING)
-
-
-def _new_worker_row(session: Session, agent: AgentRow, handle: Handle, node: str) -> Worker:
-    row = Worker(name=f"{handle.processor}@{node}", agent_id=agent.id, processor_id=handle.processor_id,
-                 concurrency=1, owner=agent.owner)
-    session.add(row)
-    return row
+def _flag_value(args: tuple[str, ...], flag: str) -> int | None:
+    """The number given to ``flag`` in a worker command line, if any."""
+    for given, value in zip(args, args[1:], strict=False):
+        if given == flag and value.isdigit():
+            return int(value)
+    return None

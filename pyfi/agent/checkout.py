@@ -115,7 +115,7 @@ def checkout(
     branch, commit = branch or None, commit or None
     _check_url(url)
     _check_branch(branch)
-    _check_commit(commit)
+    check_commit(commit)
     if commit and _FULL_SHA.fullmatch(commit.lower()) and checkout_path(root, processor, commit).is_dir():
         return commit.lower()
     base = processor_dir(root, processor)
@@ -175,7 +175,7 @@ def _check_branch(branch: str | None) -> None:
         raise DeployError(f"invalid branch name {branch!r}", hint="use a plain branch name like 'main'")
 
 
-def _check_commit(commit: str | None) -> None:
+def check_commit(commit: str | None) -> None:
     if commit is not None and not _COMMIT.fullmatch(commit):
         raise DeployError(f"invalid commit {commit!r}", hint="use a hexadecimal commit sha (at least 4 digits)")
 

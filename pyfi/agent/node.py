@@ -9,8 +9,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from pyfi.db.base import utcnow
-from pyfi.db.models import Agent, Node
-from pyfi.enums import AgentStatus
+from pyfi.db.models import Agent, Node, Processor, Worker
+from pyfi.enums import AgentStatus, ProcessorStatus, WorkerStatus
+from pyfi.errors import InUse
 
 HEARTBEAT = 3.0
 LOST_AFTER = 3 * HEARTBEAT
@@ -46,6 +47,11 @@ def register(session: Session, name: str, hostname: str, owner: str, port: int |
     if agent is None:
         agent = Agent(name=name, node_id=node.id, owner=owner)
         session.add(agent)
+    elif agent.hostname != hostname and effective_status(agent) == AgentStatus.RUNNING:
+        # (on this machine the node's lock already answers: see pyfi.agent.lock)
+        raise InUse(f"an agent for node {name!r} runs on {agent.hostname} (heartbeat "
+                    f"{(utcnow() - agent.lastupdated).total_seconds():.0f} s ago)",
+                    "stop it first, or give this agent another -n/--name")
     agent.hostname, agent.pid, agent.port, agent.status = hostname, os.getpid(), port, AgentStatus.RUNNING
     beat(session, agent, workdir)
     return agent
@@ -68,3 +74,33 @@ def effective_status(agent: Agent) -> AgentStatus:
     if agent.status == AgentStatus.RUNNING and (utcnow() - agent.lastupdated).total_seconds() > LOST_AFTER:
         return AgentStatus.LOST
     return agent.status
+
+
+def release(session: Session, agent_name: str, processors: list[Processor]) -> None:
+    """An agent stops: the processors it ran that no other live agent runs are shown stopped.
+
+    Without this ``ls processors`` kept saying 'running' with nothing running.
+    An unpinned processor runs on every agent, a pinned one only on its node.
+    A processor in error keeps its error: it still says what is wrong.
+    """
+    others = {a.name for a in session.scalars(select(Agent).where(Agent.name != agent_name))
+              if effective_status(a) == AgentStatus.RUNNING}
+    for processor in processors:
+        runs_elsewhere = processor.hostname in others if processor.hostname else bool(others)
+        if not runs_elsewhere and processor.status in (ProcessorStatus.RUNNING, ProcessorStatus.PAUSED,
+                                                       ProcessorStatus.STARTING):
+            processor.status = ProcessorStatus.STOPPED
+            processor.error = f"no agent runs it: agent {agent_name} stopped (start one with pyfi agent start)"
+
+
+def worker_status(status: ProcessorStatus) -> WorkerStatus:
+    """A worker row's status for what its processor is observed doing."""
+    return {ProcessorStatus.PAUSED: WorkerStatus.PAUSED, ProcessorStatus.RUNNING: WorkerStatus.RUNNING}.get(
+        status, WorkerStatus.STARTING)
+
+
+def new_worker_row(session: Session, agent: Agent, processor_id: str, processor: str, node: str) -> Worker:
+    row = Worker(name=f"{processor}@{node}", agent_id=agent.id, processor_id=processor_id, concurrency=1,
+                 owner=agent.owner)
+    session.add(row)
+    return row

@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-from pyfi.worker.control import PAUSE, RUN, error_path, read_state, state_path, write_command
+from pyfi.worker.control import PAUSE, RUN, error_path, problems_path, read_line, read_state, state_path, write_command
 from pyfi.worker.processes import pid_alive
 from pyfi.worker.standby import GO, STANDBY
 
@@ -51,10 +51,16 @@ class Handle:
         write_command(self.control, PAUSE if paused else RUN)
 
     def start_error(self) -> str | None:
-        try:
-            return error_path(self.control).read_text().strip() or None
-        except FileNotFoundError:
-            return None
+        """Why the worker could not start, if it said."""
+        return read_line(error_path(self.control))
+
+    def problems(self) -> str | None:
+        """What the running worker cannot do (sockets whose function is missing), if anything."""
+        return read_line(problems_path(self.control))
+
+    def last_log_line(self) -> str:
+        """The last line the worker wrote to its log (why it is not up yet, when it says)."""
+        return last_line(Path(self.run_dir) / "worker.log")
 
     def reported_state(self) -> str | None:
         """What the worker says it is doing ("running", "paused"), or None before it is up."""
@@ -110,8 +116,19 @@ def prepare_run_dir(run_dir: Path, paused: bool) -> None:
     """The control file says what to do from the first moment; no state or error of an earlier life."""
     run_dir.mkdir(parents=True, exist_ok=True)
     write_command(run_dir / "control", PAUSE if paused else RUN)
-    state_path(run_dir / "control").unlink(missing_ok=True)
-    error_path(run_dir / "control").unlink(missing_ok=True)
+    for report in (state_path, error_path, problems_path):
+        report(run_dir / "control").unlink(missing_ok=True)
+
+
+def last_line(log: Path, limit: int = 300) -> str:
+    """The last non-empty line of a log (read from its end), cut to ``limit`` characters."""
+    try:
+        with open(log, "rb") as fh:
+            fh.seek(max(fh.seek(0, 2) - 4096, 0))
+            lines = [line.strip() for line in fh.read().decode(errors="replace").splitlines() if line.strip()]
+    except OSError:
+        return ""
+    return lines[-1][:limit] if lines else ""
 
 
 def _launch(argv: list[str], run_dir: Path, env: dict[str, str], cwd: str, user: str | None,

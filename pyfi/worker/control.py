@@ -48,6 +48,19 @@ def error_path(control: Path) -> Path:
     return control.with_suffix(".error")
 
 
+def problems_path(control: Path) -> Path:
+    """Where a worker that runs without some of its sockets says why (one line); the agent shows it."""
+    return control.with_suffix(".problems")
+
+
+def read_line(path: Path) -> str | None:
+    """A one-line report the worker left (an error, its problems); None if there is none."""
+    try:
+        return path.read_text().strip() or None
+    except OSError:
+        return None
+
+
 class PauseControl(bootsteps.StartStopStep):
     """Consumer bootstep: follow the control file named in ``app.conf.pyfi_control_file``."""
 

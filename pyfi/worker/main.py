@@ -24,7 +24,7 @@ from pyfi.db.engine import session_scope
 from pyfi.errors import InvalidInput, PyfiError
 from pyfi.messaging.app import make_app
 from pyfi.messaging.routing import kombu_queues
-from pyfi.worker.control import PauseControl, error_path
+from pyfi.worker.control import PauseControl, error_path, problems_path
 from pyfi.worker.lifecycle import Lifecycle
 from pyfi.worker.plugs import Forwarder
 from pyfi.worker.pool import TaskPool
@@ -32,7 +32,7 @@ from pyfi.worker.sidecar import Sidecar, start_sidecar
 from pyfi.worker.sink import RecordSink
 from pyfi.worker.spec import WorkerSpec, load_spec
 from pyfi.worker.steps import Steps
-from pyfi.worker.tasks import import_processor_module, register_tasks
+from pyfi.worker.tasks import import_processor_module, register_tasks, runnable_sockets
 from pyfi.worker.wakeup import SignalWakeup, forget_wakeup
 
 log = logging.getLogger("pyfi.worker")
@@ -53,6 +53,12 @@ def bootstrap(settings: Settings, processor: str, path: Path | None, control: Pa
     with session_scope(settings.db) as session:
         spec = load_spec(session, processor)
     module = import_processor_module(spec.module, path)
+    runnable, problems = runnable_sockets(spec, module)
+    if problems:
+        spec = spec.keeping(runnable)
+        log.error("processor %s: %s", spec.processor, "; ".join(problems))
+        if control is not None:  # the agent shows it as the processor's error, next to 'running'
+            problems_path(control).write_text("; ".join(problems))
     app = make_app(settings, main=f"pyfi.{spec.processor}")
     app.conf.task_queues = kombu_queues(spec.broker_queues)
     app.conf.pyfi_queues = spec.broker_queues

@@ -5,7 +5,7 @@ snapshot is enough; only plugs are re-read while running (see ``plugs``).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
@@ -46,6 +46,10 @@ class WorkerSpec:
     @property
     def broker_queues(self) -> list[str]:
         return sorted({s.broker_queue for s in self.sockets})
+
+    def keeping(self, sockets: list[SocketSpec]) -> "WorkerSpec":
+        """This spec with only ``sockets`` (the others cannot run: their functions are missing)."""
+        return replace(self, sockets=tuple(sockets))
 
     def sockets_for_task(self, task_name: str) -> list[SocketSpec]:
         return [s for s in self.sockets if s.task_name == task_name]

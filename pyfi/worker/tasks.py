@@ -12,7 +12,7 @@ from celery import Task
 
 from pyfi.errors import DeployError
 from pyfi.worker.output import captured
-from pyfi.worker.spec import WorkerSpec
+from pyfi.worker.spec import SocketSpec, WorkerSpec
 
 
 def import_processor_module(module: str, path: Path | None) -> ModuleType:
@@ -32,6 +32,25 @@ def resolve_function(module: ModuleType, name: str) -> Callable[..., Any]:
         raise DeployError(f"module {module.__name__!r} has no function {name!r}",
                           "fix the socket's -t/--task or add the function to the module")
     return function
+
+
+def runnable_sockets(spec: WorkerSpec, module: ModuleType) -> tuple[list[SocketSpec], list[str]]:
+    """The sockets whose function ``module`` has, and a one-line reason for each of the others.
+
+    Why not fail the worker: one socket with a misspelt ``-t/--task`` would
+    stop every other socket of its processor. The others run; the agent shows
+    the reasons next to the processor's status.
+    """
+    runnable, problems = [], []
+    for socket in spec.sockets:
+        try:
+            resolve_function(module, socket.function)
+            runnable.append(socket)
+        except DeployError as exc:
+            problems.append(f"socket {socket.name!r} does not run: {exc}")
+    if spec.sockets and not runnable:
+        raise DeployError("; ".join(problems))
+    return runnable, problems
 
 
 log = logging.getLogger("pyfi.worker")
