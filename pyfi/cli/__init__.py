@@ -2,11 +2,14 @@
 
 Subcommands are imported only when invoked (``LazyGroup``), so ``pyfi --help``
 stays fast and never imports Celery or SQLAlchemy. Errors from core are
-translated once, here, into one line and an exit code.
+translated once, here, into one line and an exit code; a reader that closed
+stdout early (``pyfi ls calls | head``) ends every command quietly.
 """
 from __future__ import annotations
 
+import os
 import sys
+from typing import Any, NoReturn
 
 import click
 
@@ -32,7 +35,33 @@ COMMANDS = {
 }
 
 
-@click.group(cls=LazyGroup, commands=COMMANDS, translate_errors=True, invoke_without_command=True)
+#: the exit status of a process killed by SIGPIPE, what a shell shows for `yes | head`
+CLOSED_PIPE_EXIT = 128 + 13
+
+
+class RootGroup(LazyGroup):
+    """The ``pyfi`` group: LazyGroup, plus a quiet end when stdout's reader has gone."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            result = super().invoke(ctx)
+            sys.stdout.flush()  # output still buffered would otherwise fail at interpreter exit, with a message
+            return result
+        except BrokenPipeError:
+            closed_stdout()
+
+
+def closed_stdout() -> NoReturn:
+    """Exit as a SIGPIPE would, silently: stdout now points at /dev/null so the final flush cannot fail."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # no file descriptor (a test runner's buffer): there is nothing to flush at exit
+        pass
+    raise click.exceptions.Exit(CLOSED_PIPE_EXIT)
+
+
+@click.group(cls=RootGroup, commands=COMMANDS, translate_errors=True, invoke_without_command=True)
 @click.option("--debug", is_flag=True, help="Debug switch: show tracebacks and SQL errors in full")
 @click.option("-d", "--db", help="Database URI")
 @click.option("--backend", help="Task queue backend")

@@ -1,6 +1,7 @@
 """Running an agent in the foreground: signals, health endpoint, clean start."""
 from __future__ import annotations
 
+import errno
 import json
 import signal
 import threading
@@ -11,12 +12,12 @@ import click
 
 from pyfi.agent import MAX_SPARES
 from pyfi.config import Settings
+from pyfi.errors import PyfiError
 
 
 def start_agent(settings: Settings, name: str | None, port: int | None, clean: bool, *,
                 worker_args: tuple[str, ...] = (), run_as: str | None = None, monitor_only: bool = False,
                 spares: int = MAX_SPARES) -> None:
-    from pyfi.agent import checkout
     from pyfi.agent.agent import Agent
     from pyfi.core.access import Actor, require
     from pyfi.db.engine import check_initialized, session_scope
@@ -25,14 +26,14 @@ def start_agent(settings: Settings, name: str | None, port: int | None, clean: b
     check_initialized(settings.db)
     with session_scope(settings.db) as session:
         require(session, Actor(settings.user), Right.START_AGENT)
+    server = bind_health(port) if port else None  # before anything is created: a taken port changes nothing
     agent = Agent(settings, name=name, port=port, worker_args=worker_args, run_as=run_as, monitor_only=monitor_only,
-                  spares=spares)
-    if clean:
-        checkout.clean(agent.workdir)
+                  spares=spares, clean=clean)  # it cleans once it holds its node: never a running agent's dir
     stop = lambda *_: agent.stop_event.set()  # noqa: E731 - signal handler
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    server = serve_health(agent, port) if port else None
+    if server is not None:
+        serve_health(server, agent)
     click.echo(f"Agent {agent.name} running (work dir {agent.workdir}); Ctrl-C or SIGTERM stops it and its workers")
     try:
         agent.run()
@@ -42,25 +43,35 @@ def start_agent(settings: Settings, name: str | None, port: int | None, clean: b
     click.echo(f"Agent {agent.name} stopped")
 
 
-def serve_health(agent: Any, port: int) -> ThreadingHTTPServer:
-    """GET / -> JSON with the agent's name, the workers it supervises, the spares it keeps and what it deploys."""
+def bind_health(port: int) -> ThreadingHTTPServer:
+    """Listen on 127.0.0.1:port for the health endpoint (served once the agent exists)."""
+    try:
+        return ThreadingHTTPServer(("127.0.0.1", port), Health)
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise PyfiError(f"port {port} is in use", "choose another -p/--port") from exc
+        raise PyfiError(f"cannot listen on 127.0.0.1:{port}: {exc.strerror or exc}", "choose another -p/--port") from exc
 
-    class Health(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - http.server's naming
-            body = json.dumps({
-                "agent": agent.name,
-                "workers": {h.processor: {"pid": h.pid, "alive": h.alive()} for h in list(agent.handles.values())},
-                "spares": {s.processor: {"pid": s.proc.pid, "ready": s.ready()} for s in list(agent.spares.values())},
-                "deploying": agent.deployer.deploying(),
-            }).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.end_headers()
-            self.wfile.write(body)
 
-        def log_message(self, *_args: Any) -> None:
-            return
-
-    server = ThreadingHTTPServer(("127.0.0.1", port), Health)
+def serve_health(server: ThreadingHTTPServer, agent: Any) -> None:
+    """Answer GET / with JSON: the agent's name, the workers it supervises, the spares it keeps and what it deploys."""
+    server.agent = agent  # type: ignore[attr-defined] - read by Health for each request
     threading.Thread(target=server.serve_forever, daemon=True, name="pyfi-health").start()
-    return server
+
+
+class Health(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        agent = self.server.agent  # type: ignore[attr-defined]
+        body = json.dumps({
+            "agent": agent.name,
+            "workers": {h.processor: {"pid": h.pid, "alive": h.alive()} for h in list(agent.handles.values())},
+            "spares": {s.processor: {"pid": s.proc.pid, "ready": s.ready()} for s in list(agent.spares.values())},
+            "deploying": agent.deployer.deploying(),
+        }).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *_args: Any) -> None:
+        return

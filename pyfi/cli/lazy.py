@@ -59,8 +59,8 @@ class LazyGroup(click.Group):
             return super().invoke(ctx)
         try:
             return super().invoke(ctx)
-        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
-            raise
+        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException, BrokenPipeError):
+            raise  # (a closed stdout is the root group's: pyfi.cli.RootGroup)
         except PyfiError as exc:
             if _debug(ctx):
                 raise
@@ -90,7 +90,8 @@ def _known(exc: Exception) -> PyfiError | None:
     from pyfi.errors import BackendUnavailable
 
     name = type(exc).__name__
-    if name in {"OperationalError", "InterfaceError"}:
+    from_database = type(exc).__module__.startswith(("sqlalchemy", "psycopg2", "sqlite3"))  # kombu has these names too
+    if name in {"OperationalError", "InterfaceError"} and from_database:
         return BackendUnavailable(f"database unavailable: {_first_line(getattr(exc, 'orig', exc))}",
                                   "check the server and the URI (--db, PYFI_DB or the ini file)")
     if name in {"ProgrammingError"} and "does not exist" in str(exc):

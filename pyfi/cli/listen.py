@@ -3,26 +3,32 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
+import sys
 from typing import Any
 
 import click
 
 from pyfi.cli.context import AppContext, pass_app
+from pyfi.cli.options import POSITIVE_SECONDS
 from pyfi.errors import InvalidInput
 
 
 @click.command()
 @click.option("-n", "--name", required=True, help="Name of processor room, e.g. pyfi.queue1.proc1 (globs allowed)")
 @click.option("-c", "--channel", required=True, help="Listen channel (e.g. task, log, etc)")
-@click.option("-a", "--adaptor", help="Adaptor class (e.g. my.module.Class); each message goes to its put(message)")
+@click.option("-a", "--adaptor",
+              help="Adaptor class (e.g. my.module.Class, found in the current directory or on PYTHONPATH); "
+                   "each message goes to its put(message)")
 @click.option("--format", "fmt", type=click.Choice(["seed", "json"]), default="seed", show_default=True,
               help="seed: one dict per message as in the docs; json: one decoded JSON message per line")
-@click.option("--timeout", type=float, help="Stop after this many seconds without a message")
+@click.option("--timeout", type=POSITIVE_SECONDS, help="Stop after this many seconds without a message (more than 0)")
 @pass_app
 def listen(app: AppContext, name: str, channel: str, adaptor: str | None, fmt: str, timeout: float | None) -> None:
     """Listen to a processor output"""
     from pyfi.messaging.pubsub import pattern_for, subscriber_for
 
+    check_channel(channel)
     sink = load_adaptor(adaptor) if adaptor else None
     with subscriber_for(app.settings.pubsub, pattern_for(name, channel)) as subscriber:
         if fmt == "seed":
@@ -32,6 +38,15 @@ def listen(app: AppContext, name: str, channel: str, adaptor: str | None, fmt: s
                 deliver(message, fmt, sink)
         except KeyboardInterrupt:
             return
+
+
+def check_channel(channel: str) -> None:
+    """A channel workers publish on, or a glob: a misspelt one would listen, silently, to nothing."""
+    from pyfi.messaging.pubsub import Channel
+
+    if channel not in {c.value for c in Channel} and not any(ch in channel for ch in "*?["):
+        known = ", ".join(c.value for c in Channel)
+        raise InvalidInput(f"no processor publishes on channel {channel!r}", f"use one of {known}, or a glob such as '*'")
 
 
 def deliver(message: Any, fmt: str, sink: Any) -> None:
@@ -50,10 +65,14 @@ def load_adaptor(path: str) -> Any:
     module_name, _, attr = path.rpartition(".")
     if not module_name:
         raise InvalidInput(f"invalid adaptor {path!r}", "give module.Class, e.g. myapp.sinks.Printer")
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        # `python -m pyfi.cli` finds a module in the current directory, the `pyfi` script would not: same for both
+        sys.path.insert(0, os.getcwd())
     try:
         target = getattr(importlib.import_module(module_name), attr)
     except (ImportError, AttributeError) as exc:
-        raise InvalidInput(f"cannot load adaptor {path!r}: {exc}", "check the module is importable (PYTHONPATH)") from exc
+        raise InvalidInput(f"cannot load adaptor {path!r}: {exc}",
+                           "check the module is in the current directory or on PYTHONPATH") from exc
     instance = target() if isinstance(target, type) else target
     if not callable(getattr(instance, "put", None)):
         raise InvalidInput(f"adaptor {path!r} has no put(message) method", "define put(self, message)")

@@ -5,6 +5,7 @@ makes every option optional and selects the object by ``-n`` or ``--id``.
 """
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -13,6 +14,46 @@ import click
 QUEUE_TYPES = click.Choice(["topic", "direct", "fanout"], case_sensitive=False)
 PLUG_TYPES = click.Choice(["RESULT", "ERROR"], case_sensitive=False)
 STRATEGIES = click.Choice(["BALANCED", "EFFICIENT"], case_sensitive=False)
+#: what a user may request; pyfi.core.kinds.REQUESTABLE is the rule (importing it here would make
+#: `--help` load SQLAlchemy), tests/test_cli_input.py checks the two agree
+REQUESTABLE = ("ready", "running", "paused", "stopped", "removed")
+#: seconds to wait (task run, listen): 0 or less would give up before anything could answer
+POSITIVE_SECONDS = click.FloatRange(min=0, min_open=True)
+
+
+def check_requested_status(_ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """Click callback: an unknown status is answered with the requestable ones only.
+
+    The statuses only agents report (starting, error) pass on to core, which says they cannot be requested.
+    """
+    from pyfi.enums import ProcessorStatus
+
+    if value is None or value.lower() in ProcessorStatus.values():
+        return value
+    close = difflib.get_close_matches(value.lower(), REQUESTABLE, n=1)
+    hint = f"did you mean {close[0]}?" if close else f"choose one of {', '.join(REQUESTABLE)}"
+    raise click.BadParameter(f"unknown requested status {value!r} ({hint})", param=param)
+
+
+class Commit(click.ParamType):
+    """A git commit as the agent accepts it, checked when it is given rather than at the next deploy."""
+
+    name = "COMMIT"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if value in (None, ""):  # `update processor -c ''` unpins the commit
+            return value
+        try:
+            from pyfi.agent.checkout import check_commit
+        except ImportError:  # GitPython without a git binary: the agent checks it when it deploys
+            return value
+        from pyfi.errors import DeployError
+
+        try:
+            check_commit(value)
+        except DeployError:
+            self.fail(f"{value!r} is not a commit: give its sha, 4 to 64 hexadecimal digits", param, ctx)
+        return value
 
 
 @dataclass(frozen=True)
@@ -40,7 +81,7 @@ class Opt:
         if self.flag:
             long = self.decls[-1]
             return click.option(f"{long}/--no-{long.lstrip('-')}", self.field, default=None, help=self.help)
-        kwargs: dict[str, Any] = {"help": self.help, "default": None}
+        kwargs: dict[str, Any] = {"help": self.help, "default": None, **self.extra}
         if self.type is not None:
             kwargs["type"] = self.type
         return click.option(*self.decls, self.field, **kwargs)
@@ -60,8 +101,10 @@ SPECS: dict[str, list[Opt]] = {
         Opt(("-w", "--workers"), "workers", "Number of worker tasks", type=click.IntRange(min=1)),
         Opt(("-r", "--retries"), "retries", "Number of retries to invoke this processor", type=click.IntRange(min=0)),
         Opt(("-g", "--gitrepo"), "gitrepo", "Git repo URI", required=True),
-        Opt(("-c", "--commit"), "commit", "Git commit id for processor code"),
-        Opt(("-rs", "--requested_status"), "requested_status", "The requested status for this processor"),
+        Opt(("-c", "--commit"), "commit", "Git commit id for processor code (4 to 64 hexadecimal digits)",
+            type=Commit()),
+        Opt(("-rs", "--requested_status"), "requested_status", "The requested status for this processor",
+            extra={"metavar": f"[{'|'.join(REQUESTABLE)}]", "callback": check_requested_status}),
         Opt(("-b", "--beat"), "beat", "Enable the beat scheduler", flag=True),
         Opt(("-br", "--branch"), "branch", "Git branch to be used for checkouts"),
         Opt(("--requirements",), "requirements", "Extra pip requirements, comma separated"),
@@ -87,7 +130,7 @@ SPECS: dict[str, list[Opt]] = {
         NAME,
         Opt(("--node",), "node", "Node the agent runs on", required=True),
         Opt(("-h", "--hostname"), "hostname", "Host name"),
-        Opt(("-p", "--port"), "port", "Health port", type=int),
+        Opt(("-p", "--port"), "port", "Health port (1-65535)", type=click.IntRange(1, 65535)),
     ],
     "worker": [
         NAME,

@@ -4,6 +4,7 @@ from __future__ import annotations
 import click
 
 from pyfi.cli.context import AppContext, pass_app
+from pyfi.errors import InvalidInput
 
 
 @click.group()
@@ -24,13 +25,24 @@ def _make(action: str, doc: str) -> click.Command:
         from pyfi.agent.doorbell import ring
         from pyfi.core import processors
 
-        name, ident = ctx.meta.get("proc_selector", (None, None))
+        name, ident = selector(*ctx.meta.get("proc_selector", (None, None)), sub_name, action)
         with app.session() as session:
-            processor = processors.request(session, app.actor, action, sub_name or name, ident)
+            processor = processors.request(session, app.actor, action, name, ident)
             click.echo(f"Processor {processor.name!r}: requested {processor.requested_status}")
         ring(app.settings.pubsub, processor.name)  # committed: the agents act now, not at their next tick
 
     return command
+
+
+def selector(name: str | None, ident: str | None, sub_name: str | None, action: str) -> tuple[str | None, str | None]:
+    """One processor, named once: two different selectors would act on one of them silently."""
+    if name and sub_name and name != sub_name:
+        raise InvalidInput(f"two processors named: {name!r} (proc -n) and {sub_name!r} ({action} -n)",
+                           "give -n/--name once")
+    name = name or sub_name
+    if name and ident:
+        raise InvalidInput(f"two processor selectors: -n {name!r} and --id {ident!r}", "give -n/--name or --id, not both")
+    return name, ident
 
 
 for _action, _doc in {

@@ -6,11 +6,25 @@ help says so.
 """
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from pyfi.agent import MAX_SPARES
+from pyfi.agent import NODE_NAME, NODE_NAME_RULE
 from pyfi.cli.context import AppContext, pass_app
+from pyfi.cli.options import POSITIVE_SECONDS
 from pyfi.errors import InvalidInput
+
+#: 0 is refused: it would serve the health endpoint on a port chosen at random, that nobody could find
+PORT = click.IntRange(1, 65535)
+
+
+def check_node_name(_ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """Click callback: refuse a node name that is not one safe directory name."""
+    if value is not None and not NODE_NAME.fullmatch(value):
+        raise click.BadParameter(f"{value!r} is not a node name: {NODE_NAME_RULE}", param=param)
+    return value
 
 
 @click.group()
@@ -19,7 +33,7 @@ def agent() -> None:
 
 
 @agent.command("start")
-@click.option("-p", "--port", type=int, help="Listen port (health endpoint, JSON)")
+@click.option("-p", "--port", type=PORT, help="Listen port of the health endpoint (JSON), 1-65535")
 @click.option("--clean", is_flag=True, help="Remove work directories before launch")
 @click.option("-b", "--backend", help="Message backend URI")
 @click.option("-r", "--broker", help="Message broker URI")
@@ -29,7 +43,8 @@ def agent() -> None:
 @click.option("-po", "--pool", type=click.IntRange(min=1),
               help="Process pool for message dispatches: processes per worker (the seed's second -p)")
 @click.option("-s", "--size", type=click.IntRange(min=1), help="Maximum number of messages on worker internal queue")
-@click.option("-n", "--name", help="Node name (default: this machine's hostname)")
+@click.option("-n", "--name", callback=check_node_name,
+              help="Node name: letters, digits, '.', '_', '-' (default: this machine's hostname)")
 @click.option("--spares", type=click.IntRange(min=0), default=MAX_SPARES, show_default=True,
               help="Keep up to this many booted worker processes in reserve, one per processor (stopped ones "
                    "first), so a start or restart takes under a second; each is an idle process of about 70 MB")
@@ -81,7 +96,7 @@ def worker() -> None:
 @click.option("-n", "--name", required=True, help="Processor to run")
 @click.option("--path", type=click.Path(exists=True, file_okay=False), help="Checkout holding the processor's module")
 @click.option("--control", type=click.Path(dir_okay=False), help="Control file an agent writes (pause/run)")
-@click.option("--node", help="Node name for the worker's host name")
+@click.option("--node", callback=check_node_name, help="Node name for the worker's host name")
 @click.option("--loglevel", default="WARNING", show_default=True)
 @click.option("--concurrency", type=click.IntRange(min=1), help="Processes (default: the processor's -w)")
 @click.option("--prefetch", type=click.IntRange(min=1), help="Messages each process may hold")
@@ -101,11 +116,23 @@ def worker_start(app: AppContext, name: str, path: str | None, control: str | No
         preload(app.settings)
         if not wait_for_go(Path(control) if control else None):
             return
+    from pyfi.errors import DeployError
     from pyfi.worker.main import WorkerOptions, leave, run
 
     options = WorkerOptions(concurrency, prefetch, celery_config)
-    run(app.settings, name, Path(path) if path else None, Path(control) if control else None, node, loglevel, options)
+    try:
+        run(app.settings, name, Path(path) if path else None, Path(control) if control else None, node, loglevel,
+            options)
+    except DeployError as exc:
+        # started by hand without --path, the processor's module is most likely just not on sys.path
+        if path is None and isinstance(exc.__cause__, ModuleNotFoundError):
+            raise DeployError(exc.message, NO_PATH_HINT) from exc
+        raise
     leave(0)
+
+
+NO_PATH_HINT = ("this worker was started without --path: give --path CHECKOUT, the directory holding the module, "
+                "or fix the processor's -m/--module")
 
 
 @click.group()
@@ -115,7 +142,8 @@ def task() -> None:
 
 @task.command("run")
 @click.option("-s", "--socket", required=True, help="Socket to call")
-@click.option("-d", "--data", help="Argument (JSON, or a plain string); read from stdin when absent")
+@click.option("-d", "--data", help="Argument: JSON, or a plain string (text starting with { or [ must be JSON); "
+                                   "read from stdin when absent")
 @click.option("--key", help="Routing key for a topic queue (default: the socket's name)")
 @click.option("--parent", envvar="PYFI_PARENT", help="Call id to record as this call's parent (shell flows) [env PYFI_PARENT]")
 @click.option("--tracking", envvar="PYFI_TRACKING",
@@ -124,33 +152,97 @@ def task() -> None:
               help='Print {"pyfi": "chain", "call", "tracking", "result"}: a downstream `task run` unwraps it '
                    'and records this call as its parent')
 @click.option("--wait/--no-wait", default=True, show_default=True, help="Wait and print the result, or print the call id")
-@click.option("--timeout", type=float, default=60.0, show_default=True, help="Seconds to wait for the result")
+@click.option("--timeout", type=POSITIVE_SECONDS, default=60.0, show_default=True,
+              help="Seconds to wait for the result (more than 0)")
 @pass_app
 def task_run(app: AppContext, socket: str, data: str | None, key: str | None, parent: str | None,
              tracking: str | None, chain: bool, wait: bool, timeout: float) -> None:
     """Send one call to a socket and print its result"""
     from pyfi.core import chain as chains
     from pyfi.core import tasks
-    from pyfi.errors import InvalidInput
+    from pyfi.core.results import checked_app
 
     if chain and not wait:
         raise InvalidInput("--chain prints the result, --no-wait does not wait for it", "drop one of them")
-    if data is None:
-        data = click.get_text_stream("stdin").read()
-    link = chains.unwrap(tasks.parse_data(data))  # an upstream `task run --chain` names the parent and flow
+    argument = read_stdin() if data is None else parse_data_option(data)
+    link = chains.unwrap(argument)  # an upstream `task run --chain` names the parent and flow
     parent, tracking = parent or link.parent, tracking or link.tracking
     with app.session() as session:
         routes = tasks.plan(session, app.actor, socket, key)
         if parent and not tracking:
             tracking = chains.tracking_of(session, parent)
-    celery_app = tasks.run_settings_app(app.settings)
-    sent = tasks.send(celery_app, routes, [link.data], parent=parent, tracking=tracking)
+    celery_app = checked_app(app.settings)  # a broker or backend that cannot be used is reported before sending
+    sent = send(app, celery_app, routes, link.data, parent, tracking)
     for call in sent:
         if not wait:
             click.echo(call.id)
             continue
-        value = tasks.wait(celery_app, call, timeout)
+        value = wait_for(app, celery_app, call, timeout)
         click.echo(chains.envelope(call.id, tracking or call.id, value) if chain else render_result(value))
+
+
+def read_stdin() -> Any:
+    """The argument piped in: refuse nothing at all (an upstream command that failed) and bytes that are not text."""
+    from pyfi.core import tasks
+
+    raw = click.get_binary_stream("stdin").read()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidInput(f"stdin is not UTF-8 text (byte {raw[exc.start]:#04x} at offset {exc.start})",
+                           "send text or JSON; encode binary data first, e.g. with base64") from None
+    if not text.strip():
+        raise InvalidInput("no input on stdin and no -d/--data: nothing to send",
+                           "give -d/--data VALUE, or -d '\"\"' to send an empty string; "
+                           "if piped, check the command before the pipe")
+    return tasks.parse_data(text)
+
+
+def parse_data_option(text: str) -> Any:
+    """-d's value: JSON, or a plain string; text that opens like JSON but is not is taken for a typo."""
+    import json
+    import shlex
+
+    from pyfi.core import tasks
+
+    if text.strip()[:1] in ("{", "["):
+        try:
+            json.loads(text)
+        except json.JSONDecodeError as exc:
+            where = f"column {exc.colno}" if exc.lineno == 1 else f"line {exc.lineno} column {exc.colno}"
+            raise InvalidInput(f"-d/--data starts like JSON but is not: {exc.msg} at {where}",
+                               f"fix the JSON, or send it as a string: -d {shlex.quote(json.dumps(text))}") from None
+    return tasks.parse_data(text)
+
+
+def send(app: AppContext, celery_app: Any, routes: list[Any], argument: Any, parent: str | None,
+         tracking: str | None) -> list[Any]:
+    from kombu.exceptions import OperationalError
+
+    from pyfi.core import tasks
+    from pyfi.core.results import unavailable
+
+    try:
+        return tasks.send(celery_app, routes, [argument], parent=parent, tracking=tracking)
+    except (OperationalError, OSError) as exc:  # the broker answered the check, then went away
+        raise unavailable(app.settings, "broker", exc) from exc
+
+
+def wait_for(app: AppContext, celery_app: Any, call: Any, timeout: float) -> Any:
+    """The call's result; a timeout says what the call's row knows, a backend failure names the backend."""
+    from pyfi.core import tasks
+    from pyfi.core.calls import explain_timeout
+    from pyfi.core.results import unavailable
+    from pyfi.errors import CallTimeout, PyfiError
+
+    try:
+        return tasks.wait(celery_app, call, timeout)
+    except CallTimeout as exc:
+        raise explain_timeout(app, exc, [call.id], "raise --timeout") from exc
+    except PyfiError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - anything else comes from the result backend's client
+        raise unavailable(app.settings, "backend", exc) from exc
 
 
 def render_result(value: object) -> str:

@@ -79,12 +79,17 @@ class Call:
         try:
             return self.result.get(timeout=limit, interval=0.05, propagate=True)
         except CeleryTimeout as exc:
-            raise CallTimeout(f"{self.what} ({self.id}) did not finish within {limit} s",
-                              "is an agent running its processors? see `pyfi ls processors`, or pass a longer timeout") from exc
+            from pyfi.core.calls import explain_timeout
+
+            error = CallTimeout(f"{self.what} ({self.id}) did not finish within {limit} s",
+                                "is an agent running its processors? see `pyfi ls processors`, or pass a longer timeout")
+            raise explain_timeout(self.context, error, self.ids, "pass a longer timeout") from exc
         except Exception as exc:  # noqa: BLE001 - the remote error, rebuilt by Celery as any exception type
             failed = self.failed_call()
-            if failed is None:
-                raise  # no call failed: the backend itself did (translated by the caller, like any backend error)
+            if failed is None:  # no call failed: the backend itself did
+                from pyfi.core.results import unavailable
+
+                raise unavailable(self.context.settings, "backend", exc) from exc
             raise CallFailed(f"{self.what}: call {failed} failed: {type(exc).__name__}: {exc}",
                              f"see `pyfi ls call --id {failed}`") from exc
 

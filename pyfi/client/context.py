@@ -29,11 +29,15 @@ class Context(CoreContext):
 
     @property
     def app(self) -> Any:
-        """The Celery app that sends calls and reads results (built on first use)."""
-        if self._app is None:
-            from pyfi.messaging.app import make_app
+        """The Celery app that sends calls and reads results (built on first use).
 
-            self._app = make_app(self.settings, main="pyfi.client")
+        Its broker and result backend are tried when it is built, so a wrong or
+        unreachable one is reported by its URI before any call is sent.
+        """
+        if self._app is None:
+            from pyfi.core.results import checked_app
+
+            self._app = checked_app(self.settings, main="pyfi.client")
         return self._app
 
     def close(self) -> None:

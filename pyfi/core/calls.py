@@ -7,17 +7,22 @@ from __future__ import annotations
 import datetime as dt
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, selectinload
 
 from pyfi.core.access import Actor, require
-from pyfi.core.lookup import by_id, by_name
+from pyfi.core.lookup import by_name
 from pyfi.core.objects import Page, paged
 from pyfi.db.base import utcnow
 from pyfi.db.models import Call, Plug, Socket, call_parents
 from pyfi.enums import CallState, Right, parse_enum
-from pyfi.errors import InvalidInput, NotFound
+from pyfi.errors import CallTimeout, InvalidInput, NotFound, PyfiError
+
+if TYPE_CHECKING:
+    from pyfi.core.context import CoreContext
 
 AGO = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$", re.IGNORECASE)
 UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -72,7 +77,12 @@ def get_call(session: Session, actor: Actor, ident: str | None = None, name: str
     """One call with its events; ``name`` picks the most recent call of that name."""
     require(session, actor, Right.READ)
     if ident:
-        return by_id(session, Call, ident, "call")
+        call = session.get(Call, ident)
+        if call is None:  # a worker writes the row when it receives the call: a queued call has none yet
+            raise NotFound(f"no call with id {ident!r} is recorded yet: a call is recorded when a worker receives it",
+                           "one just sent may still wait in its queue, e.g. its processor is stopped: "
+                           "see `pyfi ls processors`")
+        return call
     if name:
         call = session.scalar(select(Call).where(Call.name == name).order_by(Call.lastupdated.desc()).limit(1))
         if call is None:
@@ -101,3 +111,36 @@ def provenance_of(session: Session, call: Call) -> Provenance:
     parents = list(dict.fromkeys(([call.parent] if call.parent else []) + sorted(extra)))
     plug = session.scalar(select(Plug.name).where(Plug.id == call.plug_id)) if call.plug_id else None
     return Provenance(call.id, call.taskparent, parents, call.tracking, plug)
+
+
+#: what a call's row says about a call its sender stopped waiting for
+UNFINISHED = {
+    CallState.RECEIVED: "was received by a worker and has not started yet",
+    CallState.RUNNING: "is still running",
+    CallState.RETRY: "is waiting to be retried",
+}
+
+
+def unfinished(session: Session, call_ids: list[str]) -> tuple[str, CallState] | None:
+    """The first of these calls (in the given order) that a worker holds unfinished, with its state, if any."""
+    query = select(Call.id, Call.state).where(Call.id.in_(call_ids), Call.state.in_(list(UNFINISHED)))
+    rows = {row.id: row.state for row in session.execute(query)}
+    first = next((call_id for call_id in call_ids if call_id in rows), None)
+    return (first, rows[first]) if first is not None else None
+
+
+def explain_timeout(context: CoreContext, error: CallTimeout, call_ids: list[str], more_time: str) -> CallTimeout:
+    """``error`` with a hint from the call rows: a call still running is no sign of a missing agent.
+
+    Only the state of calls the user just sent is read, so no right is asked for.
+    """
+    try:
+        with context.session() as session:
+            found = unfinished(session, call_ids)
+    except (PyfiError, SQLAlchemyError):  # the database is down too: the original hint still holds
+        return error
+    if found is None:
+        return error
+    call_id, state = found
+    subject = "it" if len(call_ids) == 1 else f"call {call_id}"
+    return CallTimeout(error.message, f"{subject} {UNFINISHED[state]}: see `pyfi ls call --id {call_id}`, or {more_time}")
