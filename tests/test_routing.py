@@ -66,7 +66,7 @@ def test_queue_types_route_to_the_right_workers(net: Network) -> None:
 
     # direct, one function in two processors: a call runs only in the processor of the socket it names
     # (their code and owners may differ), load-balanced over that processor's workers on every node
-    net.start_agent("node2")
+    net.start_agent("node2", None, "--no-spares")  # (spares booting on both nodes only slow the test down)
     wait_for(lambda: len(_workers(net)) == 4, 60, "p1 and p2 running on both nodes", interval=0.3)
     ids = send_burst(net, "p1-where", 1.0, 8)  # all queued at once: an idle worker must take the next
     served = wait_for(lambda: _all_results(net, ids), 60, "eight direct calls", interval=0.3)

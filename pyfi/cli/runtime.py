@@ -6,12 +6,12 @@ help says so.
 """
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import click
 
-from pyfi.agent import MAX_SPARES
-from pyfi.agent import NODE_NAME, NODE_NAME_RULE
+from pyfi.agent import MAX_SPARES, NODE_NAME, NODE_NAME_RULE
 from pyfi.cli.context import AppContext, pass_app
 from pyfi.cli.options import POSITIVE_SECONDS
 from pyfi.errors import InvalidInput
@@ -185,7 +185,8 @@ def read_stdin() -> Any:
     """The argument piped in: refuse nothing at all (an upstream command that failed) and bytes that are not text."""
     from pyfi.core import tasks
 
-    raw = click.get_binary_stream("stdin").read()
+    binary = getattr(sys.stdin, "buffer", None)  # the bytes, so that text that is not UTF-8 can be named
+    raw = binary.read() if binary is not None else sys.stdin.read().encode("utf-8", "surrogateescape")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
