@@ -12,6 +12,7 @@ import socket as net_socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -287,6 +288,8 @@ def test_agent_restart_adopts_workers_without_duplicates(net: Network) -> None:
     assert len(original) == 1
     spare = ready_spare(net, "p")
     shown = wait_for(lambda: health(port), 10, "the health endpoint")  # -p/--port: what the agent supervises
+    with pytest.raises(urllib.error.HTTPError, match="404"):
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/nothing-here", timeout=5)
     assert shown["agent"] == "node1" and shown["workers"] == {"p": {"pid": original[0], "alive": True}}
     assert shown["spares"] == {"p": {"pid": spare, "ready": True}}
     twin = net.cli("agent", "start", "-n", "node1", "--clean", check=False)  # a second agent for the same node

@@ -61,6 +61,9 @@ def serve_health(server: ThreadingHTTPServer, agent: Any) -> None:
 
 class Health(BaseHTTPRequestHandler):
     def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        if self.path.split("?")[0] != "/":  # a monitor probing /healthz must not take any answer for health
+            self.send_error(404, "the agent's health is at /")
+            return
         agent = self.server.agent  # type: ignore[attr-defined]
         body = json.dumps({
             "agent": agent.name,
