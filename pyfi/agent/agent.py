@@ -274,15 +274,16 @@ class Agent:
                 self.spares.pop(processor_id).discard()
         if self.settling or any(not s.ready() for s in self.spares.values()):
             return
-        for processor_id, (name, python, checkout) in keys.items():  # the most wanted first
+        for processor_id, key in keys.items():  # the most wanted first
             if processor_id not in self.spares:
+                name, python, checkout = key
                 try:
                     self.spares[processor_id] = spawn_spare(python, name, checkout, self.new_run_dir(processor_id),
                                                             self.name, self.worker_env(), extra_args=self.worker_args,
                                                             user=self.run_as)
                 except OSError as exc:  # the start will say so, as the processor's error
                     log.warning("cannot boot a spare for %s: %s", name, exc)
-                    self.bad_spares.add((name, python, checkout))
+                    self.bad_spares.add(key)
                 return
 
     def spare_keys(self, wanted: list[Processor]) -> dict[str, tuple]:

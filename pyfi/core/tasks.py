@@ -8,7 +8,6 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from pyfi.config import Settings
 from pyfi.core.access import Actor, require
 from pyfi.core.lookup import by_name
 from pyfi.db.models import Socket
@@ -82,9 +81,3 @@ def wait(app: Any, call: SentCall, timeout: float | None) -> Any:
         raise CallFailed(f"call {call.id} to {call.route.socket_name} failed: {type(value).__name__}: {value}",
                          f"see `pyfi ls call --id {call.id}`")
     return value
-
-
-def run_settings_app(settings: Settings) -> Any:
-    from pyfi.messaging.app import make_app
-
-    return make_app(settings)

@@ -37,10 +37,7 @@ def state_path(control: Path) -> Path:
 
 def read_state(control: Path) -> str | None:
     """What the worker says it is doing ("running", "paused", a spare's "standby"); None before it says."""
-    try:
-        return state_path(control).read_text().strip() or None
-    except OSError:
-        return None
+    return read_line(state_path(control))
 
 
 def error_path(control: Path) -> Path:

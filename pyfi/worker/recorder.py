@@ -140,14 +140,8 @@ class Recorder:
     def _save_journal(self) -> None:
         """The database stayed down past the stop's deadline: keep what is left on disk for the next recorder."""
         self._frozen.set()  # the writer takes no more from the queue
-        records = list(self._batch)
-        while True:
-            try:
-                item = self._queue.get_nowait()
-            except queue.Empty:
-                break
-            if not isinstance(item, threading.Event):
-                records.append(item)
+        waiting, _markers = self._drain()
+        records = self._batch + waiting
         try:
             path = journal.save(self.db_url, records)
         except OSError as exc:
@@ -160,16 +154,8 @@ class Recorder:
 
     def _spill(self) -> None:
         """A long outage: move the records waiting in the queue to the journal, so memory stays bounded."""
-        records: list[Record] = []
-        while True:
-            try:
-                item = self._queue.get_nowait()
-            except queue.Empty:
-                break
-            if isinstance(item, threading.Event):
-                self._spilled_markers.append(item)  # set once the spilled records are taken back and written
-            else:
-                records.append(item)
+        records, markers = self._drain()
+        self._spilled_markers += markers  # set once the spilled records are taken back and written
         try:
             path = journal.save(self.db_url, records)
         except OSError as exc:
@@ -184,6 +170,17 @@ class Recorder:
         self._spilled = True
         log.warning("recorder: the database %s is still down; %d records moved from memory to %s",
                     redact(self.db_url), len(records), path)
+
+    def _drain(self) -> tuple[list[Record], list[threading.Event]]:
+        """Everything waiting in the queue: the records, and the flush markers among them."""
+        records: list[Record] = []
+        markers: list[threading.Event] = []
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                return records, markers
+            (markers if isinstance(item, threading.Event) else records).append(item)
 
     def _take_back_spilled(self) -> None:
         """The database is back: write what :meth:`_spill` put on disk, then release the flushes that waited for it."""
