@@ -5,6 +5,7 @@ import logging
 import socket
 import subprocess
 import textwrap
+import threading
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -375,12 +376,29 @@ def test_stop_ends_a_hanging_git_and_its_job(root: Path, silent_remote: str) -> 
     deployer = Deployer(root, on_news=news)
     row = processor_row(Path("unused"), gitrepo=silent_remote)
     assert deployer.ready(row) is None
-    [git] = poll(git_children, "git to run")
+    [git] = poll(git_children, "git to run")  # may be the quick `git init`, with the hanging fetch still to come
     deployer.stop()
-    poll(lambda: not Path(f"/proc/{git}").exists(), "git to be gone", timeout=10)
+    assert not deployer.busy(), "stop() returned with a deploy still running"
+    assert not git_children() and not Path(f"/proc/{git}").exists()
     news.reach(1)
     with pytest.raises(DeployError):
         deployer.ready(row)
+
+
+def test_stop_ends_a_deploy_that_goes_on_to_its_next_git_step(root: Path, silent_remote: str) -> None:
+    news = News()
+    deployer = Deployer(root, on_news=news)
+    row = processor_row(Path("unused"), gitrepo=silent_remote)
+    lock = co.processor_dir(root / "repos", "proc1") / ".lock"
+    with co.file_lock(lock):  # the job waits here, before any git runs
+        assert deployer.ready(row) is None
+        stopper = threading.Thread(target=deployer.stop)
+        stopper.start()
+        poll(lambda: deployer.jobs["p1"].cancelled, "stop() to begin")
+    # stop() found no git to end at first; the job now runs `git init`, then the fetch that hangs
+    stopper.join(timeout=10)
+    assert not stopper.is_alive() and not deployer.busy() and not git_children()
+    news.reach(1)
 
 
 def test_new_settings_end_the_deploy_of_the_old_ones(origin: Path, root: Path, silent_remote: str) -> None:

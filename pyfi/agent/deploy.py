@@ -30,6 +30,7 @@ log = logging.getLogger("pyfi.agent")
 
 HEAD_CHECK = 10.0
 RETRY_AFTER = (2.0, 5.0, 15.0, 30.0)
+STOP_GRACE = 3.0
 
 
 @dataclass
@@ -147,14 +148,20 @@ class Deployer:
         self.deployed.pop(processor_id, None)
         self.failures.pop(processor_id, None)
 
-    def stop(self) -> None:
-        """End the git and pip processes of the jobs still running (the agent is stopping).
+    def stop(self, grace: float = STOP_GRACE) -> None:
+        """End the jobs still running and their git and pip processes (the agent is stopping).
 
-        Left alone they would outlive the agent, with nothing left to enforce
-        their timeouts, and race the next agent for the same work dirs.
+        Left alone those would outlive the agent, with nothing left to enforce
+        their timeouts, and race the next agent for the same work dirs. A job
+        goes on to its next git step when one is ended, so they are ended
+        until every job has given up, for at most *grace* seconds.
         """
-        if self.jobs:
+        for job in list(self.jobs.values()):
+            job.cancelled = True
+        deadline = time.monotonic() + grace
+        while self.jobs and time.monotonic() < deadline:
             children.end(children.deploy_children())
+            time.sleep(0.05)
 
     # -- the background jobs ------------------------------------------------------------
     def _check_allowed(self, processor: Any) -> None:
@@ -213,7 +220,8 @@ class Deployer:
         url, branch, commit, reqs = source.key
         sha = checkout.checkout(self.repos, source.name, url, branch=branch, commit=commit)
         if job.cancelled:
-            raise DeployError(f"deploying {source.name} was cancelled: its settings changed", hint="none needed")
+            raise DeployError(f"deploying {source.name} was cancelled: its settings changed or the agent stopped",
+                              hint="none needed")
         path = checkout.checkout_path(self.repos, source.name, sha)
         python = venv.ensure_venv(path, sha, reqs, venv_root=self.venvs)
         return Deployed(source.key, sha, path, python, time.time())
