@@ -341,3 +341,14 @@ def test_a_call_not_recorded_yet_says_why(flow, home, run_cli):
     line = error(run_cli, 2, "ls", "call", "--id", call_id)
     assert f"no call with id {call_id!r} is recorded yet: a call is recorded when a worker receives it" in line
     assert "see `pyfi ls processors`" in line and "pyfi ls calls" not in line
+
+
+def test_listen_warns_when_the_room_matches_no_processor(flow, run_cli):
+    result = run_cli("listen", "-n", "p1", "-c", "task", "--timeout", "0.2")  # the processor's name without its queue
+    assert result.exit_code == 0, result.output
+    assert result.stderr.strip() == ("Warning: no processor's room matches 'p1' yet; a room is <queue>.<processor>, "
+                                     "e.g. 'q1.p1'. Listening anyway.")
+    assert "Listening to p1" in result.stdout
+    for room in ("q1.p1", "q1.*", "*"):
+        matched = run_cli("listen", "-n", room, "-c", "task", "--timeout", "0.2")
+        assert matched.exit_code == 0 and not matched.stderr, (room, matched.output)

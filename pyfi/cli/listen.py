@@ -31,6 +31,7 @@ def listen(app: AppContext, name: str, channel: str, adaptor: str | None, fmt: s
     check_channel(channel)
     sink = load_adaptor(adaptor) if adaptor else None
     with subscriber_for(app.settings.pubsub, pattern_for(name, channel)) as subscriber:
+        warn_if_no_room(app, name)  # subscribed first: nothing published meanwhile is missed
         if fmt == "seed":
             click.echo(f"Listening to {name}")
         try:
@@ -47,6 +48,30 @@ def check_channel(channel: str) -> None:
     if channel not in {c.value for c in Channel} and not any(ch in channel for ch in "*?["):
         known = ", ".join(c.value for c in Channel)
         raise InvalidInput(f"no processor publishes on channel {channel!r}", f"use one of {known}, or a glob such as '*'")
+
+
+def warn_if_no_room(app: AppContext, name: str) -> None:
+    """Say so when NAME matches no room yet: a processor name without its queue would listen to nothing.
+
+    Only a warning: the processor may be added after the listener starts.
+    Without a database to ask, or the right to list sockets, nothing is said.
+    """
+    from fnmatch import fnmatchcase
+
+    from pyfi.core.processors import rooms
+    from pyfi.errors import PyfiError
+
+    try:
+        with app.session() as session:
+            known = rooms(session, app.actor)
+    except PyfiError:
+        return
+    if any(fnmatchcase(room, name) for room in known):
+        return
+    near = [room for room in known if room.endswith(f".{name}")]
+    example = f"{near[0]!r}" if near else "'pyfi.queue1.proc1'"
+    click.echo(f"Warning: no processor's room matches {name!r} yet; a room is <queue>.<processor>, "
+               f"e.g. {example}. Listening anyway.", err=True)
 
 
 def deliver(message: Any, fmt: str, sink: Any) -> None:

@@ -5,12 +5,14 @@ UPDATE (it updates that processor's row), as ``objects.update`` does.
 """
 from __future__ import annotations
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from pyfi.core.access import Actor, require, require_owner
+from pyfi.core.kinds import kind
 from pyfi.core.lookup import find
 from pyfi.db.base import utcnow
-from pyfi.db.models import Processor
+from pyfi.db.models import Processor, Queue, Socket
 from pyfi.enums import ProcessorStatus, Right
 
 #: proc sub-command -> (right needed, requested status)
@@ -35,3 +37,10 @@ def request(session: Session, actor: Actor, action: str, name: str | None, ident
         processor.restart_requested = utcnow()
     session.flush()
     return processor
+
+
+def rooms(session: Session, actor: Actor) -> list[str]:
+    """The pub/sub rooms, ``<queue>.<processor>``, that workers of the sockets in the database publish in."""
+    require(session, actor, kind("socket").ls)
+    pairs = session.execute(select(Queue.name, Processor.name).join(Socket.queue).join(Socket.processor)).all()
+    return sorted({f"{queue}.{processor}" for queue, processor in pairs})
