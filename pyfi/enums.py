@@ -41,6 +41,7 @@ class ProcessorStatus(StrEnum):
     STOPPED = "stopped"
     REMOVED = "removed"
     ERROR = "error"
+    LOST = "lost"  # only ever shown, never stored: the agents that ran it stopped heartbeating
 
 
 class CallState(StrEnum):

@@ -1,6 +1,7 @@
 """What an agent shows of a processor when its worker cannot start, starts slowly, or its agent stops."""
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 
@@ -77,3 +78,30 @@ def test_workers_show_the_pool_size_the_agent_gives_them(tmp_path: Path) -> None
     agent = Agent(resolve({}, {"PYFI_HOME": str(tmp_path)}), name="n1", workdir=tmp_path / "n1",
                   worker_args=("--concurrency", "1", "--prefetch", "4"))
     assert agent.pool_size == 1 and agent_in(tmp_path, "n2").pool_size is None
+
+
+def test_processors_of_an_agent_that_stopped_heartbeating_are_shown_lost(db_url: str, tmp_path: Path, run_cli) -> None:
+    """An agent killed with SIGKILL writes nothing more: its stale heartbeat is the only sign, as for ``ls agents``."""
+    import datetime as dt
+    import json
+
+    with session_scope(db_url) as session:
+        killed = node_rows.register(session, "n1", "host", "admin", None, tmp_path)
+        session.add_all([processor("pinned"), processor("everywhere"), processor("idle")])
+        session.flush()
+        for name, status in (("pinned", ProcessorStatus.RUNNING), ("everywhere", ProcessorStatus.PAUSED),
+                             ("idle", ProcessorStatus.STOPPED)):
+            row = session.scalar(select(Processor).where(Processor.name == name))
+            row.status, row.hostname = status, "n1" if name == "pinned" else None
+        killed.lastupdated -= dt.timedelta(seconds=node_rows.LOST_AFTER + 1)
+    shown = run_cli("ls", "processor", "-n", "pinned")
+    assert shown.exit_code == 0 and re.search(r"\|\s+lost\s+\|", shown.output), shown.output
+    assert "Error: no live agent runs it: the heartbeat of agent n1 stopped" in shown.output
+    listing = json.loads(run_cli("ls", "processors", "--json").output)
+    status = {row["name"]: (row["status"], row["error"]) for row in listing["rows"]}
+    assert status["everywhere"][0] == "lost" and "heartbeat of every agent stopped" in status["everywhere"][1]
+    assert status["idle"] == ("stopped", None)
+    with session_scope(db_url) as session:  # shown, never stored: a live agent again shows what it writes
+        node_rows.register(session, "n1", "host", "admin", None, tmp_path)
+        assert session.scalar(select(Processor.status).where(Processor.name == "pinned")) == ProcessorStatus.RUNNING
+    assert re.search(r"\|\s+running\s+\|", run_cli("ls", "processor", "-n", "pinned").output)

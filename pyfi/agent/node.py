@@ -6,7 +6,7 @@ import shutil
 from pathlib import Path
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
 from pyfi.db.base import utcnow
 from pyfi.db.models import Agent, Node, Processor, Worker
@@ -76,21 +76,47 @@ def effective_status(agent: Agent) -> AgentStatus:
     return agent.status
 
 
+#: what an agent writes while it runs a processor's worker
+ACTIVE = (ProcessorStatus.RUNNING, ProcessorStatus.PAUSED, ProcessorStatus.STARTING)
+
+
+def live_agents(session: Session, excluding: str | None = None) -> set[str]:
+    """The names of the agents whose heartbeat is fresh."""
+    return {a.name for a in session.scalars(select(Agent).where(Agent.name != excluding))
+            if effective_status(a) == AgentStatus.RUNNING}
+
+
+def runs_on(processor: Processor, agents: set[str]) -> bool:
+    """Whether one of *agents* runs the processor: a pinned one only on its node, an unpinned one on every agent."""
+    return processor.hostname in agents if processor.hostname else bool(agents)
+
+
 def release(session: Session, agent_name: str, processors: list[Processor]) -> None:
     """An agent stops: the processors it ran that no other live agent runs are shown stopped.
 
     Without this ``ls processors`` kept saying 'running' with nothing running.
-    An unpinned processor runs on every agent, a pinned one only on its node.
     A processor in error keeps its error: it still says what is wrong.
     """
-    others = {a.name for a in session.scalars(select(Agent).where(Agent.name != agent_name))
-              if effective_status(a) == AgentStatus.RUNNING}
+    others = live_agents(session, excluding=agent_name)
     for processor in processors:
-        runs_elsewhere = processor.hostname in others if processor.hostname else bool(others)
-        if not runs_elsewhere and processor.status in (ProcessorStatus.RUNNING, ProcessorStatus.PAUSED,
-                                                       ProcessorStatus.STARTING):
+        if not runs_on(processor, others) and processor.status in ACTIVE:
             processor.status = ProcessorStatus.STOPPED
             processor.error = f"no agent runs it: agent {agent_name} stopped (start one with pyfi agent start)"
+
+
+def shown_status(processor: Processor) -> tuple[ProcessorStatus, str | None]:
+    """The status and error ``ls`` shows: 'lost' when the agents said to run it all stopped heartbeating.
+
+    An agent killed with SIGKILL, or cut off from the database, cannot write
+    that it no longer runs anything (a graceful stop does, see ``release``);
+    its heartbeat going stale is the only sign, as for ``ls agents``.
+    """
+    session = object_session(processor)
+    if processor.status not in ACTIVE or session is None or runs_on(processor, live_agents(session)):
+        return processor.status, processor.error
+    where = f"agent {processor.hostname}" if processor.hostname else "every agent"
+    return ProcessorStatus.LOST, (f"no live agent runs it: the heartbeat of {where} stopped "
+                                  f"(see pyfi ls agents; start one with pyfi agent start)")
 
 
 def worker_status(status: ProcessorStatus) -> WorkerStatus:

@@ -92,8 +92,9 @@ def echo_object(kind_name: str, obj: Any, related: list[tuple[str, str, list[Any
         click.echo(render.dumps(data))
         return
     click.echo(render.table(kind_name, [obj]))
-    if kind_name == "processor" and obj.error:  # the table cell shows only its start
-        click.echo(f"Error: {obj.error}")
+    error = render.shown_processor(obj)[1] if kind_name == "processor" else None
+    if error:  # the table cell shows only its start
+        click.echo(f"Error: {error}")
     for title, rel_kind, rows in related:
         click.echo(title)
         click.echo(render.table(rel_kind, rows))

@@ -20,6 +20,12 @@ def _agent_status(agent: Any) -> Any:
     return effective_status(agent)
 
 
+def shown_processor(processor: Any) -> tuple[Any, Any]:
+    from pyfi.agent.node import shown_status  # active, but no live agent runs it -> lost
+
+    return shown_status(processor)
+
+
 def _name(obj: Any) -> Any:
     return obj.name if obj is not None else None
 
@@ -40,9 +46,9 @@ COLUMNS: dict[str, list[Column]] = {
     "queue": COMMON + [UPDATED, ("Type", lambda o: o.type), ("Durable", lambda o: o.durable)],
     "processor": COMMON + [
         UPDATED, ("Module", lambda o: o.module), ("Hostname", lambda o: o.hostname), ("Workers", lambda o: o.workers),
-        ("Requested", lambda o: o.requested_status), ("Status", lambda o: o.status),
+        ("Requested", lambda o: o.requested_status), ("Status", lambda o: shown_processor(o)[0]),
         ("Git Repo", lambda o: mask_url(o.gitrepo)), ("Branch", lambda o: o.branch), ("Commit", lambda o: o.commit),
-        ("Error", lambda o: _brief(o.error)),
+        ("Error", lambda o: _brief(shown_processor(o)[1])),
     ],
     "socket": COMMON + [
         UPDATED, ("Processor", lambda o: _name(o.processor)), ("Queue", lambda o: _name(o.queue)),
@@ -109,6 +115,8 @@ def record(kind: str, obj: Any) -> dict[str, Any]:
         data["gitrepo"] = mask_url(data["gitrepo"])
     if kind == "agent":
         data["status"] = jsonable(_agent_status(obj))
+    if kind == "processor":
+        data["status"], data["error"] = map(jsonable, shown_processor(obj))
     for header, getter in COLUMNS.get(kind, []):
         key = header.lower().replace(" ", "_")
         if key not in data:
