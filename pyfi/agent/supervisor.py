@@ -8,6 +8,7 @@ duplicate.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import signal
@@ -19,6 +20,8 @@ from pathlib import Path
 from pyfi.worker.control import PAUSE, RUN, error_path, problems_path, read_line, read_state, state_path, write_command
 from pyfi.worker.processes import pid_alive
 from pyfi.worker.standby import GO, STANDBY
+
+log = logging.getLogger("pyfi.agent")
 
 STOP_GRACE = 15.0  # seconds a worker gets to finish its calls before SIGKILL
 
@@ -33,6 +36,7 @@ class Handle:
     run_dir: str
     started: float = field(default_factory=time.time)
     stopping_since: float | None = None
+    killed: bool = False  # it did not stop within the grace period
     proc: subprocess.Popen | None = field(default=None, repr=False, compare=False)
 
     @property
@@ -77,6 +81,10 @@ class Handle:
         if not self.alive():
             return True
         if self.stopping_since is not None and time.time() - self.stopping_since > STOP_GRACE:
+            if not self.killed:
+                log.warning("the worker of %s (pid %d) did not stop within %.0f s: killed", self.processor, self.pid,
+                            STOP_GRACE)
+                self.killed = True
             _signal_group(self.pid, signal.SIGKILL)
         return False
 
@@ -197,7 +205,7 @@ def spawn_spare(python: str, processor: str, checkout: str, run_dir: Path, node:
 
 
 def save_meta(handle: Handle) -> None:
-    data = {f.name: getattr(handle, f.name) for f in fields(handle) if f.name not in ("proc", "stopping_since")}
+    data = {f.name: getattr(handle, f.name) for f in fields(handle) if f.name not in ("proc", "stopping_since", "killed")}
     (Path(handle.run_dir) / "meta.json").write_text(json.dumps(data))
 
 

@@ -20,6 +20,9 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "result_accept_content": ["json"],
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,  # acks_late alone acks a call whose child was killed
+        # How long the pool waits for a result a killed child may have sent before its call is redelivered
+        # (Celery's 10 s default). The result comes over a local pipe: 3 s is ample, and redelivery comes sooner.
+        "worker_lost_wait": 3.0,
         "task_acks_on_failure_or_timeout": True,
         "worker_prefetch_multiplier": 1,
         "task_create_missing_queues": True,

@@ -120,11 +120,28 @@ class _TimeoutHandler(_Interruptible, billiard_pool.TimeoutHandler):
                 break
 
 
-class _AsynPool(asynpool.AsynPool):
+class _JoinedMeansDone:
+    """A pool whose exit-time finalizer is dropped once every process of it has been joined.
+
+    That finalizer (billiard's ``_terminate_pool``) first takes the task
+    queue's read lock. A pool process killed (SIGKILL, the OOM killer) while
+    holding it never gives it back, so the worker hung at exit, after a clean
+    stop, until the agent's grace period ran out and it was killed. Once the
+    join is over there is no process left for the finalizer to end.
+    """
+
+    _terminate: Any
+
+    def join(self) -> None:
+        super().join()  # type: ignore[misc]
+        self._terminate.cancel()
+
+
+class _AsynPool(_JoinedMeansDone, asynpool.AsynPool):
     Worker = _AsynWorker
 
 
-class _BlockingPool(billiard_pool.Pool):
+class _BlockingPool(_JoinedMeansDone, billiard_pool.Pool):
     Worker = _BlockingWorker
     Supervisor = _Supervisor
     TimeoutHandler = _TimeoutHandler
