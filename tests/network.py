@@ -113,12 +113,28 @@ class Network:
         """A name unique to this network (broker queues are shared on Redis)."""
         return f"{base}-{self.suffix}"
 
-    def cli(self, *args: str, input: str | None = None, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess:
-        result = subprocess.run(PYFI + list(args), env=self.env, input=input, capture_output=True, text=True,
-                                timeout=timeout)
+    def cli(self, *args: str, input: str | None = None, check: bool = True, timeout: float = 60,
+            separate: bool = False) -> subprocess.CompletedProcess:
+        """Run ``pyfi ARGS``: in this process (fast: the tests poll with it), or as a process of its own."""
+        if separate:
+            result = subprocess.run(PYFI + list(args), env=self.env, input=input, capture_output=True, text=True,
+                                    timeout=timeout)
+        else:
+            result = self._invoke(list(args), input)
         if check and result.returncode != 0:
             raise AssertionError(f"pyfi {' '.join(args)} exited {result.returncode}: {result.stderr.strip()}")
         return result
+
+    def _invoke(self, args: list[str], input: str | None) -> subprocess.CompletedProcess:
+        """The CLI run by click's test runner, with this network's PYFI_* settings and no others."""
+        from click.testing import CliRunner
+
+        from pyfi.cli import cli
+
+        settings = {k: v for k, v in self.env.items() if k.startswith("PYFI_")}
+        unset = {k: None for k in os.environ if k.startswith("PYFI_") and k not in settings}
+        done = CliRunner().invoke(cli, args, input=input, env={**unset, **settings}, catch_exceptions=False)
+        return subprocess.CompletedProcess(PYFI + args, done.exit_code, done.stdout, done.stderr)
 
     def json(self, *args: str) -> Any:
         return json.loads(self.cli(*args, "--json").stdout)
