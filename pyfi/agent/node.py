@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from pathlib import Path
 
 from sqlalchemy import select
@@ -112,11 +113,20 @@ def shown_status(processor: Processor) -> tuple[ProcessorStatus, str | None]:
     its heartbeat going stale is the only sign, as for ``ls agents``.
     """
     session = object_session(processor)
-    if processor.status not in ACTIVE or session is None or runs_on(processor, live_agents(session)):
+    if processor.status not in ACTIVE or session is None or runs_on(processor, _live_agents_now(session)):
         return processor.status, processor.error
     where = f"agent {processor.hostname}" if processor.hostname else "every agent"
     return ProcessorStatus.LOST, (f"no live agent runs it: the heartbeat of {where} stopped "
                                   f"(see pyfi ls agents; start one with pyfi agent start)")
+
+
+def _live_agents_now(session: Session) -> set[str]:
+    """``live_agents``, asked once a second at most per session (a listing asks for every row and column)."""
+    asked, names = session.info.get("pyfi.live_agents", (-1.0, set()))
+    if time.monotonic() - asked > 1.0:
+        names = live_agents(session)
+        session.info["pyfi.live_agents"] = (time.monotonic(), names)
+    return names
 
 
 def worker_status(status: ProcessorStatus) -> WorkerStatus:

@@ -42,5 +42,6 @@ def request(session: Session, actor: Actor, action: str, name: str | None, ident
 def rooms(session: Session, actor: Actor) -> list[str]:
     """The pub/sub rooms, ``<queue>.<processor>``, that workers of the sockets in the database publish in."""
     require(session, actor, kind("socket").ls)
-    pairs = session.execute(select(Queue.name, Processor.name).join(Socket.queue).join(Socket.processor)).all()
+    pairs = session.execute(select(Queue.name, Processor.name).select_from(Socket).join(Socket.queue)
+                            .join(Socket.processor)).all()
     return sorted({f"{queue}.{processor}" for queue, processor in pairs})
