@@ -189,3 +189,22 @@ def redis_url() -> str:
     except Exception as exc:  # noqa: BLE001
         require_service("Redis", str(exc))
     return REDIS_URL
+
+
+@pytest.fixture
+def stack(db_kind: str, request) -> str:
+    """The servers a network test runs on: the embedded default with SQLite, Redis with PostgreSQL."""
+    if db_kind == "postgres":
+        request.getfixturevalue("redis_url")
+        return "redis"
+    return "embedded"
+
+
+@pytest.fixture
+def net(stack: str, db_url: str, home: Path, tmp_path: Path):
+    """A pyfi network on that stack; its agents and workers are stopped afterwards."""
+    from network import Network, stack_env
+
+    network = Network(stack_env(stack, home, db_url), tmp_path)
+    yield network
+    network.close()

@@ -174,6 +174,20 @@ class Network:
         kill_workers(self.env["PYFI_HOME"])
 
 
+def build(net: Network, sockets: dict[str, str], processor: str = "p", *extra: str) -> dict[str, str]:
+    """A git repo with the sample module, one queue, one processor, the given sockets (name -> function)."""
+    repo = make_repo(net.tmp / f"repo-{processor}", {"sample.py": SAMPLE})
+    queue = net.name("q")
+    net.cli("add", "queue", "-n", queue)
+    net.cli("add", "processor", "-n", processor, "-m", "sample", "-g", str(repo), *extra)
+    names = {}
+    for socket, function in sockets.items():
+        names[socket] = net.name(socket)
+        net.cli("add", "socket", "-n", names[socket], "-q", queue, "-pn", processor, "-t", function)
+    names["queue"] = queue
+    return names
+
+
 def kill_workers(home: str) -> None:
     """Last resort: no worker of this network may outlive the test."""
     for meta in Path(home).glob("agents/*/run/*/meta.json"):

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from network import SAMPLE, Network, make_repo, stack_env, wait_for
+from network import SAMPLE, Network, make_repo, wait_for
 from pyfi.messaging.routing import topic_matches
 
 
@@ -21,17 +21,6 @@ from pyfi.messaging.routing import topic_matches
 ])
 def test_topic_patterns(pattern: str, key: str, expected: bool) -> None:
     assert topic_matches(pattern, key) is expected
-
-
-@pytest.fixture
-def net(db_kind: str, db_url: str, home: Path, tmp_path: Path, request):
-    stack = "embedded"
-    if db_kind == "postgres":
-        request.getfixturevalue("redis_url")
-        stack = "redis"
-    network = Network(stack_env(stack, home, db_url), tmp_path)
-    yield network
-    network.close()
 
 
 def results(net: Network, socket: str, data: str, *extra: str) -> list:

@@ -19,42 +19,13 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from network import PYFI, SAMPLE, Network, child_pids, make_repo, stack_env, wait_for
+from network import PYFI, Network, build, child_pids, make_repo, stack_env, wait_for
 from pyfi.db.engine import session_scope
 from pyfi.db.models import Call, Event, Processor, Worker
 from pyfi.worker.processes import spare_processes, worker_processes
 
 pytestmark = pytest.mark.slow
 REACTION = 2.0  # seconds: the issue's bound for proc commands to take effect
-
-
-@pytest.fixture
-def stack(db_kind: str, request) -> str:
-    if db_kind == "postgres":
-        request.getfixturevalue("redis_url")
-        return "redis"
-    return "embedded"
-
-
-@pytest.fixture
-def net(stack: str, db_url: str, home: Path, tmp_path: Path):
-    network = Network(stack_env(stack, home, db_url), tmp_path)
-    yield network
-    network.close()
-
-
-def build(net: Network, sockets: dict[str, str], processor: str = "p", *extra: str) -> dict[str, str]:
-    """A git repo with the sample module, one queue, one processor, the given sockets (name -> function)."""
-    repo = make_repo(net.tmp / f"repo-{processor}", {"sample.py": SAMPLE})
-    queue = net.name("q")
-    net.cli("add", "queue", "-n", queue)
-    net.cli("add", "processor", "-n", processor, "-m", "sample", "-g", str(repo), *extra)
-    names = {}
-    for socket, function in sockets.items():
-        names[socket] = net.name(socket)
-        net.cli("add", "socket", "-n", names[socket], "-q", queue, "-pn", processor, "-t", function)
-    names["queue"] = queue
-    return names
 
 
 def status(net: Network, processor: str) -> str:
