@@ -24,6 +24,7 @@ from pyfi.db.engine import session_scope
 from pyfi.errors import InvalidInput, PyfiError
 from pyfi.messaging.app import make_app
 from pyfi.messaging.routing import kombu_queues
+from pyfi.worker.consumer import SocketConsumer
 from pyfi.worker.control import PauseControl, error_path, problems_path
 from pyfi.worker.lifecycle import Lifecycle
 from pyfi.worker.plugs import Forwarder
@@ -63,6 +64,7 @@ def bootstrap(settings: Settings, processor: str, path: Path | None, control: Pa
     app.conf.task_queues = kombu_queues(spec.broker_queues)
     app.conf.pyfi_queues = spec.broker_queues
     app.conf.pyfi_control_file = str(control) if control else None
+    app.conf.pyfi_socket_tasks = {s.id: s.task_name for s in spec.sockets}  # see pyfi.worker.consumer
     app.steps["consumer"].add(PauseControl)
     app.steps["consumer"].add(SignalWakeup)
     celery_signals.worker_process_init.connect(forget_wakeup, weak=False)
@@ -117,6 +119,7 @@ def run(settings: Settings, processor: str, path: Path | None = None, control: P
             hostname=hostname,
             concurrency=options.concurrency or spec.concurrency,
             pool=TaskPool,  # Celery's prefork pool, minus its sleeps at shutdown (pyfi.worker.pool)
+            consumer_cls=SocketConsumer,  # a call runs its socket's current function (pyfi.worker.consumer)
             queues=spec.broker_queues or ["pyfi.idle"],
             loglevel=loglevel,
             without_heartbeat=True,

@@ -1,0 +1,48 @@
+"""The worker's consumer: a call runs the function its socket names now.
+
+A call is addressed to a socket (its ``pyfi_socket`` header, and the
+socket's own broker queue), but its message also names the task
+(``<module>.<function>``) the socket had when it was sent. When the socket's
+function changes while calls wait in its queue (a typo in ``-t`` fixed, a
+new module), the old name is either unknown to the restarted worker, and
+Celery would discard the call, or the name of another socket's function,
+which would run the wrong code. Rewriting the name to the socket's current
+task before Celery looks it up makes the call run what its socket says,
+and be recorded under that socket.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable
+
+from celery.worker.consumer import Consumer
+
+from pyfi.worker.lifecycle import SOCKET_HEADER
+
+log = logging.getLogger("pyfi.worker")
+
+
+class SocketConsumer(Consumer):
+    """Celery's consumer, with each call's task name taken from its socket (``app.conf.pyfi_socket_tasks``)."""
+
+    def create_task_handler(self, *args: Any, **kwargs: Any) -> Callable[[Any], Any]:
+        handle = super().create_task_handler(*args, **kwargs)
+        current: dict[str, str] = dict(self.app.conf.get("pyfi_socket_tasks") or {})
+        renamed: set[tuple[str, str]] = set()
+
+        def on_task_received(message: Any) -> Any:
+            headers = message.headers
+            task = current.get(headers.get(SOCKET_HEADER)) if isinstance(headers, dict) else None
+            if task is not None and headers.get("task") != task:
+                _note_rename(renamed, headers.get("task"), task)
+                headers["task"] = task
+            return handle(message)
+
+        return on_task_received
+
+
+def _note_rename(renamed: set[tuple[str, str]], old: str, new: str) -> None:
+    """Logged once per pair: a backlog of such calls would otherwise fill the log."""
+    if (old, new) not in renamed:
+        renamed.add((old, new))
+        log.warning("calls sent as %s run %s, their socket's function now", old, new)
