@@ -28,13 +28,16 @@ class SocketConsumer(Consumer):
     def create_task_handler(self, *args: Any, **kwargs: Any) -> Callable[[Any], Any]:
         handle = super().create_task_handler(*args, **kwargs)
         current: dict[str, str] = dict(self.app.conf.get("pyfi_socket_tasks") or {})
+        ours, registered = set(current.values()), self.app.tasks
         renamed: set[tuple[str, str]] = set()
 
         def on_task_received(message: Any) -> Any:
             headers = message.headers
             task = current.get(headers.get(SOCKET_HEADER)) if isinstance(headers, dict) else None
-            if task is not None and headers.get("task") != task:
-                _note_rename(renamed, headers.get("task"), task)
+            named = headers.get("task") if task is not None else None
+            # Celery's own tasks of a call (a funnel's chord_unlock) carry its headers too: they stay what they are
+            if task is not None and named != task and (named in ours or named not in registered):
+                _note_rename(renamed, named, task)
                 headers["task"] = task
             return handle(message)
 
