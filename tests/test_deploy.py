@@ -268,7 +268,7 @@ def test_option_like_extra_requirement_is_refused(origin: Path, root: Path) -> N
 # --- the agent's deployer: never waits on git or pip --------------------------------
 
 def processor_row(origin: Path, **fields) -> SimpleNamespace:
-    row = dict(id="p1", name="proc1", gitrepo=str(origin), branch="main", commit=None, requirements=None,
+    row = dict(id="p1", name="proc1", gitrepo=str(origin), branch="main", commit=None, requirements=None, module="sample",
                requested_status=ProcessorStatus.STOPPED)
     return SimpleNamespace(**{**row, **fields})
 

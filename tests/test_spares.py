@@ -23,7 +23,7 @@ def agent_with(tmp_path: Path, spares: int, processors: list[SimpleNamespace], d
 
 def processors(**statuses: ProcessorStatus) -> list[SimpleNamespace]:
     return [SimpleNamespace(id=f"id-{name}", name=name, requested_status=status, gitrepo=f"/repos/{name}", branch=None,
-                            commit=None, requirements=None) for name, status in statuses.items()]
+                            commit=None, requirements=None, module="sample") for name, status in statuses.items()]
 
 
 def test_spares_go_to_stopped_processors_first_and_stop_at_the_cap(tmp_path: Path) -> None:

@@ -146,8 +146,10 @@ class Agent:
         try:
             deployed = self.deployer.ready(processor)  # None: being deployed in the background
         except DeployError as exc:
-            set_status(processor, ProcessorStatus.ERROR, str(exc))
-            return
+            if handle is None or not handle.alive() or self.deployer.failure(processor) is None:
+                set_status(processor, ProcessorStatus.ERROR, str(exc))
+                return
+            deployed = None  # its new code failed to deploy: the worker of the code before keeps serving
         self.converge_running(processor, handle, deployed)
 
     def converge_running(self, processor: Processor, handle: Handle | None, deployed: Deployed | None) -> None:

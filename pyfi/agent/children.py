@@ -13,6 +13,7 @@ import signal
 from dataclasses import dataclass
 from pathlib import Path
 
+from pyfi.agent.importcheck import MARK
 from pyfi.worker.processes import proc_stat
 
 
@@ -63,4 +64,6 @@ def _child(proc: Path) -> Child | None:
 
 
 def _is_git_or_pip(argv: tuple[bytes, ...]) -> bool:
-    return Path(argv[0].decode(errors="replace")).name == "git" or argv[1:3] == (b"-m", b"pip")
+    """git, pip, or a deploy's import check (``pyfi.agent.importcheck``)."""
+    name = Path(argv[0].decode(errors="replace")).name
+    return name == "git" or argv[1:3] == (b"-m", b"pip") or argv[3:4] == (MARK.encode(),)

@@ -1,4 +1,4 @@
-"""Turn a processor row into runnable code: git checkout + cached virtual environment.
+"""Turn a processor row into runnable code: git checkout + cached virtual environment + an import check.
 
 Deploying is slow (git, pip), so results are cached per processor and only
 redone when the row's repo/branch/commit/requirements change, or when a
@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from pyfi.agent import checkout, children, venv
+from pyfi.agent import checkout, children, importcheck, venv
 from pyfi.core.trust import check_repo
 from pyfi.errors import DeployError, PermissionDenied
 
@@ -54,8 +54,9 @@ class Failure:
 
 
 def source_key(processor: Any) -> tuple:
+    """What a deploy depends on: (repo, branch, commit, requirements, module); the module is imported to check it."""
     reqs = tuple(r.strip() for r in (processor.requirements or "").split(",") if r.strip())
-    return (processor.gitrepo, processor.branch or None, processor.commit or None, reqs)
+    return (processor.gitrepo, processor.branch or None, processor.commit or None, reqs, processor.module)
 
 
 @dataclass(frozen=True)
@@ -217,13 +218,14 @@ class Deployer:
 
     def _deploy(self, job: Job) -> Deployed:
         source = job.source
-        url, branch, commit, reqs = source.key
+        url, branch, commit, reqs, module = source.key
         sha = checkout.checkout(self.repos, source.name, url, branch=branch, commit=commit)
         if job.cancelled:
             raise DeployError(f"deploying {source.name} was cancelled: its settings changed or the agent stopped",
                               hint="none needed")
         path = checkout.checkout_path(self.repos, source.name, sha)
         python = venv.ensure_venv(path, sha, reqs, venv_root=self.venvs)
+        importcheck.check_import(python, path, module)  # new code that cannot run never replaces code that can
         return Deployed(source.key, sha, path, python, time.time())
 
     @staticmethod
@@ -235,7 +237,7 @@ class Deployer:
         if not self._head_check_due(current):
             return False
         current.checked = time.time()
-        url, branch, _, _ = current.key
+        url, branch = current.key[:2]
         try:
             return checkout.resolve_remote_commit(url, branch) != current.sha
         except DeployError:

@@ -1,0 +1,41 @@
+"""Does a processor's module import with its new code? Asked as the last step of a deploy.
+
+Why at deploy time: a deploy that fails leaves the processor's worker
+serving the code it has (``Deployer.ready``), while a worker that fails to
+boot has already replaced it. Pushing a commit that no longer imports used
+to take the processor down until the code was fixed; now the old worker
+keeps serving and the import error is shown next to its status.
+"""
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+from pyfi.errors import DeployError
+
+IMPORT_TIMEOUT = 60.0
+MARK = "pyfi-import-check"  # in the check's command line, so that a stopping agent finds and ends it (children.py)
+# argv: [-c, MARK, module, checkout]; the module's name is data, never code
+_SCRIPT = "import importlib, sys; sys.path.insert(0, sys.argv[3]); importlib.import_module(sys.argv[2])"
+
+
+def check_import(python: Path, checkout: Path, module: str, timeout: float = IMPORT_TIMEOUT) -> None:
+    """Import *module* from *checkout* with the environment's *python*, as the worker will; DeployError if it fails."""
+    command = [str(python), "-c", _SCRIPT, MARK, module, str(checkout)]
+    try:
+        done = subprocess.run(command, cwd=checkout, capture_output=True, text=True, timeout=timeout,
+                              start_new_session=True)
+    except subprocess.TimeoutExpired:
+        raise DeployError(f"importing module {module!r} took more than {timeout:.0f} s",
+                          "do slow work in the functions, not when the module is imported") from None
+    except OSError as exc:
+        raise DeployError(f"cannot run {python} to import module {module!r}: {exc}", "see the agent's log") from None
+    if done.returncode != 0:
+        raise DeployError(f"cannot import module {module!r}: {_exception_line(done.stderr)}",
+                          "fix the processor's code or its -m/--module")
+
+
+def _exception_line(stderr: str) -> str:
+    """The traceback's last line, ``Type: message``."""
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    return lines[-1] if lines else "the interpreter exited without a message"
