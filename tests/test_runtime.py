@@ -265,8 +265,9 @@ def test_agent_restart_adopts_workers_without_duplicates(net: Network) -> None:
         urllib.request.urlopen(f"http://127.0.0.1:{port}/nothing-here", timeout=5)
     assert shown["agent"] == "node1" and shown["workers"] == {"p": {"pid": original[0], "alive": True}}
     assert shown["spares"] == {"p": {"pid": spare, "ready": True}}
-    twin = net.cli("agent", "start", "-n", "node1", "--clean", check=False)  # a second agent for the same node
+    twin = net.cli("agent", "start", "-n", "node1", "--clean", check=False, separate=True)  # a second agent, same node
     assert twin.returncode == 1 and "already runs on this machine" in twin.stderr, twin.stderr
+    assert "running" not in twin.stdout, "the refused agent said it runs"
     assert live_workers("p", home) == original and any((home / "agents" / "node1").iterdir()), "the twin changed nothing"
     net.stop_agent("node1", signal.SIGKILL)  # a crash: the worker outlives its agent
     wait_for(lambda: pid_gone(spare), 20, "the spare to exit with its agent")

@@ -96,6 +96,10 @@ class Agent:
 
     def run(self) -> None:
         self.start()
+        self.loop()
+
+    def loop(self) -> None:
+        """Reconcile and heartbeat until told to stop, then stop every worker (after :meth:`start`)."""
         doorbell = Doorbell(self.settings.pubsub)
         try:
             while not self.stop_event.is_set():

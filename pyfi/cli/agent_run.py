@@ -34,9 +34,10 @@ def start_agent(settings: Settings, name: str | None, port: int | None, clean: b
     signal.signal(signal.SIGINT, stop)
     if server is not None:
         serve_health(server, agent)
-    click.echo(f"Agent {agent.name} running (work dir {agent.workdir}); Ctrl-C or SIGTERM stops it and its workers")
     try:
-        agent.run()
+        agent.start()  # refused when another agent holds the node: then nothing said it runs
+        click.echo(f"Agent {agent.name} running (work dir {agent.workdir}); Ctrl-C or SIGTERM stops it and its workers")
+        agent.loop()
     finally:
         if server is not None:
             server.shutdown()
