@@ -436,3 +436,19 @@ def test_deploy_ahead_deploys_stopped_processors_once_one_at_a_time(origin: Path
     agent.deployer.current(good).checked = 0.0
     agent.deploy_ahead(wanted)  # code deployed ahead is not kept following its branch
     assert not agent.deployer.busy() and agent.deployer.current(running) is None
+
+
+def test_the_deploy_of_a_deleted_processor_is_ended(origin: Path, root: Path, silent_remote: str) -> None:
+    news = News()
+    deployer = Deployer(root, on_news=news)
+    gone = processor_row(Path("unused"), gitrepo=silent_remote)
+    assert deployer.ready(gone) is None
+    poll(git_children, "git to run")
+    assert deployer.deploying_for(gone) is not None
+    deployer.cancel_all_but(set())  # the processor was deleted: its hanging fetch must not hold its work dir
+    news.reach(1)
+    assert not git_children() and deployer.deploying_for(gone) is None
+    again = processor_row(origin, id="p2")  # a new processor of the same name deploys at once
+    assert deployer.ready(again) is None
+    news.reach(2)
+    assert (deployer.ready(again).path / "sample.py").exists()

@@ -121,6 +121,7 @@ class Agent:
             for processor_id in set(self.handles) - {p.id for p in wanted}:
                 self.retire(processor_id)
                 self.deployer.forget(processor_id)
+            self.deployer.cancel_all_but({p.id for p in wanted})
             self.reap_retired()
             self.deploy_ahead(wanted)
             self.keep_spares(wanted)
@@ -199,7 +200,9 @@ class Agent:
         if failed is not None:
             set_status(processor, ProcessorStatus.ERROR, f"{failed} (retrying)")
         elif processor.id not in self.crashes:  # (else keep showing why the last worker died)
-            set_status(processor, ProcessorStatus.STARTING, None)
+            running = self.deployer.deploying_for(processor) or 0.0
+            note = f"still deploying after {running // 10 * 10:.0f} s (git or pip)" if running >= SLOW_START else None
+            set_status(processor, ProcessorStatus.STARTING, note)
 
     def needs_restart(self, processor: Processor, handle: Handle, deployed: Deployed) -> bool:
         restart_at = processor.restart_requested

@@ -79,6 +79,7 @@ class Job:
     source: Source
     done: threading.Event = field(default_factory=threading.Event)
     cancelled: bool = False  # the processor's settings changed: give up as soon as possible
+    started: float = field(default_factory=time.monotonic)
 
 
 class Deployer:
@@ -144,6 +145,17 @@ class Deployer:
     def deploying(self) -> list[str]:
         """The names of the processors being deployed (or checked) in the background."""
         return sorted(job.source.name for job in list(self.jobs.values()))
+
+    def deploying_for(self, processor: Any) -> float | None:
+        """Seconds the processor's deploy has run (None when none runs): git or pip may hang on a silent server."""
+        job = self.jobs.get(processor.id)
+        return time.monotonic() - job.started if job is not None else None
+
+    def cancel_all_but(self, processor_ids: set[str]) -> None:
+        """End the deploys of processors that are gone: a fetch that hangs would hold their work dir for minutes."""
+        for job in list(self.jobs.values()):
+            if job.source.id not in processor_ids:
+                self._cancel(job)
 
     def forget(self, processor_id: str) -> None:
         self.deployed.pop(processor_id, None)
