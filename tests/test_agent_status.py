@@ -101,6 +101,10 @@ def test_processors_of_an_agent_that_stopped_heartbeating_are_shown_lost(db_url:
     status = {row["name"]: (row["status"], row["error"]) for row in listing["rows"]}
     assert status["everywhere"][0] == "lost" and "heartbeat of every agent stopped" in status["everywhere"][1]
     assert status["idle"] == ("stopped", None)
+    run_cli("update", "processor", "-n", "pinned", "-h", "ghost")  # a node where no agent ever ran
+    shown = run_cli("ls", "processor", "-n", "pinned").output
+    assert "Error: no agent runs it: it is pinned to node 'ghost', where no agent has registered" in shown, shown
+    run_cli("update", "processor", "-n", "pinned", "-h", "n1")
     with session_scope(db_url) as session:  # shown, never stored: a live agent again shows what it writes
         node_rows.register(session, "n1", "host", "admin", None, tmp_path)
         assert session.scalar(select(Processor.status).where(Processor.name == "pinned")) == ProcessorStatus.RUNNING

@@ -106,27 +106,36 @@ def release(session: Session, agent_name: str, processors: list[Processor]) -> N
 
 
 def shown_status(processor: Processor) -> tuple[ProcessorStatus, str | None]:
-    """The status and error ``ls`` shows: 'lost' when the agents said to run it all stopped heartbeating.
+    """The status and error ``ls`` shows: 'lost' when no live agent runs it.
 
     An agent killed with SIGKILL, or cut off from the database, cannot write
     that it no longer runs anything (a graceful stop does, see ``release``);
-    its heartbeat going stale is the only sign, as for ``ls agents``.
+    its heartbeat going stale is the only sign, as for ``ls agents``. Its
+    workers may still be serving: a new agent for the node adopts them.
     """
     session = object_session(processor)
-    if processor.status not in ACTIVE or session is None or runs_on(processor, _live_agents_now(session)):
+    if processor.status not in ACTIVE or session is None:
         return processor.status, processor.error
-    where = f"agent {processor.hostname}" if processor.hostname else "every agent"
-    return ProcessorStatus.LOST, (f"no live agent runs it: the heartbeat of {where} stopped "
-                                  f"(see pyfi ls agents; start one with pyfi agent start)")
+    live, known = _agents_now(session)
+    if runs_on(processor, live):
+        return processor.status, processor.error
+    if processor.hostname and processor.hostname not in known:
+        why = (f"no agent runs it: it is pinned to node {processor.hostname!r}, where no agent has registered "
+               f"(start one there with pyfi agent start -n {processor.hostname}, or change -h/--hostname)")
+    else:
+        where = f"agent {processor.hostname}" if processor.hostname else "every agent"
+        why = (f"no live agent runs it: the heartbeat of {where} stopped, and workers it started may still serve "
+               f"(see pyfi ls agents; pyfi agent start on that node adopts them)")
+    return ProcessorStatus.LOST, why
 
 
-def _live_agents_now(session: Session) -> set[str]:
-    """``live_agents``, asked once a second at most per session (a listing asks for every row and column)."""
-    asked, names = session.info.get("pyfi.live_agents", (-1.0, set()))
+def _agents_now(session: Session) -> tuple[set[str], set[str]]:
+    """(live agents, every agent), asked once a second at most per session (a listing asks for every row)."""
+    asked, live, known = session.info.get("pyfi.agents", (-1.0, set(), set()))
     if time.monotonic() - asked > 1.0:
-        names = live_agents(session)
-        session.info["pyfi.live_agents"] = (time.monotonic(), names)
-    return names
+        live, known = live_agents(session), set(session.scalars(select(Agent.name)))
+        session.info["pyfi.agents"] = (time.monotonic(), live, known)
+    return live, known
 
 
 def worker_status(status: ProcessorStatus) -> WorkerStatus:
