@@ -49,8 +49,9 @@ def test_prerun_records_and_publishes_received_at_its_time_then_running() -> Non
     assert started == ("call-1", dt.datetime(2026, 9, 21, 14, 13, 20, 250000))
     assert started_kw == {"name": "sample.do_something", "attempt": 1}
     assert outbox == [
-        (STAMP - 0.5, "q1.proc1.task", encode(build_message("q1.proc1", "received", date="2026-09-21 14:13:19.750000"))),
-        (STAMP, "q1.proc1.task", encode(build_message("q1.proc1", "running", date="2026-09-21 14:13:20.250000"))),
+        (STAMP - 0.5, "q1.proc1.task",
+         encode(build_message("q1.proc1", "received", date="2026-09-21 14:13:19.750000", call="call-1"))),
+        (STAMP, "q1.proc1.task", encode(build_message("q1.proc1", "running", date="2026-09-21 14:13:20.250000", call="call-1"))),
     ]
 
 

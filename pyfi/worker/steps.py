@@ -145,8 +145,8 @@ class Steps:
             recorder.received(call_id, name, socket_id or None, parent or None, tracking or None, taskparent or None,
                               plug_id or None, when=received_when)
             recorder.started(call_id, when, name=name, attempt=int(attempt))
-            self._state(outbox, received_stamp, received_when, socket_id, "received")
-            self._state(outbox, stamp, when, socket_id, "running")
+            self._state(outbox, received_stamp, received_when, socket_id, "received", call_id)
+            self._state(outbox, stamp, when, socket_id, "running", call_id)
         else:
             _, attempt, call_id, name, socket_id, resultkey, message = fields
             recorder.finished(call_id, resultkey or None, when, name=name, attempt=int(attempt))
@@ -160,9 +160,9 @@ class Steps:
                 "call": call_id})))
 
     def _state(self, outbox: list[tuple[float, str, str]], stamp: float, when: dt.datetime, socket_id: str,
-               state: str) -> None:
-        """A message that only names the state: what ``encode(build_message(room, state, date=...))`` writes."""
+               state: str, call_id: str) -> None:
+        """A message naming the state and its call: ``encode(build_message(room, state, date=..., call=...))``."""
         room = self.sockets.get(socket_id)
         if room is not None:
             outbox.append((stamp, room.channel, f'{{"channel":"task","state":"{state}","date":"{message_date(when)}",'
-                                                f'"room":{encode(room.room)}}}'))
+                                                f'"room":{encode(room.room)},"call":{encode(call_id)}}}'))
