@@ -61,6 +61,7 @@ def test_new_code_that_does_not_import_leaves_the_old_worker_serving(net: Networ
     net.start_agent("node1", None, "--no-spares")
     wait_for(lambda: net.processor("p")["status"] == "running", 60, "p running", interval=0.2)
     repo = net.tmp / "repo-p"
+    [serving] = [row["commit"] for row in net.json("ls", "workers")["rows"]]
     (repo / "sample.py").write_text("import not_a_module_anywhere\n")
     git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@localhost"]
     subprocess.run(git + ["commit", "-qam", "broken"], check=True)
@@ -74,3 +75,5 @@ def test_new_code_that_does_not_import_leaves_the_old_worker_serving(net: Networ
     shown = wait_for(error_shown, 60, "the new code's import error")
     assert shown["status"] == "running" and "No module named 'not_a_module_anywhere'" in shown["error"], shown
     assert net.cli("task", "run", "-s", names["echo"], "-d", '"still"').stdout.strip() == "still"
+    workers = net.cli("ls", "workers").stdout  # which code serves: the commit before the broken one
+    assert len(serving) == 40 and serving[:12] in workers and broken[:12] not in workers, workers

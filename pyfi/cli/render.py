@@ -63,7 +63,8 @@ COLUMNS: dict[str, list[Column]] = {
     "agent": COMMON + [UPDATED, ("Node", lambda o: _name(o.node)), ("Hostname", lambda o: o.hostname),
                        ("Pid", lambda o: o.pid), ("Port", lambda o: o.port), ("Status", lambda o: _agent_status(o))],
     "worker": COMMON + [UPDATED, ("Agent", lambda o: _name(o.agent)), ("Processor", lambda o: _name(o.processor)),
-                        ("Pid", lambda o: o.pid), ("Concurrency", lambda o: o.concurrency), ("Status", lambda o: o.status)],
+                        ("Pid", lambda o: o.pid), ("Concurrency", lambda o: o.concurrency), ("Status", lambda o: o.status),
+                        ("Commit", lambda o: o.commit[:12] if o.commit else None)],  # the code it runs (--json: all of it)
     "scheduler": COMMON + [UPDATED, ("Strategy", lambda o: o.strategy), ("Interval", lambda o: o.interval),
                            ("Enabled", lambda o: o.enabled)],
     "deployment": COMMON + [UPDATED, ("Processor", lambda o: _name(o.processor)), ("Hostname", lambda o: o.hostname),
