@@ -144,7 +144,8 @@ def test_cli_database_precedence(three_dbs, home, run_cli, monkeypatch):
     monkeypatch.setenv("PYFI_DB", three_dbs["env"])
     fresh = f"sqlite:///{home}/fresh.db"
     who = run_cli("-d", fresh, "whoami")
-    assert who.exit_code == 1 and f"database {fresh} has no pyfi schema" in who.stderr
+    assert who.exit_code == 1 and f"no pyfi database at {home}/fresh.db" in who.stderr, who.stderr
+    assert not (home / "fresh.db").exists(), "a command that reads the database created it"
     assert run_cli("-d", three_dbs["flag"], "whoami").stdout.startswith("Database user: admin")
 
 

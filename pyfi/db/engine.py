@@ -145,6 +145,10 @@ def redact(url: str) -> str:
 
 def check_initialized(url: str) -> None:
     """Raise NotInitialized unless the pyfi schema exists."""
+    missing = _missing_sqlite_file(url)
+    if missing is not None:  # connecting would create it (and its directory): a mistyped PYFI_HOME left both behind
+        raise NotInitialized(f"no pyfi database at {missing}",
+                             "run `pyfi db init` first, or check PYFI_HOME / --db for a typo")
     try:
         with get_engine(url).connect() as conn:
             has = inspect(conn).has_table("alembic_version") and inspect(conn).has_table("processors")
@@ -152,3 +156,14 @@ def check_initialized(url: str) -> None:
         raise unavailable(url, exc) from exc
     if not has:
         raise NotInitialized(f"database {redact(url)} has no pyfi schema", "run `pyfi db init` first")
+
+
+def _missing_sqlite_file(url: str) -> str | None:
+    """The path of a SQLite database file that does not exist (None for any other URL)."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return None  # get_engine says what is wrong with it
+    if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database == ":memory:":
+        return None
+    return None if os.path.exists(parsed.database) else parsed.database
