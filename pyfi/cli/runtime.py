@@ -41,7 +41,8 @@ def agent() -> None:
 @click.option("-q", "--queues", is_flag=True, help="Run the queue monitor only (register and heartbeat, start no workers)")
 @click.option("-u", "--user", help="Run the worker as user")
 @click.option("-po", "--pool", type=click.IntRange(min=1),
-              help="Process pool for message dispatches: processes per worker (the seed's second -p)")
+              help="Process pool for message dispatches: processes per worker on this node, instead of each "
+                   "processor's -w/--workers (the seed's second -p)")
 @click.option("-s", "--size", type=click.IntRange(min=1), help="Maximum number of messages on worker internal queue")
 @click.option("-n", "--name", callback=check_node_name,
               help="Node name: letters, digits, '.', '_', '-' (default: this machine's hostname)")
