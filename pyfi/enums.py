@@ -65,6 +65,7 @@ class EventName(StrEnum):
 
 class AgentStatus(StrEnum):
     RUNNING = "running"
+    MONITORING = "monitoring"  # agent start -q: heartbeats, runs no processor
     STOPPED = "stopped"
     LOST = "lost"
 

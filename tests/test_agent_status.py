@@ -14,7 +14,7 @@ from pyfi.agent.supervisor import Handle
 from pyfi.config import resolve
 from pyfi.db.engine import session_scope
 from pyfi.db.models import Processor
-from pyfi.enums import ProcessorStatus
+from pyfi.enums import AgentStatus, ProcessorStatus
 
 
 def agent_in(tmp_path: Path, name: str = "n1") -> Agent:
@@ -104,6 +104,12 @@ def test_processors_of_an_agent_that_stopped_heartbeating_are_shown_lost(db_url:
     run_cli("update", "processor", "-n", "pinned", "-h", "ghost")  # a node where no agent ever ran
     shown = run_cli("ls", "processor", "-n", "pinned").output
     assert "Error: no agent runs it: it is pinned to node 'ghost', where no agent has registered" in shown, shown
+    with session_scope(db_url) as session:  # an agent started with -q monitors: it runs no processor
+        node_rows.register(session, "mon", "host", "admin", None, tmp_path, AgentStatus.MONITORING)
+    run_cli("update", "processor", "-n", "pinned", "-h", "mon")
+    shown = run_cli("ls", "processor", "-n", "pinned").output
+    assert "Error: no agent runs it: the agent of node 'mon', where it is pinned, only monitors" in shown, shown
+    assert re.search(r"\|\s+monitoring\s+\|", run_cli("ls", "agent", "-n", "mon").output)
     run_cli("update", "processor", "-n", "pinned", "-h", "n1")
     with session_scope(db_url) as session:  # shown, never stored: a live agent again shows what it writes
         node_rows.register(session, "n1", "host", "admin", None, tmp_path)

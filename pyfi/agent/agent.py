@@ -54,6 +54,7 @@ class Agent:
         """``clean``: wipe the work dir when starting (``agent start --clean``), once this agent holds the node."""
         self.settings = settings
         self.worker_args, self.run_as, self.monitor_only = worker_args, run_as, monitor_only
+        self.row_status = AgentStatus.MONITORING if monitor_only else AgentStatus.RUNNING
         self.max_spares = spares  # 0: start every worker cold
         self.pool_size = _flag_value(worker_args, "--concurrency")  # agent start -po: every worker's processes
         self.name = name or _socket.gethostname()
@@ -83,7 +84,8 @@ class Agent:
             clean_workdir(self.workdir)
         self.run_root.mkdir(parents=True, exist_ok=True)
         with session_scope(self.settings.db) as session:
-            node_rows.register(session, self.name, _socket.gethostname(), self.settings.user, self.port, self.workdir)
+            node_rows.register(session, self.name, _socket.gethostname(), self.settings.user, self.port, self.workdir,
+                               self.row_status)
         for handle in adopt(self.run_root):  # newest first: keep one per processor
             if handle.processor_id in self.handles:
                 handle.terminate()
@@ -361,7 +363,7 @@ class Agent:
         with session_scope(self.settings.db) as session:
             agent = session.scalar(select(AgentRow).where(AgentRow.name == self.name))
             if agent is not None:
-                node_rows.beat(session, agent, self.workdir)
+                node_rows.beat(session, agent, self.workdir, self.row_status)
 
     def shutdown(self) -> None:
         """Stop every worker gracefully, then mark the agent stopped."""

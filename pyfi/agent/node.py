@@ -37,8 +37,13 @@ def _available_memory() -> int | None:
     return None
 
 
-def register(session: Session, name: str, hostname: str, owner: str, port: int | None, workdir: Path) -> Agent:
-    """Create or refresh this node's node and agent rows."""
+#: an agent with a fresh heartbeat is one of these (a stale one is lost)
+ALIVE = (AgentStatus.RUNNING, AgentStatus.MONITORING)
+
+
+def register(session: Session, name: str, hostname: str, owner: str, port: int | None, workdir: Path,
+             status: AgentStatus = AgentStatus.RUNNING) -> Agent:
+    """Create or refresh this node's node and agent rows (*status*: MONITORING for an agent that runs no processor)."""
     node = session.scalar(select(Node).where(Node.name == name))
     if node is None:
         node = Node(name=name, hostname=hostname, owner=owner)
@@ -48,20 +53,20 @@ def register(session: Session, name: str, hostname: str, owner: str, port: int |
     if agent is None:
         agent = Agent(name=name, node_id=node.id, owner=owner)
         session.add(agent)
-    elif agent.hostname != hostname and effective_status(agent) == AgentStatus.RUNNING:
+    elif agent.hostname != hostname and effective_status(agent) in ALIVE:
         # (on this machine the node's lock already answers: see pyfi.agent.lock)
         raise InUse(f"an agent for node {name!r} runs on {agent.hostname} (heartbeat "
                     f"{(utcnow() - agent.lastupdated).total_seconds():.0f} s ago)",
                     "stop it first, or give this agent another -n/--name")
-    agent.hostname, agent.pid, agent.port, agent.status = hostname, os.getpid(), port, AgentStatus.RUNNING
-    beat(session, agent, workdir)
+    agent.hostname, agent.pid, agent.port = hostname, os.getpid(), port
+    beat(session, agent, workdir, status)
     return agent
 
 
-def beat(session: Session, agent: Agent, workdir: Path) -> None:
+def beat(session: Session, agent: Agent, workdir: Path, status: AgentStatus = AgentStatus.RUNNING) -> None:
     now = utcnow()
     agent.lastupdated = now
-    agent.status = AgentStatus.RUNNING
+    agent.status = status
     node = agent.node if agent.node_id else None
     if node is not None:
         for key, value in machine_stats(workdir).items():
@@ -72,7 +77,7 @@ def beat(session: Session, agent: Agent, workdir: Path) -> None:
 
 def effective_status(agent: Agent) -> AgentStatus:
     """An agent whose heartbeat is stale is shown as lost, whatever its row says."""
-    if agent.status == AgentStatus.RUNNING and (utcnow() - agent.lastupdated).total_seconds() > LOST_AFTER:
+    if agent.status in ALIVE and (utcnow() - agent.lastupdated).total_seconds() > LOST_AFTER:
         return AgentStatus.LOST
     return agent.status
 
@@ -82,7 +87,7 @@ ACTIVE = (ProcessorStatus.RUNNING, ProcessorStatus.PAUSED, ProcessorStatus.START
 
 
 def live_agents(session: Session, excluding: str | None = None) -> set[str]:
-    """The names of the agents whose heartbeat is fresh."""
+    """The names of the agents that run processors and whose heartbeat is fresh (not those of ``agent start -q``)."""
     return {a.name for a in session.scalars(select(Agent).where(Agent.name != excluding))
             if effective_status(a) == AgentStatus.RUNNING}
 
@@ -116,26 +121,30 @@ def shown_status(processor: Processor) -> tuple[ProcessorStatus, str | None]:
     session = object_session(processor)
     if processor.status not in ACTIVE or session is None:
         return processor.status, processor.error
-    live, known = _agents_now(session)
-    if runs_on(processor, live):
+    agents = _agents_now(session)
+    if runs_on(processor, {name for name, status in agents.items() if status == AgentStatus.RUNNING}):
         return processor.status, processor.error
-    if processor.hostname and processor.hostname not in known:
-        why = (f"no agent runs it: it is pinned to node {processor.hostname!r}, where no agent has registered "
-               f"(start one there with pyfi agent start -n {processor.hostname}, or change -h/--hostname)")
+    pinned = processor.hostname
+    if pinned and pinned not in agents:
+        why = (f"no agent runs it: it is pinned to node {pinned!r}, where no agent has registered "
+               f"(start one there with pyfi agent start -n {pinned}, or change -h/--hostname)")
+    elif pinned and agents[pinned] == AgentStatus.MONITORING:
+        why = (f"no agent runs it: the agent of node {pinned!r}, where it is pinned, only monitors (agent start -q); "
+               f"start it without -q, or change -h/--hostname")
     else:
-        where = f"agent {processor.hostname}" if processor.hostname else "every agent"
+        where = f"agent {pinned}" if pinned else "every agent"
         why = (f"no live agent runs it: the heartbeat of {where} stopped, and workers it started may still serve "
                f"(see pyfi ls agents; pyfi agent start on that node adopts them)")
     return ProcessorStatus.LOST, why
 
 
-def _agents_now(session: Session) -> tuple[set[str], set[str]]:
-    """(live agents, every agent), asked once a second at most per session (a listing asks for every row)."""
-    asked, live, known = session.info.get("pyfi.agents", (-1.0, set(), set()))
+def _agents_now(session: Session) -> dict[str, AgentStatus]:
+    """Every agent's name and effective status, asked once a second at most per session (a listing asks per row)."""
+    asked, agents = session.info.get("pyfi.agents", (-1.0, {}))
     if time.monotonic() - asked > 1.0:
-        live, known = live_agents(session), set(session.scalars(select(Agent.name)))
-        session.info["pyfi.agents"] = (time.monotonic(), live, known)
-    return live, known
+        agents = {a.name: effective_status(a) for a in session.scalars(select(Agent))}
+        session.info["pyfi.agents"] = (time.monotonic(), agents)
+    return agents
 
 
 def worker_status(status: ProcessorStatus) -> WorkerStatus:
