@@ -197,7 +197,7 @@ def test_disallowed_repository_is_never_cloned_by_the_deployer(tmp_path):
     from pyfi.agent.deploy import Deployer
 
     origin = make_repo(tmp_path / "untrusted" / "flows")
-    row = SimpleNamespace(id="p1", name="p1", gitrepo=str(origin), branch=None, commit=None, requirements=None, module="m")
+    row = SimpleNamespace(id="p1", name="p1", gitrepo=str(origin), branch=None, commit=None, requirements=None, module="sample")
     root = tmp_path / "work"
     deployer = Deployer(root, git_allow=(f"{tmp_path}/trusted/*",))
     with pytest.raises(DeployError, match="is not in the allowed list"):
