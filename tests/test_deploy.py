@@ -452,3 +452,17 @@ def test_the_deploy_of_a_deleted_processor_is_ended(origin: Path, root: Path, si
     assert deployer.ready(again) is None
     news.reach(2)
     assert (deployer.ready(again).path / "sample.py").exists()
+
+
+def test_ending_one_processors_deploy_leaves_another_of_the_same_repository_alone(root: Path, silent_remote: str) -> None:
+    deployer = Deployer(root, on_news=News())
+    gone = processor_row(Path("unused"), gitrepo=silent_remote)
+    kept = processor_row(Path("unused"), gitrepo=silent_remote, id="p2", name="proc2")
+    assert deployer.ready(gone) is None and deployer.ready(kept) is None
+    kept_dir = co.processor_dir(root / "repos", "proc2")
+    poll(lambda: children.working_for(children.deploy_children(), kept_dir), "proc2's git to run")
+    poll(lambda: len(git_children()) >= 2, "both fetches to run")
+    deployer.cancel_all_but({"p2"})
+    poll(lambda: deployer.deploying_for(gone) is None, "proc1's deploy to end", timeout=10)
+    assert children.working_for(children.deploy_children(), kept_dir), "proc2's fetch was ended too"
+    deployer.stop()

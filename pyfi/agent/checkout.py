@@ -127,17 +127,19 @@ def checkout(
     return sha
 
 
-def resolve_remote_commit(url: str, branch: str | None = None, *, timeout: float = LS_REMOTE_TIMEOUT) -> str:
+def resolve_remote_commit(url: str, branch: str | None = None, *, timeout: float = LS_REMOTE_TIMEOUT,
+                          cwd: Path | None = None) -> str:
     """The sha *branch* (default: the remote's HEAD) points to now, via ``ls-remote``.
 
     Cheap (no objects are transferred): a reconcile loop compares it with the
-    sha it runs to decide whether a restart is due.
+    sha it runs to decide whether a restart is due. *cwd*, the processor's
+    directory, marks whose check it is (``children.working_for``).
     """
     branch = branch or None
     _check_url(url)
     _check_branch(branch)
     ref = f"refs/heads/{branch}" if branch else "HEAD"
-    output = _run_git(None, ["ls-remote", "--", url, ref], url, timeout, "ls-remote")
+    output = _run_git(cwd, ["ls-remote", "--", url, ref], url, timeout, "ls-remote")  # cwd: whose check it is
     for line in output.splitlines():
         sha, _, name = line.partition("\t")
         if name == ref:

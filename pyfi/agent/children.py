@@ -37,10 +37,12 @@ def deploy_children() -> list[Child]:
     return found
 
 
-def working_for(children: list[Child], work_dir: Path, url: str) -> list[Child]:
-    """Those working for one processor: inside its work dir, or naming its repository."""
-    named = url.encode()
-    return [c for c in children if (c.cwd is not None and c.cwd.is_relative_to(work_dir)) or named in c.argv]
+def working_for(children: list[Child], work_dir: Path) -> list[Child]:
+    """Those working for one processor: every git, pip and import check of its deploys runs inside its work dir.
+
+    (Not "naming its repository": processors sharing a repository would end each other's deploys.)
+    """
+    return [c for c in children if c.cwd is not None and c.cwd.is_relative_to(work_dir)]
 
 
 def end(children: list[Child]) -> None:

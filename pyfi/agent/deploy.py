@@ -197,7 +197,7 @@ class Deployer:
         if not job.cancelled:
             job.cancelled = True
             work_dir = checkout.processor_dir(self.repos, job.source.name)
-            children.end(children.working_for(children.deploy_children(), work_dir, job.source.key[0]))
+            children.end(children.working_for(children.deploy_children(), work_dir))
 
     def _run_job(self, job: Job) -> None:
         try:
@@ -251,7 +251,8 @@ class Deployer:
         current.checked = time.time()
         url, branch = current.key[:2]
         try:
-            return checkout.resolve_remote_commit(url, branch) != current.sha
+            mirror = current.path.parent / checkout.MIRROR_DIR  # (in the processor's work dir: see _cancel)
+            return checkout.resolve_remote_commit(url, branch, cwd=mirror) != current.sha
         except DeployError:
             return False  # keep serving the code we have; the next check may succeed
 
