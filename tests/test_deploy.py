@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import socket
 import subprocess
 import textwrap
@@ -466,3 +467,14 @@ def test_ending_one_processors_deploy_leaves_another_of_the_same_repository_alon
     poll(lambda: deployer.deploying_for(gone) is None, "proc1's deploy to end", timeout=10)
     assert children.working_for(children.deploy_children(), kept_dir), "proc2's fetch was ended too"
     deployer.stop()
+
+
+def test_the_import_check_imports_as_the_worker_will_with_its_environment(origin: Path, root: Path) -> None:
+    from pyfi.agent.importcheck import AsWorker
+
+    commit_files(origin, {"sample.py": "import os\nSETTING = os.environ['PYFI_ONLY_WORKERS_HAVE']\n"}, "reads a setting")
+    row = processor_row(origin)
+    with pytest.raises(DeployError, match="cannot import module 'sample': KeyError: 'PYFI_ONLY_WORKERS_HAVE'"):
+        Deployer(root / "a").deploy(row)
+    env = {**os.environ, "PYFI_ONLY_WORKERS_HAVE": "yes"}
+    assert Deployer(root / "b", as_worker=AsWorker(env)).deploy(row).sha

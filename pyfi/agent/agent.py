@@ -20,12 +20,21 @@ from sqlalchemy import delete, or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from pyfi.agent import MAX_SPARES, NODE_NAME, NODE_NAME_RULE
-from pyfi.agent.checkout import clean as clean_workdir
 from pyfi.agent import node as node_rows
+from pyfi.agent.checkout import clean as clean_workdir
 from pyfi.agent.deploy import Deployed, Deployer
 from pyfi.agent.doorbell import Doorbell, ring
+from pyfi.agent.importcheck import AsWorker
 from pyfi.agent.lock import NodeLock
-from pyfi.agent.supervisor import STOP_GRACE, Handle, Spare, adopt, prune, spawn, spawn_spare
+from pyfi.agent.supervisor import (
+    STOP_GRACE,
+    Handle,
+    Spare,
+    adopt,
+    prune,
+    spawn,
+    spawn_spare,
+)
 from pyfi.config import Settings
 from pyfi.db.engine import session_scope
 from pyfi.db.models import Agent as AgentRow
@@ -65,7 +74,8 @@ class Agent:
         self.lock = NodeLock(self.workdir, self.name)
         self.clean = clean
         self.port = port
-        self.deployer = Deployer(self.workdir, git_allow=settings.git_allow, on_news=self.wake)
+        self.deployer = Deployer(self.workdir, git_allow=settings.git_allow, on_news=self.wake,
+                                 as_worker=AsWorker(self.worker_env(), run_as))
         self.handles: dict[str, Handle] = {}
         self.retiring: list[Handle] = []
         self.spares: dict[str, Spare] = {}  # processor id -> a worker booted ahead of its start

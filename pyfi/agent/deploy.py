@@ -83,8 +83,13 @@ class Job:
 
 
 class Deployer:
-    def __init__(self, root: Path, git_allow: Sequence[str] = (), on_news: Callable[[], None] | None = None) -> None:
-        """``on_news`` is called from a background thread when a deploy has succeeded or failed."""
+    def __init__(self, root: Path, git_allow: Sequence[str] = (), on_news: Callable[[], None] | None = None,
+                 as_worker: importcheck.AsWorker | None = None) -> None:
+        """``on_news`` is called from a background thread when a deploy has succeeded or failed.
+
+        ``as_worker``: the user and environment the agent's workers run with, for the import check.
+        """
+        self.as_worker = as_worker or importcheck.AsWorker()
         self.repos, self.venvs = root / "repos", root / "venvs"
         self.git_allow = tuple(git_allow)
         self.on_news = on_news
@@ -237,7 +242,7 @@ class Deployer:
                               hint="none needed")
         path = checkout.checkout_path(self.repos, source.name, sha)
         python = venv.ensure_venv(path, sha, reqs, venv_root=self.venvs)
-        importcheck.check_import(python, path, module)  # new code that cannot run never replaces code that can
+        importcheck.check_import(python, path, module, as_worker=self.as_worker)  # code that cannot run replaces none
         return Deployed(source.key, sha, path, python, time.time())
 
     @staticmethod

@@ -9,6 +9,7 @@ keeps serving and the import error is shown next to its status.
 from __future__ import annotations
 
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 
 from pyfi.errors import DeployError
@@ -19,12 +20,22 @@ MARK = "pyfi-import-check"  # in the check's command line, so that a stopping ag
 _SCRIPT = "import importlib, sys; sys.path.insert(0, sys.argv[3]); importlib.import_module(sys.argv[2])"
 
 
-def check_import(python: Path, checkout: Path, module: str, timeout: float = IMPORT_TIMEOUT) -> None:
+@dataclass(frozen=True)
+class AsWorker:
+    """How the agent runs a worker, so that the check imports the code the same way: its user and environment."""
+
+    env: dict[str, str] | None = None
+    user: str | None = None
+
+
+def check_import(python: Path, checkout: Path, module: str, timeout: float = IMPORT_TIMEOUT,
+                 as_worker: AsWorker = AsWorker()) -> None:
     """Import *module* from *checkout* with the environment's *python*, as the worker will; DeployError if it fails."""
     command = [str(python), "-c", _SCRIPT, MARK, module, str(checkout)]
     try:
         done = subprocess.run(command, cwd=checkout, capture_output=True, text=True, timeout=timeout,
-                              start_new_session=True)
+                              start_new_session=True, stdin=subprocess.DEVNULL, env=as_worker.env,
+                              user=as_worker.user)
     except subprocess.TimeoutExpired:
         raise DeployError(f"importing module {module!r} took more than {timeout:.0f} s",
                           "do slow work in the functions, not when the module is imported") from None
