@@ -26,15 +26,7 @@ from pyfi.agent.deploy import Deployed, Deployer
 from pyfi.agent.doorbell import Doorbell, ring
 from pyfi.agent.importcheck import AsWorker
 from pyfi.agent.lock import NodeLock
-from pyfi.agent.supervisor import (
-    STOP_GRACE,
-    Handle,
-    Spare,
-    adopt,
-    prune,
-    spawn,
-    spawn_spare,
-)
+from pyfi.agent.supervisor import STOP_GRACE, Handle, Spare, adopt, prune, spawn, spawn_spare
 from pyfi.config import Settings
 from pyfi.db.engine import session_scope
 from pyfi.db.models import Agent as AgentRow
