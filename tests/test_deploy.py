@@ -133,6 +133,15 @@ def test_new_commit_is_fetched_into_the_same_mirror(origin: Path, root: Path) ->
     assert marker.read_text() == "still here" and mirror.stat().st_ino == inode
 
 
+def test_a_mirror_left_half_made_by_an_ended_git_init_is_made_again(origin: Path, root: Path) -> None:
+    mirror = co.mirror_path(root, "proc1")
+    mirror.mkdir(parents=True)
+    (mirror / "HEAD").write_text("ref: refs/heads/main\n")  # what `git init` writes first
+    (mirror.with_name(mirror.name + ".new")).mkdir()  # and one ended before its rename
+    sha = co.checkout(root, "proc1", str(origin))
+    assert "v2" in source(root, sha) and not mirror.with_name(mirror.name + ".new").exists()
+
+
 def test_known_commit_needs_no_network(origin: Path, root: Path, tmp_path: Path) -> None:
     sha = co.checkout(root, "proc1", str(origin))
     first = git(origin, "rev-parse", "main~1")
@@ -415,6 +424,21 @@ def test_new_settings_end_the_deploy_of_the_old_ones(origin: Path, root: Path, s
     assert deployer.ready(row) is None  # the new settings are deployed now
     news.reach(2)
     assert (deployer.ready(row).path / "sample.py").exists()
+
+
+def test_new_settings_end_the_old_deploy_even_before_its_first_git_step(origin: Path, root: Path,
+                                                                       silent_remote: str) -> None:
+    news = News()
+    deployer = Deployer(root, on_news=news)
+    row = processor_row(Path("unused"), gitrepo=silent_remote)
+    with co.file_lock(co.processor_dir(root / "repos", "proc1") / ".lock"):  # the job waits here, before any git
+        assert deployer.ready(row) is None
+        row.gitrepo = str(origin)
+        assert deployer.ready(row) is None and deployer.jobs["p1"].cancelled
+    # nothing to end when it was cancelled; the job now runs `git init`, then the fetch that hangs
+    poll(lambda: news.count >= 1, "the old deploy to give up", timeout=15)
+    assert not git_children()
+    assert deployer.deploy(row).sha
 
 
 def test_deploy_ahead_deploys_stopped_processors_once_one_at_a_time(origin: Path, tmp_path: Path) -> None:

@@ -187,11 +187,20 @@ def _describe_ref(branch: str | None) -> str:
 
 
 def _open_mirror(mirror: Path) -> Path:
-    if not (mirror / "HEAD").is_file():
-        if mirror.exists():
-            shutil.rmtree(mirror)
-        mirror.mkdir(parents=True)
-        _run_git(mirror, ["init", "--bare", "--quiet"], "", None, "init")
+    """The processor's bare mirror, made if missing or left half-made.
+
+    It is made beside and then renamed into place: a ``git init`` ended
+    half-way (the agent stopping, the settings changing) leaves a HEAD
+    without objects, which git then refuses as "not a git repository".
+    """
+    if not all((mirror / part).exists() for part in ("HEAD", "objects", "refs")):
+        fresh = mirror.with_name(mirror.name + ".new")
+        for stale in (mirror, fresh):
+            if stale.exists():
+                shutil.rmtree(stale)
+        fresh.mkdir(parents=True)
+        _run_git(fresh, ["init", "--bare", "--quiet"], "", None, "init")
+        fresh.rename(mirror)
     return mirror
 
 

@@ -31,6 +31,7 @@ log = logging.getLogger("pyfi.agent")
 HEAD_CHECK = 10.0
 RETRY_AFTER = (2.0, 5.0, 15.0, 30.0)
 STOP_GRACE = 3.0
+CANCEL_LIMIT = 60.0  # a cancelled job ends its steps early; its git and pip are ended meanwhile
 
 
 @dataclass
@@ -80,6 +81,9 @@ class Job:
     done: threading.Event = field(default_factory=threading.Event)
     cancelled: bool = False  # the processor's settings changed: give up as soon as possible
     started: float = field(default_factory=time.monotonic)
+    worked: threading.Event = field(default_factory=threading.Event)  # its deploy has returned or raised
+    ender: threading.Thread | None = None  # ends its git and pip once it is cancelled, until it has worked
+    lock: threading.Lock = field(default_factory=threading.Lock)  # an ender starts before the job has worked, or not
 
 
 class Deployer:
@@ -199,15 +203,31 @@ class Deployer:
                               hint="the agent's process is out of threads: stop it and start it again") from None
 
     def _cancel(self, job: Job) -> None:
-        if not job.cancelled:
+        """Make the job give up soon, without waiting for it (the agent's loop calls this).
+
+        Its git and pip are ended until the job has ended: ending one only
+        would let the job go on to its next step (a short ``git init`` may be
+        caught, and then the fetch hangs). The job stays listed until that
+        has stopped, so no next deploy of the processor starts meanwhile in
+        the work dir whose processes are being ended.
+        """
+        with job.lock:
+            if job.cancelled or job.worked.is_set():
+                return
             job.cancelled = True
             work_dir = checkout.processor_dir(self.repos, job.source.name)
-            children.end(children.working_for(children.deploy_children(), work_dir))
+            job.ender = threading.Thread(target=_end_children_of, args=(job, work_dir), daemon=True,
+                                         name=f"pyfi-cancel-{job.source.name}")
+            job.ender.start()
 
     def _run_job(self, job: Job) -> None:
         try:
             news = self._deploy_if_needed(job)
         finally:
+            with job.lock:
+                job.worked.set()
+            if job.ender is not None:
+                job.ender.join()
             self.jobs.pop(job.source.id, None)
             job.done.set()
         if news and self.on_news is not None:
@@ -237,11 +257,10 @@ class Deployer:
         source = job.source
         url, branch, commit, reqs, module = source.key
         sha = checkout.checkout(self.repos, source.name, url, branch=branch, commit=commit)
-        if job.cancelled:
-            raise DeployError(f"deploying {source.name} was cancelled: its settings changed or the agent stopped",
-                              hint="none needed")
+        _give_up_if_cancelled(job)
         path = checkout.checkout_path(self.repos, source.name, sha)
         python = venv.ensure_venv(path, sha, reqs, venv_root=self.venvs)
+        _give_up_if_cancelled(job)
         importcheck.check_import(python, path, module, as_worker=self.as_worker)  # code that cannot run replaces none
         return Deployed(source.key, sha, path, python, time.time())
 
@@ -260,6 +279,19 @@ class Deployer:
             return checkout.resolve_remote_commit(url, branch, cwd=mirror) != current.sha
         except DeployError:
             return False  # keep serving the code we have; the next check may succeed
+
+
+def _end_children_of(job: Job, work_dir: Path) -> None:
+    deadline = time.monotonic() + CANCEL_LIMIT
+    while not job.worked.is_set() and time.monotonic() < deadline:
+        children.end(children.working_for(children.deploy_children(), work_dir))
+        job.worked.wait(0.05)
+
+
+def _give_up_if_cancelled(job: Job) -> None:
+    if job.cancelled:
+        raise DeployError(f"deploying {job.source.name} was cancelled: its settings changed or the agent stopped",
+                          hint="none needed")
 
 
 def _as_deploy_error(source: Source, exc: Exception) -> DeployError:
