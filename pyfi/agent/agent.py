@@ -8,7 +8,6 @@ in a loop, plus heartbeats, until asked to stop.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import logging
 import os
 import socket as _socket
@@ -26,7 +25,8 @@ from pyfi.agent.deploy import Deployed, Deployer
 from pyfi.agent.doorbell import Doorbell, ring
 from pyfi.agent.importcheck import AsWorker
 from pyfi.agent.lock import NodeLock
-from pyfi.agent.supervisor import STOP_GRACE, Handle, Spare, adopt, prune, spawn, spawn_spare
+from pyfi.agent.spares import SpareKeeping
+from pyfi.agent.supervisor import STOP_GRACE, Handle, Spare, adopt, prune, spawn
 from pyfi.config import Settings
 from pyfi.db.engine import session_scope
 from pyfi.db.models import Agent as AgentRow
@@ -44,11 +44,7 @@ STOPPED_STATES = (ProcessorStatus.STOPPED, ProcessorStatus.REMOVED)
 SLOW_START = 20.0  # seconds after which a worker still starting shows what it last logged
 
 
-def signature(processor: Processor) -> str:
-    return hashlib.sha1(repr(spec_of(processor).signature).encode()).hexdigest()[:16]
-
-
-class Agent:
+class Agent(SpareKeeping):
     def __init__(self, settings: Settings, name: str | None = None, workdir: Path | None = None,
                  port: int | None = None, worker_args: tuple[str, ...] = (), run_as: str | None = None,
                  monitor_only: bool = False, spares: int = MAX_SPARES, clean: bool = False) -> None:
@@ -211,7 +207,7 @@ class Agent:
     def needs_restart(self, processor: Processor, handle: Handle, deployed: Deployed) -> bool:
         restart_at = processor.restart_requested
         asked = restart_at is not None and restart_at.replace(tzinfo=dt.timezone.utc).timestamp() > handle.started
-        return asked or handle.commit != deployed.sha or handle.signature != signature(processor)
+        return asked or handle.commit != deployed.sha or handle.signature != spec_of(processor).digest
 
     def observed_status(self, handle: Handle) -> ProcessorStatus:
         state = {"paused": ProcessorStatus.PAUSED, "running": ProcessorStatus.RUNNING}
@@ -227,7 +223,7 @@ class Agent:
         try:
             handle = self.take_spare(processor, deployed, paused) or spawn(
                 str(deployed.python), processor.id, processor.name, str(deployed.path), deployed.sha,
-                signature(processor), self.new_run_dir(processor.id), self.name, self.worker_env(),
+                spec_of(processor).digest, self.new_run_dir(processor.id), self.name, self.worker_env(),
                 paused=paused, extra_args=self.worker_args, user=self.run_as)
         except OSError as exc:  # e.g. -u/--user may not run the interpreter: this processor's problem only
             delay = self.back_off(processor.id)
@@ -240,77 +236,6 @@ class Agent:
 
     def new_run_dir(self, processor_id: str) -> Path:
         return self.run_root / f"{processor_id}.{time.time_ns()}"
-
-    # -- spares: workers booted ahead of need -----------------------------------------------
-    def deploy_ahead(self, wanted: list[Processor]) -> None:
-        """Deploy a stopped processor's code before it is started, so that it can have a spare.
-
-        One at a time, while nothing else is being deployed or started, for
-        at most as many processors as there are spares; once per setting of
-        their code (no head checks, no retries: a failure is shown, and
-        retried, when the processor is started).
-        """
-        if self.settling or self.deployer.busy():
-            return
-        stopped = sorted((p for p in wanted if p.requested_status == ProcessorStatus.STOPPED), key=lambda p: p.name)
-        for processor in stopped[:self.max_spares]:
-            if self.deployer.failure(processor) is not None:
-                continue
-            try:
-                self.deployer.ready(processor, follow=False)
-            except DeployError:
-                continue
-            if self.deployer.busy():
-                return
-
-    def take_spare(self, processor: Processor, deployed: Deployed, paused: bool) -> Handle | None:
-        spare = self.spares.pop(processor.id, None)
-        if spare is None:
-            return None
-        if spare.key != spare_key(processor, deployed):
-            spare.discard()
-            return None
-        return spare.take(processor.id, deployed.sha, signature(processor), paused)
-
-    def keep_spares(self, wanted: list[Processor]) -> None:
-        """A spare for each of up to ``max_spares`` deployed processors, kept for its next start or restart.
-
-        A spare boots only while no worker is starting and no other spare is
-        booting: it costs a second of CPU, which a start in progress needs more.
-        """
-        keys = self.spare_keys(wanted)
-        for processor_id, spare in list(self.spares.items()):
-            dead = not spare.alive()
-            if dead:
-                self.bad_spares.add(spare.key)  # it died by itself: that code starts cold from now on
-            if dead or keys.get(processor_id) != spare.key:
-                self.spares.pop(processor_id).discard()
-        if self.settling or any(not s.ready() for s in self.spares.values()):
-            return
-        for processor_id, key in keys.items():  # the most wanted first
-            if processor_id not in self.spares:
-                name, python, checkout = key
-                try:
-                    self.spares[processor_id] = spawn_spare(python, name, checkout, self.new_run_dir(processor_id),
-                                                            self.name, self.worker_env(), extra_args=self.worker_args,
-                                                            user=self.run_as)
-                except OSError as exc:  # the start will say so, as the processor's error
-                    log.warning("cannot boot a spare for %s: %s", name, exc)
-                    self.bad_spares.add(key)
-                return
-
-    def spare_keys(self, wanted: list[Processor]) -> dict[str, tuple]:
-        """Processor id -> spare key, for the processors that should have a spare, the most wanted first.
-
-        Stopped processors come first (a start is the likeliest next request),
-        then the others, each by name; a key whose spare died by itself is left out.
-        """
-        deployed = {p.id: self.deployer.current(p) for p in wanted if p.requested_status != ProcessorStatus.REMOVED}
-        candidates = sorted((p for p in wanted if deployed.get(p.id) is not None),
-                            key=lambda p: (p.requested_status != ProcessorStatus.STOPPED, p.name))
-        keys = {p.id: spare_key(p, deployed[p.id]) for p in candidates if p.id not in self.crashes}  # (see note_crash)
-        usable = [pid for pid, key in keys.items() if key not in self.bad_spares]
-        return {pid: keys[pid] for pid in usable[:self.max_spares]}
 
     def note_crash(self, processor: Processor, handle: Handle) -> None:
         delay = self.back_off(processor.id)
@@ -392,11 +317,6 @@ def set_status(processor: Processor, status: ProcessorStatus, error: str | None)
     """Write status only when it changed (several agents may share a processor)."""
     if processor.status != status or processor.error != error:
         processor.status, processor.error = status, error
-
-
-def spare_key(processor: Processor, deployed: Deployed) -> tuple:
-    """What a spare's command line depends on (``Spare.key``)."""
-    return (processor.name, str(deployed.python), str(deployed.path))
 
 
 def _flag_value(args: tuple[str, ...], flag: str) -> int | None:

@@ -5,6 +5,7 @@ snapshot is enough; only plugs are re-read while running (see ``plugs``).
 """
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, replace
 
 from sqlalchemy import select
@@ -59,6 +60,11 @@ class WorkerSpec:
         """Changes when a restart is needed (socket set, queues, concurrency)."""
         sockets = tuple(sorted((s.name, s.broker_queue, s.task_name) for s in self.sockets))
         return (self.module, self.concurrency, self.retries, sockets)
+
+    @property
+    def digest(self) -> str:
+        """The signature, short: a worker carries it so that a restarted agent knows whether it is current."""
+        return hashlib.sha1(repr(self.signature).encode()).hexdigest()[:16]
 
 
 def load_spec(session: Session, processor_name: str) -> WorkerSpec:
