@@ -24,7 +24,7 @@ import shutil
 import tarfile
 import tempfile
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 from git import Git
 from git.exc import GitCommandError, GitCommandNotFound
@@ -105,12 +105,14 @@ def checkout(
     commit: str | None = None,
     *,
     timeout: float = FETCH_TIMEOUT,
+    cancelled: Callable[[], None] = lambda: None,
 ) -> str:
     """Make ``checkout_path(root, processor, sha)`` hold the code; return that sha.
 
     *commit* (full or abbreviated) wins over *branch*; with neither, the
     remote's default branch is used (empty strings count as not given). A
     commit already exported, or already in the mirror, needs no network.
+    *cancelled* raises, before each step that may wait long, if the caller has given up.
     """
     branch, commit = branch or None, commit or None
     _check_url(url)
@@ -120,7 +122,9 @@ def checkout(
         return commit.lower()
     base = processor_dir(root, processor)
     with file_lock(base / ".lock"):
+        cancelled()  # it may have waited long for the lock: raises if the deploy was called off meanwhile
         mirror = _open_mirror(base / MIRROR_DIR)
+        cancelled()  # and before the fetch, which may hang on a silent server
         sha = _resolve(mirror, url, branch, commit, timeout)
         _export(mirror, sha, checkout_path(root, processor, sha))
     log.info("processor %s at %s from %s", processor, sha[:12], mask_url(url))

@@ -94,12 +94,14 @@ class Deployer:
         ``as_worker``: the user and environment the agent's workers run with, for the import check.
         """
         self.as_worker = as_worker or importcheck.AsWorker()
+        root = root.resolve()  # the cancel matches /proc's cwd, which is a resolved path
         self.repos, self.venvs = root / "repos", root / "venvs"
         self.git_allow = tuple(git_allow)
         self.on_news = on_news
         self.deployed: dict[str, Deployed] = {}
         self.failures: dict[str, Failure] = {}
         self.jobs: dict[str, Job] = {}  # processor id -> its job (one at a time: it owns the processor's work dirs)
+        self.stopping = False
 
     # -- what the agent asks --------------------------------------------------------------
     def ready(self, processor: Any, follow: bool = True) -> Deployed | None:
@@ -125,7 +127,8 @@ class Deployer:
         failure = self.failures.get(source.id)
         if failure and failure.key == source.key and not failure.due():
             raise failure.error
-        self._start_job(source)
+        if self._job_named(source.name) is None:  # else one for a deleted namesake still ends in its work dir
+            self._start_job(source)
         return None
 
     def deploy(self, processor: Any) -> Deployed:
@@ -134,7 +137,7 @@ class Deployer:
             deployed = self.ready(processor)
             if deployed is not None:
                 return deployed
-            job = self.jobs.get(processor.id)
+            job = self.jobs.get(processor.id) or self._job_named(processor.name)
             if job is not None:
                 job.done.wait()
 
@@ -178,6 +181,7 @@ class Deployer:
         goes on to its next git step when one is ended, so they are ended
         until every job has given up, for at most *grace* seconds.
         """
+        self.stopping = True
         for job in list(self.jobs.values()):
             job.cancelled = True
         deadline = time.monotonic() + grace
@@ -186,6 +190,10 @@ class Deployer:
             time.sleep(0.05)
 
     # -- the background jobs ------------------------------------------------------------
+    def _job_named(self, name: str) -> Job | None:
+        """The job working in the processor's work dir, which is named after the processor (not its id)."""
+        return next((job for job in list(self.jobs.values()) if job.source.name == name), None)
+
     def _check_allowed(self, processor: Any) -> None:
         try:
             check_repo(processor.gitrepo, self.git_allow)
@@ -216,9 +224,14 @@ class Deployer:
                 return
             job.cancelled = True
             work_dir = checkout.processor_dir(self.repos, job.source.name)
-            job.ender = threading.Thread(target=_end_children_of, args=(job, work_dir), daemon=True,
-                                         name=f"pyfi-cancel-{job.source.name}")
-            job.ender.start()
+            ender = threading.Thread(target=_end_children_of, args=(job, work_dir), daemon=True,
+                                     name=f"pyfi-cancel-{job.source.name}")
+            try:
+                ender.start()
+            except RuntimeError:  # out of threads: end what runs now; the job checks before its next step
+                children.end(children.working_for(children.deploy_children(), work_dir))
+                return
+            job.ender = ender
 
     def _run_job(self, job: Job) -> None:
         try:
@@ -245,6 +258,8 @@ class Deployer:
         try:
             result = self._deploy(job)
         except Exception as exc:  # noqa: BLE001 - any failure must be remembered, or the agent would retry at once
+            if job.cancelled and not self.stopping:
+                return True  # for settings that are gone (and may come back): nothing to remember
             self.failures[source.id] = Failure(source.key, _as_deploy_error(source, exc),
                                                failure.attempts + 1 if failure and failure.key == source.key else 1,
                                                time.time())
@@ -256,7 +271,8 @@ class Deployer:
     def _deploy(self, job: Job) -> Deployed:
         source = job.source
         url, branch, commit, reqs, module = source.key
-        sha = checkout.checkout(self.repos, source.name, url, branch=branch, commit=commit)
+        sha = checkout.checkout(self.repos, source.name, url, branch=branch, commit=commit,
+                                cancelled=lambda: _give_up_if_cancelled(job))
         _give_up_if_cancelled(job)
         path = checkout.checkout_path(self.repos, source.name, sha)
         python = venv.ensure_venv(path, sha, reqs, venv_root=self.venvs)
