@@ -76,6 +76,7 @@ class WorkerStatus(StrEnum):
     PAUSED = "paused"
     STOPPED = "stopped"
     CRASHED = "crashed"
+    LOST = "lost"  # shown only: a hand-started worker's row that it stopped refreshing (pyfi.worker.presence)
 
 
 class Strategy(StrEnum):

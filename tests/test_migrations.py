@@ -31,3 +31,26 @@ def test_migrations_downgrade_to_base_and_back(empty_db_url):
     assert migrate.current_revision(empty_db_url) is None
     _, after = migrate.upgrade(empty_db_url)
     assert after == migrate.head_revision(empty_db_url)
+
+
+def test_0007_keeps_the_agents_workers_and_lets_a_worker_have_no_agent(empty_db_url):
+    from alembic import command
+    from sqlalchemy import select
+
+    from pyfi.db.engine import session_scope
+    from pyfi.db.models import Agent, Node, Processor, Worker
+
+    command.upgrade(migrate.alembic_config(empty_db_url), "0006")
+    with session_scope(empty_db_url) as session:
+        agent = Agent(name="n1", node=Node(name="n1"))
+        processor = Processor(name="p", module="m", gitrepo="g")
+        session.add(Worker(name="p@n1", agent=agent, processor=processor))
+    migrate.upgrade(empty_db_url)
+    with session_scope(empty_db_url) as session:
+        session.add(Worker(name="p.1@here", agent_id=None, processor=session.scalar(select(Processor))))
+    with session_scope(empty_db_url) as session:
+        assert sorted((w.name, w.agent.name if w.agent else None) for w in session.scalars(select(Worker))) == [
+            ("p.1@here", None), ("p@n1", "n1")]
+    command.downgrade(migrate.alembic_config(empty_db_url), "0006")  # a hand-started worker's row has no place there
+    with session_scope(empty_db_url) as session:
+        assert [w.name for w in session.scalars(select(Worker))] == ["p@n1"]

@@ -20,6 +20,12 @@ def _agent_status(agent: Any) -> Any:
     return effective_status(agent)
 
 
+def _worker_status(worker: Any) -> Any:
+    from pyfi.worker.presence import shown_status  # a hand-started worker that stopped refreshing its row -> lost
+
+    return shown_status(worker)
+
+
 def shown_processor(processor: Any) -> tuple[Any, Any]:
     from pyfi.agent.node import shown_status  # active, but no live agent runs it -> lost
 
@@ -62,9 +68,11 @@ COLUMNS: dict[str, list[Column]] = {
                       ("Memory", lambda o: o.memory), ("Disk", lambda o: o.disk)],
     "agent": COMMON + [UPDATED, ("Node", lambda o: _name(o.node)), ("Hostname", lambda o: o.hostname),
                        ("Pid", lambda o: o.pid), ("Port", lambda o: o.port), ("Status", lambda o: _agent_status(o))],
-    "worker": COMMON + [UPDATED, ("Agent", lambda o: _name(o.agent)), ("Processor", lambda o: _name(o.processor)),
-                        ("Pid", lambda o: o.pid), ("Concurrency", lambda o: o.concurrency), ("Status", lambda o: o.status),
-                        ("Commit", lambda o: o.commit[:12] if o.commit else None)],  # the code it runs (--json: all of it)
+    "worker": COMMON + [
+        UPDATED, ("Agent", lambda o: _name(o.agent) if o.agent_id else "(by hand)"), ("Processor", lambda o: _name(o.processor)),
+        ("Pid", lambda o: o.pid), ("Concurrency", lambda o: o.concurrency), ("Status", lambda o: _worker_status(o)),
+        ("Commit", lambda o: o.commit[:12] if o.commit else None),  # the code it runs (--json: all of it)
+    ],
     "scheduler": COMMON + [UPDATED, ("Strategy", lambda o: o.strategy), ("Interval", lambda o: o.interval),
                            ("Enabled", lambda o: o.enabled)],
     "deployment": COMMON + [UPDATED, ("Processor", lambda o: _name(o.processor)), ("Hostname", lambda o: o.hostname),
@@ -118,6 +126,8 @@ def record(kind: str, obj: Any) -> dict[str, Any]:
         data["status"] = jsonable(_agent_status(obj))
     if kind == "processor":
         data["status"], data["error"] = map(jsonable, shown_processor(obj))
+    if kind == "worker":
+        data["status"] = jsonable(_worker_status(obj))
     for header, getter in COLUMNS.get(kind, []):
         key = header.lower().replace(" ", "_")
         if key not in data:

@@ -108,7 +108,7 @@ def worker() -> None:
 def worker_start(app: AppContext, name: str, path: str | None, control: str | None, node: str | None,
                  loglevel: str, concurrency: int | None, prefetch: int | None, celery_config: str | None,
                  standby: bool) -> None:
-    """Run a Celery worker for one processor's sockets (agents spawn this)"""
+    """Run a Celery worker for one processor's sockets (agents spawn this; started by hand, it lists itself in ls workers)"""
     from pathlib import Path
 
     if standby:

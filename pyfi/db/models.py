@@ -290,7 +290,8 @@ class Agent(Common, Base):
 class Worker(Common, Base):
     __tablename__ = "workers"
 
-    agent_id: Mapped[str] = mapped_column(ForeignKey("agents.id", ondelete="CASCADE"), index=True)
+    # None: started by hand (``pyfi worker start``); it keeps its row's lastupdated fresh itself
+    agent_id: Mapped[str | None] = mapped_column(ForeignKey("agents.id", ondelete="CASCADE"), index=True)
     processor_id: Mapped[str] = mapped_column(ForeignKey("processors.id", ondelete="CASCADE"), index=True)
     pid: Mapped[int | None]
     concurrency: Mapped[int] = mapped_column(default=1)
@@ -298,7 +299,7 @@ class Worker(Common, Base):
     workdir: Mapped[str | None] = mapped_column(Text)
     status: Mapped[WorkerStatus] = mapped_column(EnumText(WorkerStatus), default=WorkerStatus.STARTING)
 
-    agent: Mapped[Agent] = relationship(back_populates="workers")
+    agent: Mapped[Agent | None] = relationship(back_populates="workers")
     processor: Mapped[Processor] = relationship(back_populates="workers_running")
 
 

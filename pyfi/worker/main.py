@@ -29,6 +29,7 @@ from pyfi.worker.control import PauseControl, error_path, problems_path
 from pyfi.worker.lifecycle import Lifecycle
 from pyfi.worker.plugs import Forwarder
 from pyfi.worker.pool import TaskPool
+from pyfi.worker.presence import Presence
 from pyfi.worker.sidecar import Sidecar, start_sidecar
 from pyfi.worker.sink import RecordSink
 from pyfi.worker.spec import WorkerSpec, load_spec
@@ -114,10 +115,15 @@ def run(settings: Settings, processor: str, path: Path | None = None, control: P
     if not spec.sockets:
         log.warning("processor %s has no sockets: nothing to consume", processor)
     hostname = f"{spec.processor}.{os.getpid()}@{node or _socket.gethostname()}"
+    concurrency = options.concurrency or spec.concurrency
+    presence = None
+    if control is None:  # started by hand: no agent lists it in `ls workers`, so it lists itself
+        presence = Presence(settings.db, spec, hostname, concurrency, settings.user, path)
+        celery_signals.worker_ready.connect(presence.on_ready, weak=False)
     try:
         worker = app.Worker(
             hostname=hostname,
-            concurrency=options.concurrency or spec.concurrency,
+            concurrency=concurrency,
             pool=TaskPool,  # Celery's prefork pool, minus its sleeps at shutdown (pyfi.worker.pool)
             consumer_cls=SocketConsumer,  # a call runs its socket's current function (pyfi.worker.consumer)
             queues=spec.broker_queues or ["pyfi.idle"],
@@ -129,6 +135,8 @@ def run(settings: Settings, processor: str, path: Path | None = None, control: P
         )
         worker.start()
     finally:
+        if presence is not None:
+            presence.stop()
         if sidecar is not None:
             sidecar.stop()  # after the pool: every record of every process is written
     code = getattr(worker, "exitcode", 0) or 0
