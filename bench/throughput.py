@@ -58,6 +58,8 @@ def bare_app(settings: Any) -> Any:
 
     app = Celery("bare", set_as_current=False)
     app.conf.update(celery_config(settings))
+    if settings.broker.startswith("redis://"):
+        app.conf.broker_transport = None  # kombu's own Redis transport: pyfi's notes what each worker holds (a cost)
     return app
 
 

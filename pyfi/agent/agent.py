@@ -33,6 +33,7 @@ from pyfi.db.models import Agent as AgentRow
 from pyfi.db.models import Processor, Socket, Worker
 from pyfi.enums import AgentStatus, ProcessorStatus
 from pyfi.errors import DeployError, InvalidInput
+from pyfi.messaging.app import VISIBILITY_TIMEOUT
 from pyfi.worker.spec import spec_of
 
 log = logging.getLogger("pyfi.agent")
@@ -238,6 +239,7 @@ class Agent(SpareKeeping):
         return self.run_root / f"{processor_id}.{time.time_ns()}"
 
     def note_crash(self, processor: Processor, handle: Handle) -> None:
+        self.give_back_calls(handle)
         delay = self.back_off(processor.id)
         self.handles.pop(processor.id, None)
         reason = handle.start_error() or f"worker exited (code {handle.exit_code()}); see {handle.run_dir}/worker.log"
@@ -258,7 +260,30 @@ class Agent(SpareKeeping):
         self.retiring.append(handle)
 
     def reap_retired(self) -> None:
-        self.retiring = [h for h in self.retiring if not h.reap()]
+        gone = [h for h in self.retiring if h.reap()]
+        self.retiring = [h for h in self.retiring if h not in gone]
+        for handle in gone:
+            if handle.killed:  # it did not stop within the grace period: it put nothing back
+                self.give_back_calls(handle)
+
+    def give_back_calls(self, handle: Handle) -> None:
+        """Put the calls a dead worker held back on their queues now, not after the broker's visibility timeout.
+
+        (Its pool processes died with it: Celery has the kernel kill them
+        when their parent dies, so none finishes a call given back.)
+        """
+        if not self.settings.broker.startswith("redis://"):
+            return  # the embedded broker gives them to the next consumer by itself, RabbitMQ when the connection drops
+        from kombu.exceptions import KombuError
+        from redis.exceptions import RedisError
+
+        from pyfi.messaging.redis_transport import give_back  # (kombu's Redis transport: only agents that need it)
+
+        try:
+            give_back(self.settings.broker, handle.pid)
+        except (OSError, RedisError, KombuError) as exc:  # the visibility timeout still gives them back, later
+            log.warning("cannot give back the calls of %s's dead worker %d now (the broker will, within %d s): %s",
+                        handle.processor, handle.pid, VISIBILITY_TIMEOUT, exc)
 
     def worker_env(self) -> dict[str, str]:
         env = dict(os.environ)

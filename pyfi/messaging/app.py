@@ -46,6 +46,9 @@ def broker_options(url: str) -> dict[str, Any]:
             "broker_transport": "pyfi.messaging.sqla_transport:Transport",
             "broker_transport_options": {"connect_args": {"timeout": 30}},
         }
+    if url.startswith("redis://"):  # a killed worker's calls are given back at once (pyfi.messaging.redis_transport)
+        return {"broker_transport": "pyfi.messaging.redis_transport:Transport",
+                "broker_transport_options": {"visibility_timeout": VISIBILITY_TIMEOUT}}
     if url.startswith(("redis", "rediss")):
         return {"broker_transport_options": {"visibility_timeout": VISIBILITY_TIMEOUT}}
     return {}
