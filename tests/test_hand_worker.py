@@ -68,5 +68,6 @@ def test_an_agents_workers_are_not_shown_as_by_hand(net: Network) -> None:
     names = build(net, {"a": "echo"})
     net.start_agent("n1")
     assert net.cli("task", "run", "-s", names["a"], "-d", '"x"', timeout=120).stdout.strip() == "x"
-    [row] = net.json("ls", "workers")["rows"]
-    assert row["agent"] == "n1" and row["status"] == "running"
+    rows = wait_for(lambda: [(w["agent"], w["status"]) for w in net.json("ls", "workers")["rows"]
+                             if w["status"] == "running"], 30, what="the agent's worker shown running")
+    assert rows == [("n1", "running")]
