@@ -47,34 +47,63 @@ def test_the_call_a_killed_worker_ran_is_run_again_at_once(net: Network, tmp_pat
     wait_for(lambda: net.processor("p")["status"] == "running", 60, "p running", interval=0.2)
     call_id = net.cli("task", "run", "-s", names["slow"], "-d", "3", "--no-wait").stdout.strip()
     wait_for(lambda: marker.exists() and marker.read_text().strip(), 30, "the call to start")
-    [worker] = [row["pid"] for row in net.json("ls", "workers")["rows"]]
+    [(worker, run_dir)] = [(row["pid"], row["workdir"]) for row in net.json("ls", "workers")["rows"]]
     os.kill(worker, signal.SIGKILL)  # the main process only: its pool process, running the call, is left behind
     wait_for(lambda: finished(net, call_id), 60, "the call to be run again (not after the 300 s visibility timeout)",
              interval=0.2)
     assert len(marker.read_text().split()) == 2
     assert postruns(net, call_id) == 1, "the pool process left behind finished it too"
-    assert not redis.Redis.from_url(net.env["PYFI_BROKER"]).exists(held_key(worker))
-    assert "gave back 1 call(s) held by the killed worker" in net.agent_log("node1")
+    holder = Path(run_dir).name
+    assert not redis.Redis.from_url(net.env["PYFI_BROKER"]).exists(held_key(holder))
+    assert f"gave back 1 call(s) held by the killed worker {holder}" in net.agent_log("node1")
 
 
-def test_a_consumer_notes_what_it_holds_until_it_acknowledges_and_give_back_requeues_the_rest(redis_url: str) -> None:
+
+def consumer(redis_url: str, holder: str, **options: str):  # noqa: ANN201 - a kombu Connection
     from kombu import Connection
 
-    from pyfi.messaging.redis_transport import Transport, give_back
+    from pyfi.messaging.redis_transport import Transport
 
-    queue = f"pyfi-test-held-{os.getpid()}"
+    return Connection(redis_url, transport=Transport, transport_options={"pyfi_holder": holder, **options})
+
+
+@pytest.mark.parametrize("options", [{}, {"global_keyprefix": "pyfi-test:"}], ids=["plain", "key-prefix"])
+def test_a_consumer_notes_what_it_holds_until_it_acknowledges_and_give_back_requeues_the_rest(
+        redis_url: str, options: dict) -> None:
+    from pyfi.messaging.redis_transport import give_back
+
+    queue, holder = f"pyfi-test-held-{os.getpid()}", f"test-{os.getpid()}"
+    prefix = options.get("global_keyprefix", "")
     client = redis.Redis.from_url(redis_url)
-    with Connection(redis_url, transport=Transport) as conn:
-        consumer = conn.SimpleQueue(queue)  # the same one throughout: closing it would put back what it holds
-        consumer.put("first")
-        consumer.put("second")
-        first, second = consumer.get(timeout=5), consumer.get(timeout=5)
-        assert client.scard(held_key(os.getpid())) == 2
+    with consumer(redis_url, holder, **options) as conn:
+        taken = conn.SimpleQueue(queue)  # the same one throughout: closing it would put back what it holds
+        taken.put("first")
+        taken.put("second")
+        first, second = taken.get(timeout=5), taken.get(timeout=5)
+        assert client.scard(prefix + held_key(holder)) == 2
         first.ack()
-        assert client.smembers(held_key(os.getpid())) == {second.delivery_tag.encode()}
-        assert give_back(redis_url, os.getpid()) == 1  # as if this process had died holding it
-        assert not client.exists(held_key(os.getpid()))
-        again = consumer.get(timeout=5)
-        assert again.payload == "second" and client.scard(held_key(os.getpid())) == 1
+        assert client.smembers(prefix + held_key(holder)) == {second.delivery_tag.encode()}
+        with consumer(redis_url, "the-agent", **options) as agent:
+            assert give_back(agent, holder) == 1  # as if the holder had died holding it
+        assert not client.exists(prefix + held_key(holder))
+        again = taken.get(timeout=5)
+        assert again.payload == "second"
         again.ack()
-        client.delete(queue)
+        client.delete(prefix + queue)
+
+
+def test_a_call_the_visibility_timeout_gave_to_another_worker_is_not_given_back_again(redis_url: str) -> None:
+    from pyfi.messaging.redis_transport import give_back
+
+    queue = f"pyfi-test-moved-{os.getpid()}"
+    with consumer(redis_url, "dead") as dead, consumer(redis_url, "alive") as alive:
+        held = dead.SimpleQueue(queue)
+        held.put("call")
+        message = held.get(timeout=5)
+        alive.default_channel.qos.restore_by_tag(message.delivery_tag)  # what restore_visible does after 300 s
+        taken = alive.SimpleQueue(queue).get(timeout=5)
+        assert taken.delivery_tag == message.delivery_tag  # kombu keeps a message's tag when it comes back
+        with consumer(redis_url, "the-agent") as agent:
+            assert give_back(agent, "dead") == 0, "the call would run twice: the live worker holds it"
+        taken.ack()
+        redis.Redis.from_url(redis_url).delete(queue)

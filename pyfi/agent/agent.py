@@ -33,7 +33,7 @@ from pyfi.db.models import Agent as AgentRow
 from pyfi.db.models import Processor, Socket, Worker
 from pyfi.enums import AgentStatus, ProcessorStatus
 from pyfi.errors import DeployError, InvalidInput
-from pyfi.messaging.app import VISIBILITY_TIMEOUT
+from pyfi.messaging.app import VISIBILITY_TIMEOUT, make_app
 from pyfi.worker.spec import spec_of
 
 log = logging.getLogger("pyfi.agent")
@@ -263,8 +263,8 @@ class Agent(SpareKeeping):
         gone = [h for h in self.retiring if h.reap()]
         self.retiring = [h for h in self.retiring if h not in gone]
         for handle in gone:
-            if handle.killed:  # it did not stop within the grace period: it put nothing back
-                self.give_back_calls(handle)
+            if handle.killed or handle.exit_code() != 0:  # not a clean stop, which puts everything back itself
+                self.give_back_calls(handle)  # (killed after its grace period, or dead before it was retired)
 
     def give_back_calls(self, handle: Handle) -> None:
         """Put the calls a dead worker held back on their queues now, not after the broker's visibility timeout.
@@ -279,8 +279,15 @@ class Agent(SpareKeeping):
 
         from pyfi.messaging.redis_transport import give_back  # (kombu's Redis transport: only agents that need it)
 
+        app = make_app(self.settings)
+        config = _flag_text(self.worker_args, "--celery-config")
+        if config:  # the workers' transport options (a global_keyprefix, say) name the keys to look at
+            from pyfi.worker.main import WorkerOptions, apply_options
+
+            apply_options(app, WorkerOptions(celery_config=config))
         try:
-            give_back(self.settings.broker, handle.pid)
+            with app.connection_for_write() as connection:
+                give_back(connection, Path(handle.run_dir).name)
         except (OSError, RedisError, KombuError) as exc:  # the visibility timeout still gives them back, later
             log.warning("cannot give back the calls of %s's dead worker %d now (the broker will, within %d s): %s",
                         handle.processor, handle.pid, VISIBILITY_TIMEOUT, exc)
@@ -342,6 +349,11 @@ def set_status(processor: Processor, status: ProcessorStatus, error: str | None)
     """Write status only when it changed (several agents may share a processor)."""
     if processor.status != status or processor.error != error:
         processor.status, processor.error = status, error
+
+
+def _flag_text(args: tuple[str, ...], flag: str) -> str | None:
+    """The text given to ``flag`` in a worker command line, if any."""
+    return next((value for given, value in zip(args, args[1:], strict=False) if given == flag), None)
 
 
 def _flag_value(args: tuple[str, ...], flag: str) -> int | None:

@@ -9,6 +9,9 @@ from pyfi.config import Settings
 #: for ordinary calls, short enough that a call on a dead node comes back soon.
 VISIBILITY_TIMEOUT = 300
 
+#: transport option naming a worker's holder id on Redis (see pyfi.messaging.redis_transport)
+HOLDER_OPTION = "pyfi_holder"
+
 
 def celery_config(settings: Settings) -> dict[str, Any]:
     return {

@@ -13,6 +13,7 @@ import logging
 import os
 import socket as _socket
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
@@ -22,7 +23,7 @@ from celery import signals as celery_signals
 from pyfi.config import Settings
 from pyfi.db.engine import session_scope
 from pyfi.errors import InvalidInput, PyfiError
-from pyfi.messaging.app import make_app
+from pyfi.messaging.app import HOLDER_OPTION, make_app
 from pyfi.messaging.routing import kombu_queues
 from pyfi.worker.consumer import SocketConsumer
 from pyfi.worker.control import PauseControl, error_path, problems_path
@@ -70,6 +71,7 @@ def bootstrap(settings: Settings, processor: str, path: Path | None, control: Pa
     app.steps["consumer"].add(SignalWakeup)
     celery_signals.worker_process_init.connect(forget_wakeup, weak=False)
     apply_options(app, options)
+    hold_as(app, control)
     forwarder = Forwarder(settings, [s.id for s in spec.sockets])
     steps = Steps.of(spec)
     sidecar = start_sidecar(settings.db, settings.pubsub, spec.owner, steps)
@@ -86,6 +88,14 @@ def apply_options(app: Any, options: WorkerOptions) -> None:
         app.conf.update(celery_config_guard(app))
     if options.prefetch:
         app.conf.worker_prefetch_multiplier = options.prefetch
+
+
+def hold_as(app: Any, control: Path | None) -> None:
+    """Name this worker's holder id on Redis: its agent gives back what it held if it dies (redis_transport)."""
+    if not str(app.conf.broker_url).startswith("redis://"):
+        return  # (other transports take no such option: the embedded broker's would hand it to create_engine)
+    holder = control.parent.name if control else f"{_socket.gethostname()}.{os.getpid()}.{time.time_ns()}"
+    app.conf.broker_transport_options = {**(app.conf.broker_transport_options or {}), HOLDER_OPTION: holder}
 
 
 def load_object(path: str) -> Any:

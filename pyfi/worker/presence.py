@@ -57,14 +57,15 @@ class Presence:
 
     def stop(self) -> None:
         self.stopping.set()
-        if self.row_id is not None:
-            self._write(self._unregister)
+        self._write(self._unregister)  # under the lock: a register retried meanwhile has its row_id by then
 
     def _beat(self) -> None:
         while not self.stopping.wait(HEARTBEAT):
             self._write(self._refresh)
 
     def _register(self) -> None:
+        if self.stopping.is_set():
+            return
         with session_scope(self.db) as session:
             stale = utcnow() - dt.timedelta(seconds=LOST_AFTER)
             session.execute(delete(Worker).where(and_(Worker.agent_id.is_(None), Worker.lastupdated < stale)))
@@ -84,6 +85,8 @@ class Presence:
             self._register()
 
     def _unregister(self) -> None:
+        if self.row_id is None:
+            return
         with session_scope(self.db) as session:
             session.execute(delete(Worker).where(Worker.id == self.row_id))
 
