@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 from network import Network, build, wait_for
 from pyfi.db.engine import session_scope
 from pyfi.db.models import Call, Event
-from pyfi.messaging.redis_transport import held_key
+from pyfi.messaging.redis_transport import HOLDERS_KEY
 
 pytestmark = pytest.mark.slow
 
@@ -54,7 +54,8 @@ def test_the_call_a_killed_worker_ran_is_run_again_at_once(net: Network, tmp_pat
     assert len(marker.read_text().split()) == 2
     assert postruns(net, call_id) == 1, "the pool process left behind finished it too"
     holder = Path(run_dir).name
-    assert not redis.Redis.from_url(net.env["PYFI_BROKER"]).exists(held_key(holder))
+    holders = redis.Redis.from_url(net.env["PYFI_BROKER"]).hvals(HOLDERS_KEY)
+    assert holder.encode() not in holders
     assert f"gave back 1 call(s) held by the killed worker {holder}" in net.agent_log("node1")
 
 
@@ -80,14 +81,18 @@ def test_a_consumer_notes_what_it_holds_until_it_acknowledges_and_give_back_requ
         taken.put("first")
         taken.put("second")
         first, second = taken.get(timeout=5), taken.get(timeout=5)
-        assert client.scard(prefix + held_key(holder)) == 2
+
+        def held() -> set[bytes]:
+            return {tag for tag, by in client.hgetall(prefix + HOLDERS_KEY).items() if by == holder.encode()}
+
+        assert held() == {first.delivery_tag.encode(), second.delivery_tag.encode()}
         first.ack()
-        assert client.smembers(prefix + held_key(holder)) == {second.delivery_tag.encode()}
+        assert held() == {second.delivery_tag.encode()}
         with consumer(redis_url, "the-agent", **options) as agent:
             assert give_back(agent, holder) == 1  # as if the holder had died holding it
-        assert not client.exists(prefix + held_key(holder))
+        assert held() == set()
         again = taken.get(timeout=5)
-        assert again.payload == "second"
+        assert again.payload == "second" and held() == {again.delivery_tag.encode()}
         again.ack()
         client.delete(prefix + queue)
 

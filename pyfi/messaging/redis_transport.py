@@ -9,15 +9,14 @@ before any other consumer restores them.
 Here each consumer has a *holder* id, unique to the worker process (the
 agent's run directory name for it, transport option ``pyfi_holder``). In
 the pipelined commands kombu sends anyway (no extra round trip), it notes
-each delivery tag it takes in its held set, ``pyfi.held.<holder>``, and in
-``pyfi.holders`` (tag -> holder); whoever acknowledges or restores a tag
-removes its entry there. The agent that sees one of its workers die
-(:func:`give_back`) restores the tags of that worker's set that are still
-its own: a tag restored by the visibility timeout and taken by another
-worker since (tags survive redelivery) is left alone. The visibility
-timeout stays the backstop for a node that died with its agent, and for a
-worker started by hand. Every command used here is one kombu's
-``global_keyprefix`` option prefixes.
+each delivery tag it takes in ``pyfi.holders`` (tag -> holder); whoever
+acknowledges or restores a tag removes the entry. The agent that sees one
+of its workers die (:func:`give_back`) restores the tags still noted as
+that worker's: a tag the visibility timeout restored and another worker
+took since (tags survive redelivery) is noted as the other's. The
+visibility timeout stays the backstop for a node that died with its agent,
+and for a worker started by hand. kombu's ``global_keyprefix`` option
+prefixes every command used here but one, which is prefixed by hand.
 """
 from __future__ import annotations
 
@@ -25,6 +24,7 @@ import logging
 import os
 import socket
 import time
+from functools import cached_property
 from typing import Any
 
 from kombu.transport import redis as _redis
@@ -32,16 +32,11 @@ from kombu.transport import virtual
 from kombu.utils.encoding import bytes_to_str
 from kombu.utils.json import dumps, loads
 
-from pyfi.messaging.app import HOLDER_OPTION, VISIBILITY_TIMEOUT
+from pyfi.messaging.app import HOLDER_OPTION
 
 log = logging.getLogger("pyfi.messaging")
 
-HOLDERS_KEY = "pyfi.holders"
-HELD_FOR_MS = 2 * VISIBILITY_TIMEOUT * 1000  # a held set nobody gives back (its node died) goes after that
-
-
-def held_key(holder: str) -> str:
-    return f"pyfi.held.{holder}"
+HOLDERS_KEY = "pyfi.holders"  # delivery tag -> the holder id of the worker that holds it, while one does
 
 
 class QoS(_redis.QoS):
@@ -54,21 +49,18 @@ class QoS(_redis.QoS):
         with self.pipe_or_acquire() as pipe:
             pipe.zadd(self.unacked_index_key, {delivery_tag: time.time()})
             pipe.hset(self.unacked_key, delivery_tag, record)
-            pipe.sadd(held_key(self.holder), delivery_tag)
-            pipe.pexpire(held_key(self.holder), HELD_FOR_MS)
             pipe.hset(HOLDERS_KEY, delivery_tag, self.holder)
             pipe.execute()
         virtual.QoS.append(self, message, delivery_tag)  # what this channel holds, in memory
 
     def _remove_from_indices(self, delivery_tag: str, pipe: Any = None) -> Any:
         """Acknowledged, rejected or restored (by whichever consumer): held by no one (the same pipeline)."""
-        pipe = super()._remove_from_indices(delivery_tag, pipe)
-        return pipe.hdel(HOLDERS_KEY, delivery_tag).srem(held_key(self.holder), delivery_tag)
+        return super()._remove_from_indices(delivery_tag, pipe).hdel(HOLDERS_KEY, delivery_tag)
 
-    @property
+    @cached_property
     def holder(self) -> str:
         options = self.channel.connection.client.transport_options
-        return options.get(HOLDER_OPTION) or f"{socket.gethostname()}.{os.getpid()}"
+        return options.get(HOLDER_OPTION) or f"{socket.gethostname()}.{os.getpid()}.{time.time_ns()}"
 
 
 class Channel(_redis.Channel):
@@ -88,9 +80,9 @@ def give_back(connection: Any, holder: str) -> int:
     """
     channel = connection.default_channel
     client, qos = channel.client, channel.qos
-    tags = [bytes_to_str(tag) for tag in client.smembers(held_key(holder))]
+    holders = client.hgetall(channel.global_keyprefix + HOLDERS_KEY)  # (a command kombu's key prefixing skips)
+    tags = [bytes_to_str(tag) for tag, held_by in holders.items() if bytes_to_str(held_by) == holder]
     given = sum(_give_back_one(client, channel, qos, tag, holder) for tag in tags)
-    client.delete(held_key(holder))
     if given:
         log.warning("gave back %d call(s) held by the killed worker %s", given, holder)
     return given
