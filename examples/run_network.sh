@@ -7,6 +7,8 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
+# The embedded default, whatever the shell has set: never add the demo to another network.
+unset PYFI_DB PYFI_BROKER PYFI_BACKEND PYFI_PUBSUB PYFI_INI PYFI_USER PYFI_PASSWORD
 export PYFI_HOME=${PYFI_HOME:-$(mktemp -d /tmp/pyfi-demo.XXXXXX)}
 echo "== PYFI_HOME=$PYFI_HOME"
 

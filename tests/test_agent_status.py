@@ -115,3 +115,17 @@ def test_processors_of_an_agent_that_stopped_heartbeating_are_shown_lost(db_url:
         node_rows.register(session, "n1", "host", "admin", None, tmp_path)
         assert session.scalar(select(Processor.status).where(Processor.name == "pinned")) == ProcessorStatus.RUNNING
     assert re.search(r"\|\s+running\s+\|", run_cli("ls", "processor", "-n", "pinned").output)
+
+
+def test_a_processor_asked_to_run_on_a_node_no_agent_can_serve_is_shown_lost(db_url: str, run_cli) -> None:
+    """Not ``ready`` for good: nothing would ever start it (the walk-through's `-h ghost` then `proc start`)."""
+    with session_scope(db_url) as session:
+        added = processor("pinned")
+        added.status = added.requested_status = ProcessorStatus.READY  # as `add processor` leaves it
+        session.add(added)
+    assert run_cli("update", "processor", "-n", "pinned", "-h", "ghost").exit_code == 0
+    assert re.search(r"\|\s+ready\s+\|", run_cli("ls", "processor", "-n", "pinned").output)  # not asked to run yet
+    assert run_cli("proc", "-n", "pinned", "start").exit_code == 0
+    shown = run_cli("ls", "processor", "-n", "pinned").output
+    assert re.search(r"\|\s+lost\s+\|", shown), shown
+    assert "Error: no agent runs it: it is pinned to node 'ghost', where no agent has registered" in shown, shown

@@ -56,7 +56,7 @@ def test_the_call_a_killed_worker_ran_is_run_again_at_once(net: Network, tmp_pat
     holder = Path(run_dir).name
     holders = redis.Redis.from_url(net.env["PYFI_BROKER"]).hvals(HOLDERS_KEY)
     assert holder.encode() not in holders
-    assert f"gave back 1 call(s) held by the killed worker {holder}" in net.agent_log("node1")
+    assert f"gave back 1 call(s) held by the killed worker of p (pid {worker}) {holder}" in net.agent_log("node1")
 
 
 
@@ -88,12 +88,15 @@ def test_a_consumer_notes_what_it_holds_until_it_acknowledges_and_give_back_requ
         assert held() == {first.delivery_tag.encode(), second.delivery_tag.encode()}
         first.ack()
         assert held() == {second.delivery_tag.encode()}
+        taken.put("third")  # sent after the second was taken: it waits behind it
         with consumer(redis_url, "the-agent", **options) as agent:
             assert give_back(agent, holder) == 1  # as if the holder had died holding it
         assert held() == set()
-        again = taken.get(timeout=5)
-        assert again.payload == "second" and held() == {again.delivery_tag.encode()}
+        again, third = taken.get(timeout=5), taken.get(timeout=5)
+        assert (again.payload, third.payload) == ("second", "third") and held() == {again.delivery_tag.encode(),
+                                                                                   third.delivery_tag.encode()}
         again.ack()
+        third.ack()
         client.delete(prefix + queue)
 
 

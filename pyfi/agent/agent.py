@@ -287,7 +287,7 @@ class Agent(SpareKeeping):
             apply_options(app, WorkerOptions(celery_config=config))
         try:
             with app.connection_for_write() as connection:
-                give_back(connection, Path(handle.run_dir).name)
+                give_back(connection, Path(handle.run_dir).name, f"of {handle.processor} (pid {handle.pid})")
         except (OSError, RedisError, KombuError) as exc:  # the visibility timeout still gives them back, later
             log.warning("cannot give back the calls of %s's dead worker %d now (the broker will, within %d s): %s",
                         handle.processor, handle.pid, VISIBILITY_TIMEOUT, exc)

@@ -113,18 +113,25 @@ def release(session: Session, agent_name: str, processors: list[Processor]) -> N
 def shown_status(processor: Processor) -> tuple[ProcessorStatus, str | None]:
     """The status and error ``ls`` shows: 'lost' when no live agent runs it.
 
+    Also for one asked to run but pinned to a node no agent can run it on
+    (none ever registered there, or its agent only monitors): nothing
+    would ever start it, and its status would show ``ready`` for good.
+
     An agent killed with SIGKILL, or cut off from the database, cannot write
     that it no longer runs anything (a graceful stop does, see ``release``);
     its heartbeat going stale is the only sign, as for ``ls agents``. Its
     workers may still be serving: a new agent for the node adopts them.
     """
     session = object_session(processor)
-    if processor.status not in ACTIVE or session is None:
+    waiting = processor.status not in ACTIVE and processor.requested_status in ACTIVE  # asked to run, not started
+    if session is None or not (processor.status in ACTIVE or waiting and processor.hostname):
         return processor.status, processor.error
     agents = _agents_now(session)
     if runs_on(processor, {name for name, status in agents.items() if status == AgentStatus.RUNNING}):
         return processor.status, processor.error
     pinned = processor.hostname
+    if waiting and pinned in agents and agents[pinned] != AgentStatus.MONITORING:
+        return processor.status, processor.error  # its agent is away (stopped, or lost): it starts it when back
     if pinned and pinned not in agents:
         why = (f"no agent runs it: it is pinned to node {pinned!r}, where no agent has registered "
                f"(start one there with pyfi agent start -n {pinned}, or change -h/--hostname)")

@@ -71,12 +71,13 @@ class Transport(_redis.Transport):
     Channel = Channel
 
 
-def give_back(connection: Any, holder: str) -> int:
+def give_back(connection: Any, holder: str, name: str = "") -> int:
     """Put the messages the dead consumer ``holder`` still held back on their queues; how many.
 
     ``connection``: a kombu connection with this transport and the workers'
-    transport options. Call it only once the process is gone: a live one
-    would run them twice.
+    transport options; ``name``: the worker's, for the log. Call it only
+    once the process is gone: a live one would run them twice. They go to
+    the front of their queues: they were taken before what waits there.
     """
     channel = connection.default_channel
     client, qos = channel.client, channel.qos
@@ -84,7 +85,8 @@ def give_back(connection: Any, holder: str) -> int:
     tags = [bytes_to_str(tag) for tag, held_by in holders.items() if bytes_to_str(held_by) == holder]
     given = sum(_give_back_one(client, channel, qos, tag, holder) for tag in tags)
     if given:
-        log.warning("gave back %d call(s) held by the killed worker %s", given, holder)
+        log.warning("gave back %d call(s) held by the killed worker %s%s: they run next", given, name and f"{name} ",
+                    holder)
     return given
 
 
@@ -100,7 +102,7 @@ def _give_back_one(client: Any, channel: Any, qos: QoS, tag: str, holder: str) -
         if record and still_ours:
             pipe.zrem(qos.unacked_index_key, tag).hdel(qos.unacked_key, tag).hdel(HOLDERS_KEY, tag)
             message, exchange, routing_key = loads(bytes_to_str(record))
-            channel._do_restore_message(message, exchange, routing_key, pipe, True)  # first in line, as kombu's reject
+            channel._do_restore_message(message, exchange, routing_key, pipe, False)  # at the end consumers pop: next
             given = True
 
     client.transaction(restore, qos.unacked_key, HOLDERS_KEY)
