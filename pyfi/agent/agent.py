@@ -358,7 +358,5 @@ def _flag_text(args: tuple[str, ...], flag: str) -> str | None:
 
 def _flag_value(args: tuple[str, ...], flag: str) -> int | None:
     """The number given to ``flag`` in a worker command line, if any."""
-    for given, value in zip(args, args[1:], strict=False):
-        if given == flag and value.isdigit():
-            return int(value)
-    return None
+    value = _flag_text(args, flag)
+    return int(value) if value is not None and value.isdigit() else None
