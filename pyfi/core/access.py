@@ -76,13 +76,13 @@ def require(session: Session, actor: Actor, right: Right) -> None:
     )
 
 
-def require_owner(session: Session, actor: Actor, obj: Any, what: str, others: Right) -> None:
+def require_owner(session: Session, actor: Actor, obj: Any, what: str, others: Right, doing: str = "changing") -> None:
     """Unless ``actor`` owns ``obj``, require ``others`` (UPDATE or DELETE: the right for others' objects)."""
     name = acting_name(session, actor)
     if obj.owner == name or has_right(session, actor, others):
         return
     raise PermissionDenied(
-        f"{what} {obj.name!r} belongs to {obj.owner!r}; changing another user's {what} needs the right {others.value}",
+        f"{what} {obj.name!r} belongs to {obj.owner!r}; {doing} another user's {what} needs the right {others.value}",
         f"ask {obj.owner!r}, or an administrator: pyfi add privilege -u {name} -n {others.value}",
     )
 

@@ -16,8 +16,9 @@ from sqlalchemy.orm import Session
 
 from pyfi.core import objects
 from pyfi.core.access import Actor
-from pyfi.core.kinds import FUNCTION_RE, MODULE_RE, kind
+from pyfi.core.kinds import MODULE_RE, kind
 from pyfi.core.lookup import by_name
+from pyfi.core.names import FUNCTION_RE, check_name
 from pyfi.db import models as m
 from pyfi.enums import PlugType, ProcessorStatus, QueueType, StrEnum, parse_enum
 from pyfi.errors import InvalidInput, NotFound
@@ -134,7 +135,7 @@ def missing_required(kind_name: str, fields: dict[str, Any]) -> list[str]:
 
 def ensure(session: Session, actor: Actor, kind_name: str, name: str, fields: dict[str, Any]) -> Change:
     """Create ``name`` or bring the given ``fields`` of it up to date."""
-    objects.check_name(name, kind_name)
+    check_name(name, kind_name)
     wanted = {k: coerce(kind_name, k, v) for k, v in fields.items() if v is not None}
     the_kind = kind(kind_name)
     if session.scalar(select(the_kind.model.id).where(the_kind.model.name == name)) is None:

@@ -1,10 +1,12 @@
 """The registry of object kinds managed by add/update/delete/ls.
 
-Each kind names its model, the rights its operations need, and three small
+Each kind names its model, the rights its operations need, and four small
 hooks: ``check`` applies the actor's site policy to the fields (the git
 allow-list for processors), ``prepare`` turns user-facing fields (names of
-related objects, enum strings) into column values, and ``guard_delete``
-refuses a delete that would break something. Users, roles and privileges
+related objects, enum strings) into column values, ``authorize`` checks the
+actor's right on the related objects the fields name (a socket's processor,
+a plug's source socket), and ``guard_delete`` refuses a delete that would
+break something. Users, roles and privileges
 live in ``pyfi.core.users`` because they have more to do (password hashes,
 grants, database roles).
 """
@@ -17,16 +19,16 @@ from typing import Any, Callable
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from pyfi.core.access import Actor
+from pyfi.core.access import Actor, require_owner
 from pyfi.core.lookup import by_name
-from pyfi.core.trust import check_repo
+from pyfi.core.names import check_function_name
+from pyfi.core.trust import check_module_name, check_repo
 from pyfi.db import models as m
 from pyfi.enums import PlugType, ProcessorStatus, QueueType, Right, Strategy, parse_enum
 from pyfi.errors import InUse, InvalidInput
 
 Fields = dict[str, Any]
 MODULE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
-FUNCTION_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 def _keep(_session: Session, fields: Fields, _obj: Any = None) -> Fields:
@@ -38,6 +40,10 @@ def _no_check(_actor: Actor, _fields: Fields) -> None:
 
 
 def _no_guard(_session: Session, _obj: Any) -> None:
+    return None
+
+
+def _no_authorize(_session: Session, _actor: Actor, _fields: Fields, _obj: Any = None) -> None:
     return None
 
 
@@ -54,6 +60,7 @@ class Kind:
     prepare: Callable[..., Fields] = _keep
     check: Callable[[Actor, Fields], None] = _no_check
     guard_delete: Callable[[Session, Any], None] = _no_guard
+    authorize: Callable[..., None] = _no_authorize
     columns: tuple[str, ...] = field(default=())
 
 
@@ -89,6 +96,8 @@ def prepare_processor(session: Session, fields: Fields, obj: Any = None) -> Fiel
     module = fields.get("module")
     if module is not None and not MODULE_RE.match(module):
         raise InvalidInput(f"invalid module path {module!r}", "use a dotted Python module path, e.g. pkg.sample")
+    if module is not None:
+        check_module_name(module)
     if fields.get("gitrepo") is not None and not str(fields["gitrepo"]).strip():
         raise InvalidInput("empty git repository URI", "pass -g/--gitrepo URL or path of a git repository")
     return fields
@@ -117,8 +126,7 @@ def prepare_socket(session: Session, fields: Fields, obj: Any = None) -> Fields:
 
 def task_for(session: Session, processor_id: str | None, function: str) -> m.Task:
     """Find or create the task row for ``function`` of the processor's module."""
-    if not FUNCTION_RE.match(function):
-        raise InvalidInput(f"invalid task function name {function!r}", "give the function's name, e.g. do_something")
+    check_function_name(function)
     if processor_id is None:
         raise InvalidInput("a socket needs a processor", "pass -pn/--procname NAME")
     module = session.get(m.Processor, processor_id).module
@@ -128,6 +136,22 @@ def task_for(session: Session, processor_id: str | None, function: str) -> m.Tas
         session.add(task)
         session.flush()
     return task
+
+
+def authorize_socket(session: Session, actor: Actor, fields: Fields, obj: Any = None) -> None:
+    """Binding a socket to a processor needs the right on that processor: its owner's, or UPDATE."""
+    processor_id = fields.get("processor_id")
+    if processor_id is not None and (obj is None or processor_id != obj.processor_id):
+        processor = session.get(m.Processor, processor_id)
+        require_owner(session, actor, processor, "processor", Right.UPDATE, doing="binding a socket to")
+
+
+def authorize_plug(session: Session, actor: Actor, fields: Fields, obj: Any = None) -> None:
+    """A plug sends a socket's results on: that needs the right on the source socket (its owner's, or UPDATE)."""
+    source_id = fields.get("source_id")
+    if source_id is not None and (obj is None or source_id != obj.source_id):
+        source = session.get(m.Socket, source_id)
+        require_owner(session, actor, source, "socket", Right.UPDATE, doing="plugging into the results of")
 
 
 def prepare_plug(session: Session, fields: Fields, obj: Any = None) -> Fields:
@@ -193,8 +217,8 @@ KINDS: dict[str, Kind] = {
     for k in (
         _kind("queue", "queues", m.Queue, "QUEUE", prepare=prepare_queue, guard_delete=guard_queue),
         _kind("processor", "processors", m.Processor, "PROCESSOR", prepare=prepare_processor, check=check_processor),
-        _kind("socket", "sockets", m.Socket, "SOCKET", prepare=prepare_socket),
-        _kind("plug", "plugs", m.Plug, "PLUG", prepare=prepare_plug),
+        _kind("socket", "sockets", m.Socket, "SOCKET", prepare=prepare_socket, authorize=authorize_socket),
+        _kind("plug", "plugs", m.Plug, "PLUG", prepare=prepare_plug, authorize=authorize_plug),
         _kind("node", "nodes", m.Node, "NODE"),
         _kind("agent", "agents", m.Agent, "AGENT", prepare=prepare_agent),
         _kind("worker", "workers", m.Worker, None, prepare=prepare_worker),

@@ -20,7 +20,7 @@ from typing import Any
 import yaml
 
 from pyfi.core.desired import SCHEMA, coerce, missing_required
-from pyfi.core.objects import check_name
+from pyfi.core.names import check_name
 from pyfi.errors import InvalidInput, PyfiError
 
 #: top-level sections, in the order objects are built

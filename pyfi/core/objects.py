@@ -17,10 +17,9 @@ from sqlalchemy.orm import Session
 from pyfi.core.access import Actor, require, require_owner
 from pyfi.core.kinds import Kind
 from pyfi.core.lookup import find
+from pyfi.core.names import check_name
 from pyfi.enums import Right
 from pyfi.errors import AlreadyExists, InvalidInput
-
-MAX_NAME = 200
 
 
 @dataclass(frozen=True)
@@ -37,14 +36,6 @@ class Page:
         return max(1, -(-self.total // self.size))  # ceiling division
 
 
-def check_name(name: str | None, what: str) -> str:
-    if name is None or not name.strip():
-        raise InvalidInput(f"a {what} needs a name", "pass -n/--name NAME")
-    if name != name.strip() or len(name) > MAX_NAME:
-        raise InvalidInput(f"invalid {what} name {name!r}", f"use 1-{MAX_NAME} characters without surrounding spaces")
-    return name
-
-
 def add(session: Session, actor: Actor, kind: Kind, fields: dict[str, Any]) -> Any:
     require(session, actor, kind.add)
     fields = {k: v for k, v in fields.items() if v is not None}
@@ -53,7 +44,9 @@ def add(session: Session, actor: Actor, kind: Kind, fields: dict[str, Any]) -> A
         raise AlreadyExists(f"{kind.name} {name!r} already exists",
                             f"choose another name or `pyfi update {kind.name} -n {name} ...`")
     kind.check(actor, fields)
-    obj = kind.model(**kind.prepare(session, fields), owner=actor.name)
+    fields = kind.prepare(session, fields)
+    kind.authorize(session, actor, fields)
+    obj = kind.model(**fields, owner=actor.name)
     session.add(obj)
     _flush(session, kind, name)
     return obj
@@ -69,7 +62,9 @@ def update(session: Session, actor: Actor, kind: Kind, name: str | None, ident: 
     if "name" in changes:
         check_name(changes["name"], kind.name)
     kind.check(actor, changes)
-    for key, value in kind.prepare(session, changes, obj).items():
+    changes = kind.prepare(session, changes, obj)
+    kind.authorize(session, actor, changes, obj)
+    for key, value in changes.items():
         setattr(obj, key, value)
     _flush(session, kind, obj.name)
     return obj

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from pyfi.core import pg_roles
 from pyfi.core.access import Actor, require
 from pyfi.core.lookup import by_name, find
-from pyfi.core.objects import check_name
+from pyfi.core.names import check_name
 from pyfi.core.passwords import hash_password
 from pyfi.db.models import Privilege, Role, User
 from pyfi.enums import Right, parse_enum

@@ -1,0 +1,65 @@
+"""The one rule for names, and the rule for a socket's function name.
+
+Names (of queues, processors, sockets, plugs, users, roles, nodes...) are
+shown in tables, log lines and pub/sub channels, so a name is 1-200
+characters without surrounding spaces and with no character of the Unicode
+categories Cc (control: newline, tab, escape...), Cf (format: invisible and
+bidirectional marks), Zl and Zp (line and paragraph separators). On
+PostgreSQL a CHECK constraint holds the database to the same rule
+(migration 0008), so raw SQL cannot store what the CLI refuses.
+
+A socket's function is a plain public function of the module: a Python
+identifier that does not start with an underscore (``__class__``,
+``_private`` are refused).
+"""
+from __future__ import annotations
+
+import re
+import unicodedata
+
+from pyfi.errors import InvalidInput
+
+MAX_NAME = 200
+#: Unicode categories no name may hold
+FORBIDDEN_CATEGORIES = ("Cc", "Cf", "Zl", "Zp")
+FUNCTION_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+
+
+def forbidden_character(text: str) -> str | None:
+    """The first character of ``text`` no name may hold, if any."""
+    return next((c for c in text if unicodedata.category(c) in FORBIDDEN_CATEGORIES), None)
+
+
+def check_name(name: str | None, what: str) -> str:
+    """``name`` when it is a valid name of a ``what``; InvalidInput naming the problem otherwise."""
+    if name is None or not name.strip():
+        raise InvalidInput(f"a {what} needs a name", "pass -n/--name NAME")
+    bad = forbidden_character(name)
+    if bad is not None:
+        raise InvalidInput(f"invalid {what} name {name!r}: it holds the control character {ascii(bad)[1:-1]}",
+                           "use printable characters only: no newline, tab or other control or invisible character")
+    if name != name.strip() or len(name) > MAX_NAME:
+        raise InvalidInput(f"invalid {what} name {name!r}", f"use 1-{MAX_NAME} characters without surrounding spaces")
+    return name
+
+
+def check_function_name(function: str) -> str:
+    """``function`` when it can name a socket's function: a public Python identifier."""
+    if not FUNCTION_RE.match(function):
+        raise InvalidInput(f"invalid task function name {function!r}",
+                           "give the name of a public function of the module (letters, digits and _, "
+                           "not starting with _), e.g. do_something")
+    return function
+
+
+def forbidden_ranges() -> list[tuple[int, int]]:
+    """Code point ranges of :data:`FORBIDDEN_CATEGORIES` (for the database's CHECK constraint)."""
+    ranges: list[tuple[int, int]] = []
+    for point in range(0x110000):
+        if 0xD800 <= point <= 0xDFFF or unicodedata.category(chr(point)) not in FORBIDDEN_CATEGORIES:
+            continue
+        if ranges and ranges[-1][1] == point - 1:
+            ranges[-1] = (ranges[-1][0], point)
+        else:
+            ranges.append((point, point))
+    return ranges
