@@ -2,9 +2,11 @@
 
 Why at deploy time: a deploy that fails leaves the processor's worker
 serving the code it has (``Deployer.ready``), while a worker that fails to
-boot has already replaced it. Pushing a commit that no longer imports used
-to take the processor down until the code was fixed; now the old worker
-keeps serving and the import error is shown next to its status.
+boot has already replaced it. So a commit that no longer imports does not
+take the processor down: the old worker keeps serving and the import error
+is shown next to its status. The check loads the module as the worker does
+(:func:`pyfi.worker.loader.load_module`), so a module that is not a file of
+the checkout (``-m os``, a library of the environment) fails the deploy.
 """
 from __future__ import annotations
 
@@ -16,8 +18,17 @@ from pyfi.errors import DeployError
 
 IMPORT_TIMEOUT = 60.0
 MARK = "pyfi-import-check"  # in the check's command line, so that a stopping agent finds and ends it (children.py)
+REFUSED = 3  # the check's exit code when pyfi refused the module (its one-line reason on stderr)
 # argv: [-c, MARK, module, checkout]; the module's name is data, never code
-_SCRIPT = "import importlib, sys; sys.path.insert(0, sys.argv[3]); importlib.import_module(sys.argv[2])"
+_SCRIPT = (
+    "import sys\n"
+    "from pyfi.errors import PyfiError\n"
+    "from pyfi.worker.loader import load_module\n"
+    "try:\n"
+    "    load_module(sys.argv[2], sys.argv[3])\n"
+    "except PyfiError as exc:\n"
+    f"    print(exc, file=sys.stderr); sys.exit({REFUSED})\n"
+)
 
 
 @dataclass(frozen=True)
@@ -41,6 +52,8 @@ def check_import(python: Path, checkout: Path, module: str, timeout: float = IMP
                           "do slow work in the functions, not when the module is imported") from None
     except OSError as exc:
         raise DeployError(f"cannot run {python} to import module {module!r}: {exc}", "see the agent's log") from None
+    if done.returncode == REFUSED:
+        raise DeployError(_exception_line(done.stderr))
     if done.returncode != 0:
         raise DeployError(f"cannot import module {module!r}: {_exception_line(done.stderr)}",
                           "fix the processor's code or its -m/--module")

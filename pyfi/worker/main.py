@@ -28,6 +28,7 @@ from pyfi.messaging.routing import kombu_queues
 from pyfi.worker.consumer import SocketConsumer
 from pyfi.worker.control import PauseControl, error_path, problems_path
 from pyfi.worker.lifecycle import Lifecycle
+from pyfi.worker.loader import load_module
 from pyfi.worker.plugs import Forwarder
 from pyfi.worker.pool import TaskPool
 from pyfi.worker.presence import Presence
@@ -35,7 +36,7 @@ from pyfi.worker.sidecar import Sidecar, start_sidecar
 from pyfi.worker.sink import RecordSink
 from pyfi.worker.spec import WorkerSpec, load_spec
 from pyfi.worker.steps import Steps
-from pyfi.worker.tasks import import_processor_module, register_tasks, runnable_sockets
+from pyfi.worker.tasks import register_tasks, runnable_sockets
 from pyfi.worker.wakeup import SignalWakeup, forget_wakeup
 
 log = logging.getLogger("pyfi.worker")
@@ -55,8 +56,8 @@ def bootstrap(settings: Settings, processor: str, path: Path | None, control: Pa
     """Build the Celery app for ``processor`` with its tasks and hooks, and start its sidecar."""
     with session_scope(settings.db) as session:
         spec = load_spec(session, processor)
-    module = import_processor_module(spec.module, path)
-    runnable, problems = runnable_sockets(spec, module)
+    module = load_module(spec.module, path)
+    runnable, problems = runnable_sockets(spec, module, path)
     if problems:
         spec = spec.keeping(runnable)
         log.error("processor %s: %s", spec.processor, "; ".join(problems))

@@ -1,9 +1,7 @@
-"""Import a processor's module and register one Celery task per socket function."""
+"""Register one Celery task per socket function of a processor's module (loaded by :mod:`pyfi.worker.loader`)."""
 from __future__ import annotations
 
-import importlib
 import logging
-import sys
 from pathlib import Path
 from types import ModuleType
 from typing import Any, Callable, Protocol
@@ -11,30 +9,12 @@ from typing import Any, Callable, Protocol
 from celery import Task
 
 from pyfi.errors import DeployError
+from pyfi.worker.loader import resolve_function
 from pyfi.worker.output import captured
 from pyfi.worker.spec import SocketSpec, WorkerSpec
 
 
-def import_processor_module(module: str, path: Path | None) -> ModuleType:
-    """Import ``module`` from the checkout at ``path`` (first on sys.path)."""
-    if path is not None and str(path) not in sys.path:
-        sys.path.insert(0, str(path))
-    try:
-        return importlib.import_module(module)
-    except Exception as exc:  # noqa: BLE001 - any import-time failure of user code is a deploy error
-        raise DeployError(f"cannot import module {module!r}: {type(exc).__name__}: {exc}",
-                          "fix the processor's code or its -m/--module") from exc
-
-
-def resolve_function(module: ModuleType, name: str) -> Callable[..., Any]:
-    function = getattr(module, name, None)
-    if not callable(function):
-        raise DeployError(f"module {module.__name__!r} has no function {name!r}",
-                          "fix the socket's -t/--task or add the function to the module")
-    return function
-
-
-def runnable_sockets(spec: WorkerSpec, module: ModuleType) -> tuple[list[SocketSpec], list[str]]:
+def runnable_sockets(spec: WorkerSpec, module: ModuleType, checkout: Path | None = None) -> tuple[list[SocketSpec], list[str]]:
     """The sockets whose function ``module`` has, and a one-line reason for each of the others.
 
     Why not fail the worker: one socket with a misspelt ``-t/--task`` would
@@ -44,7 +24,7 @@ def runnable_sockets(spec: WorkerSpec, module: ModuleType) -> tuple[list[SocketS
     runnable, problems = [], []
     for socket in spec.sockets:
         try:
-            resolve_function(module, socket.function)
+            resolve_function(module, socket.function, checkout)
             runnable.append(socket)
         except DeployError as exc:
             problems.append(f"socket {socket.name!r} does not run: {exc}")

@@ -1,0 +1,101 @@
+"""Loading a processor's code: only its repository's own module and functions ever run.
+
+A processor names a module (``-m``) and its sockets name functions of it
+(``-t``). Both are checked before anything runs, at deploy (the agent's
+import check) and again in the worker:
+
+- the module must be a file of the processor's checkout: its top-level
+  package is looked up in the checkout only, it must not be a module the
+  interpreter has already loaded (the standard library, pyfi, Celery), and
+  the module imported must live inside the checkout;
+- a socket's function must be a plain public function whose code is in the
+  checkout: ``-t __class__``, a class, or ``os.system`` imported into the
+  module is refused (a decorated function counts when its wrapper names it
+  in ``__wrapped__``, as ``functools.wraps`` does).
+"""
+from __future__ import annotations
+
+import importlib
+import importlib.machinery
+import inspect
+import os
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any, Callable
+
+from pyfi.core.names import check_function_name
+from pyfi.core.trust import check_module_name
+from pyfi.errors import DeployError, PyfiError
+
+FIX_MODULE = "give -m/--module the dotted path of a module file in the repository, e.g. sample or pkg.tasks"
+
+
+def load_module(module: str, checkout: Path | str | None) -> ModuleType:
+    """Import ``module`` from ``checkout`` (first on sys.path); DeployError unless it is the checkout's own file."""
+    try:
+        check_module_name(module)
+    except PyfiError as exc:
+        raise DeployError(exc.message, exc.hint) from None
+    root = _real(checkout) if checkout is not None else None
+    if root is not None:
+        _check_found_in(module, root)
+        if str(checkout) not in sys.path:
+            sys.path.insert(0, str(checkout))
+    try:
+        loaded = importlib.import_module(module)
+    except Exception as exc:  # noqa: BLE001 - any import-time failure of user code is a deploy error
+        raise DeployError(f"cannot import module {module!r}: {type(exc).__name__}: {exc}",
+                          "fix the processor's code or its -m/--module") from exc
+    if root is not None and not all(_inside(path, root) for path in _files_of(loaded)):
+        raise DeployError(f"module {module!r} was loaded from outside the processor's repository ({_files_of(loaded)[0]})",
+                          FIX_MODULE)
+    return loaded
+
+
+def resolve_function(module: ModuleType, name: str, checkout: Path | str | None = None) -> Callable[..., Any]:
+    """The socket function ``name`` of ``module``; DeployError unless it is a public function of the checkout."""
+    try:
+        check_function_name(name)
+    except PyfiError as exc:
+        raise DeployError(exc.message, exc.hint) from None
+    function = getattr(module, name, None)
+    if not callable(function):
+        raise DeployError(f"module {module.__name__!r} has no function {name!r}",
+                          "fix the socket's -t/--task or add the function to the module")
+    code = inspect.unwrap(function)
+    if not inspect.isfunction(code):
+        raise DeployError(f"{module.__name__}.{name} is a {type(function).__name__}, not a function",
+                          "bind a socket to a function defined with def in the repository")
+    if checkout is not None and not _inside(code.__code__.co_filename, _real(checkout)):
+        raise DeployError(f"{module.__name__}.{name} is defined outside the processor's repository "
+                          f"({code.__code__.co_filename})",
+                          "bind a socket to a function defined in the repository (wrap a library function in a def)")
+    return function
+
+
+def _check_found_in(module: str, root: Path) -> None:
+    top = module.split(".", 1)[0]
+    if top in sys.modules and not all(_inside(path, root) for path in _files_of(sys.modules[top])):
+        raise DeployError(f"module {module!r} names {top!r}, which the worker itself has loaded (a library, not the "
+                          "repository's code)", FIX_MODULE)
+    if importlib.machinery.PathFinder.find_spec(top, [str(root)]) is None:
+        raise DeployError(f"module {module!r} is not in the processor's repository (no {top}.py or {top}/ at its top)",
+                          FIX_MODULE)
+
+
+def _files_of(module: ModuleType) -> list[str]:
+    """Where a module was loaded from: its file, or a namespace package's directories ('?' for a built-in)."""
+    file = getattr(module, "__file__", None)
+    if file:
+        return [file]
+    return list(getattr(module, "__path__", None) or ["?"])
+
+
+def _real(path: Path | str) -> Path:
+    return Path(os.path.realpath(path))
+
+
+def _inside(path: str, root: Path) -> bool:
+    real = _real(path)
+    return real == root or root in real.parents
