@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import configparser
 import getpass
+import io
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Mapping
 
 from pyfi.errors import ConfigError
+from pyfi.private import private_dir, write_private
 
 #: setting name -> (environment variable, ini section, ini key)
 SOURCES = {
@@ -150,12 +152,7 @@ def write_ini(path: Path, values: Mapping[str, str]) -> None:
         if not parser.has_section(section):
             parser.add_section(section)
         parser.set(section, key, value)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", encoding="utf-8") as fh:
-        parser.write(fh)
-    os.chmod(path, 0o600)  # it may hold a password
-
-
-def ensure_home(settings: Settings) -> None:
-    """Create ``$PYFI_HOME`` when an embedded SQLite file will live there."""
-    settings.home.mkdir(parents=True, exist_ok=True)
+    private_dir(path.parent)
+    text = io.StringIO()
+    parser.write(text)
+    write_private(path, text.getvalue().encode("utf-8"))  # it may hold a password: 0600 from its first byte

@@ -31,6 +31,7 @@ from git.exc import GitCommandError, GitCommandNotFound
 
 from pyfi.errors import DeployError
 from pyfi.masking import mask_url
+from pyfi.private import private_tree
 
 log = logging.getLogger(__name__)
 
@@ -267,6 +268,7 @@ def _export(mirror: Path, sha: str, dest: Path) -> None:
         archive.seek(0)
         with tarfile.open(fileobj=archive) as tar:
             _extract(tar, staging)
+    private_tree(staging)  # git keeps 0644 and 0755: the code is the agent's user's alone
     os.rename(staging, dest)
 
 

@@ -37,6 +37,7 @@ from typing import Sequence
 
 from pyfi.agent.checkout import file_lock, mask_url
 from pyfi.errors import DeployError
+from pyfi.private import private_tree
 
 log = logging.getLogger(__name__)
 
@@ -128,6 +129,7 @@ def _build(venv_dir: Path, checkout_dir: Path, extras: list[str], timeout: float
         _pip(python, ["install", "-q", "-r", str(req_file)], checkout_dir, timeout)
     if extras:
         _pip(python, ["install", "-q", *extras], checkout_dir, timeout)
+    private_tree(venv_dir)  # venv copies its scripts' modes (0644)
     log.info("venv ready: %s", venv_dir)
 
 

@@ -72,6 +72,9 @@ def closed_stdout() -> NoReturn:
 def cli(ctx: click.Context, debug: bool, db: str, backend: str, broker: str, ini: str, config: bool) -> None:
     """Pyfi CLI for managing the pyfi network"""
     from pyfi.cli.context import AppContext
+    from pyfi.private import private_umask
+
+    private_umask()  # everything pyfi creates (databases, logs, checkouts) is its user's alone
 
     ctx.obj = AppContext({"debug": debug, "db": db, "backend": backend, "broker": broker, "ini": ini,
                           "config": config})

@@ -22,7 +22,9 @@ def start_agent(settings: Settings, name: str | None, port: int | None, clean: b
     from pyfi.core.access import Actor, require
     from pyfi.db.engine import check_initialized, session_scope
     from pyfi.enums import Right
+    from pyfi.private import secure_home
 
+    secure_home(settings.home)
     check_initialized(settings.db)
     with session_scope(settings.db) as session:
         require(session, Actor(settings.user), Right.START_AGENT)

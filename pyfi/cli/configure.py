@@ -4,6 +4,7 @@ from __future__ import annotations
 import click
 
 from pyfi.config import check_uri, write_ini
+from pyfi.private import secure_home
 
 PROMPTS = (("db", "Database URI"), ("broker", "Message broker URI"), ("backend", "Task result backend URI"),
            ("pubsub", "Pub/sub URI (redis://... or sqlite:///...)"), ("user", "Login user"))
@@ -17,5 +18,6 @@ def configure(app) -> None:  # noqa: ANN001 - AppContext
         if name != "user":
             check_uri(name, value)
         values[name] = value
+    secure_home(settings.home)
     write_ini(settings.ini, values)
     click.echo(f"Wrote {settings.ini}")

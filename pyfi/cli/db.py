@@ -21,7 +21,9 @@ def init(app: AppContext) -> None:
     """Initialize database tables"""
     from pyfi.core import schema
     from pyfi.db.engine import redact
+    from pyfi.private import secure_home
 
+    secure_home(app.settings.home)
     url = app.db_url
     if schema.init(url, app.settings.user):
         click.echo(f"Database {redact(url)} initialized; {app.settings.user!r} is its administrator (ALL)")

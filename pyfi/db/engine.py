@@ -23,6 +23,7 @@ from pyfi.errors import (
     NotInitialized,
     PermissionDenied,
 )
+from pyfi.private import private_file
 
 _ENGINES: dict[tuple[int, str], Engine] = {}
 SQLITE_BUSY_MS = 30_000
@@ -69,8 +70,8 @@ def _create(url: str) -> Engine:
         # SQLAlchemy 2.1 picks psycopg 3 by default; pyfi ships psycopg2.
         parsed = parsed.set(drivername="postgresql+psycopg2")
     if parsed.get_backend_name() == "sqlite":
-        if parsed.database:
-            os.makedirs(os.path.dirname(os.path.abspath(parsed.database)), exist_ok=True)
+        if parsed.database and parsed.database != ":memory:":
+            private_file(os.path.abspath(parsed.database))
         engine = create_engine(parsed, connect_args={"timeout": SQLITE_BUSY_MS / 1000})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine

@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 from pyfi.config import Settings
+from pyfi.private import private_file
 
 #: Redis/SQS redeliver unacked messages after this many seconds. Long enough
 #: for ordinary calls, short enough that a call on a dead node comes back soon.
@@ -57,10 +58,23 @@ def broker_options(url: str) -> dict[str, Any]:
     return {}
 
 
+def sqlite_file(url: str) -> str | None:
+    """The file of a SQLite broker or result backend URL (``sqla+sqlite:///...``, ``db+sqlite:///...``), if it is one."""
+    scheme, sep, rest = url.partition(":///")
+    if not sep or scheme.rpartition("+")[2] != "sqlite":
+        return None
+    path = rest.split("?", 1)[0]
+    return path if path and path != ":memory:" else None
+
+
 def make_app(settings: Settings, main: str = "pyfi") -> Any:
     """A fresh Celery app (import Celery lazily: the CLI's --help must not pay for it)."""
     from celery import Celery
 
+    for url in (settings.broker, settings.backend):  # the embedded default's files: its user's alone
+        path = sqlite_file(url)
+        if path is not None:
+            private_file(path)
     app = Celery(main, set_as_current=False)
     app.conf.update(celery_config(settings))
     return app

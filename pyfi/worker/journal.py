@@ -23,6 +23,7 @@ from typing import Any
 import orjson
 
 from pyfi.config import default_home
+from pyfi.private import private_dir, write_private
 from pyfi.worker.processes import pid_alive
 
 log = logging.getLogger(__name__)
@@ -43,10 +44,10 @@ def save(db_url: str, records: Iterable[Any]) -> Path | None:
     if not lines:
         return None
     directory = journal_dir(db_url)
-    directory.mkdir(parents=True, exist_ok=True)
+    private_dir(directory)
     path = directory / f"{time.time_ns()}-{os.getpid()}{SUFFIX}"
     staging = path.with_suffix(".tmp")
-    staging.write_bytes(b"\n".join(lines) + b"\n")
+    write_private(staging, b"\n".join(lines) + b"\n")
     os.replace(staging, path)  # a reader never sees half a file
     return path
 

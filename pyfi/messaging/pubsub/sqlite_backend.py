@@ -13,6 +13,7 @@ from typing import Iterable, Sequence
 from pyfi.errors import BackendUnavailable, InvalidInput
 from pyfi.messaging.pubsub.base import Publisher, Subscriber, remaining
 from pyfi.messaging.pubsub.protocol import SQLITE_PREFIX, Message, decode
+from pyfi.private import private_file
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +45,7 @@ def sqlite_path(url: str) -> Path:
 
 def _sqlite_connect(path: Path) -> sqlite3.Connection:
     """Open (creating if needed) the pub/sub file in WAL mode with a busy timeout."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_file(path)
     conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT, isolation_level=None, check_same_thread=False)
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("PRAGMA synchronous = NORMAL")
