@@ -68,6 +68,11 @@ def drop_roles(names) -> None:
     try:
         with engine.connect() as conn, conn.connection.dbapi_connection.cursor() as cursor:
             for name in names:
+                cursor.execute("SELECT d.datname FROM pg_database d, aclexplode(d.datacl) a JOIN pg_roles r"
+                               " ON r.oid = a.grantee WHERE r.rolname = %s", (name,))
+                for (database,) in cursor.fetchall():  # CONNECT given by pyfi databases (migration 0008)
+                    cursor.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM {}").format(
+                        sql.Identifier(database), sql.Identifier(name)))
                 cursor.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(name)))
     finally:
         engine.dispose()
@@ -208,3 +213,67 @@ def net(stack: str, db_url: str, home: Path, tmp_path: Path):
     network = Network(stack_env(stack, home, db_url), tmp_path)
     yield network
     network.close()
+
+
+@pytest.fixture(scope="session")
+def scram_cluster():
+    """A PostgreSQL cluster of the tests' own where every login needs its password (tests/pgcluster.py)."""
+    from pgcluster import start_cluster
+
+    try:
+        cluster = start_cluster()
+    except RuntimeError as exc:
+        require_service("a PostgreSQL cluster of the tests' own (initdb)", str(exc))
+    yield cluster
+    from pyfi.db.engine import dispose_all
+
+    dispose_all()
+    cluster.stop()
+
+
+@pytest.fixture
+def scram_db(scram_cluster, home: Path, monkeypatch):
+    """A migrated pyfi database on the scram cluster, owned by a non-superuser login; admin is its pyfi administrator.
+
+    Yields (url of the owner's login, cluster). Afterwards the database and every role made meanwhile are dropped
+    (roles are cluster-wide: the next test starts with none).
+    """
+    from pyfi.core.access import bootstrap_admin
+    from pyfi.db import migrate
+    from pyfi.db.engine import dispose_all, session_scope
+
+    url, owner, _password = scram_cluster.new_database()
+    migrate.upgrade(url)
+    with session_scope(url) as session:
+        bootstrap_admin(session, ADMIN)
+    monkeypatch.setenv("PYFI_DB", url)
+    yield url, scram_cluster
+    dispose_all()
+    database = url.rsplit("/", 1)[1]
+    scram_cluster.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')  # names made by the cluster helper
+    _drop_cluster_roles(scram_cluster)
+
+
+def _drop_cluster_roles(cluster) -> None:
+    import psycopg2
+    from psycopg2 import sql
+
+    conn = psycopg2.connect(cluster.super_url)
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cursor:
+            cursor.execute("SELECT datname FROM pg_database WHERE starts_with(datname, 'pyfi_')")
+            for (database,) in cursor.fetchall():  # left by a test that made a second database
+                cursor.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(database)))
+            cursor.execute("SELECT rolname FROM pg_roles WHERE NOT starts_with(rolname, 'pg_') AND rolname <> %s",
+                           (cluster_super(),))
+            for (role,) in cursor.fetchall():
+                cursor.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
+    finally:
+        conn.close()
+
+
+def cluster_super() -> str:
+    from pgcluster import SUPER
+
+    return SUPER

@@ -37,13 +37,16 @@ for _kind_name in SPECS:
 @click.option("-e", "--email", prompt="Email", required=True)
 @click.option("-p", "--password", prompt="Password", hide_input=True, confirmation_prompt=True, required=True,
               help="Prompted (hidden, twice) when omitted; prefer the prompt to keep it out of shell history")
+@click.option("--adopt", is_flag=True,
+              help="PostgreSQL: make an existing database role of that name (a pyfi user of another database on the "
+                   "server) this database's user too; its password becomes the one given, for every database")
 @pass_app
-def add_user(app: AppContext, name: str, email: str, password: str) -> None:
+def add_user(app: AppContext, name: str, email: str, password: str, adopt: bool) -> None:
     """Add user object to the database"""
     from pyfi.core import users
 
     with app.session() as session:
-        users.add_user(session, app.actor, name, email, password, echo=click.echo)
+        users.add_user(session, app.actor, name, email, password, echo=click.echo, adopt=adopt)
     click.echo(f'User "{name}" added')
 
 

@@ -4,9 +4,10 @@ On PostgreSQL a pyfi user logs in as their own database role: when a
 password is configured (``PYFI_PASSWORD`` or ``[login] password``), the
 database URL is rewritten to log in as the configured user with it, and the
 database itself (grants, row-level security) enforces what that role may
-do. The acting pyfi user is then the database ``current_user``: a session
-logged in as a pyfi role cannot act as anyone else, whatever ``PYFI_USER``
-says. A login that is not a pyfi role (the database owner, e.g.
+do. The acting pyfi user is then the login that authenticated, the
+database's ``session_user`` (never ``current_user``, which ``SET ROLE`` or a
+connection option ``-c role=...`` changes): a session logged in as a pyfi
+role cannot act as anyone else, whatever ``PYFI_USER`` says. A login that is not a pyfi role (the database owner, e.g.
 ``postgres``) is trusted to name the pyfi user (``PYFI_USER`` / ``[login]
 user``), as on SQLite, where pyfi is single-user and enforcement is in core
 only.
@@ -20,10 +21,12 @@ from sqlalchemy.orm import Session
 
 from pyfi.core.pg_roles import GROUP
 
+#: session_user is the role that authenticated; current_user is whatever SET ROLE (or a connection's
+#: ``-c role=...`` option) switched to, and names no one
 _CURRENT = text(
-    "SELECT current_user AS login, EXISTS (SELECT 1 FROM pg_auth_members m"
+    "SELECT session_user AS login, EXISTS (SELECT 1 FROM pg_auth_members m"
     " JOIN pg_roles g ON g.oid = m.roleid JOIN pg_roles r ON r.oid = m.member"
-    " WHERE g.rolname = :group AND r.rolname = current_user) AS managed"
+    " WHERE g.rolname = :group AND r.rolname = session_user) AS managed"
 )
 
 
@@ -41,7 +44,7 @@ def login_url(db_url: str, user: str, password: str | None) -> str:
 
 
 def database_user(session: Session, configured: str) -> str:
-    """The database login (``current_user`` on PostgreSQL; the configured user on SQLite)."""
+    """The database login (``session_user`` on PostgreSQL; the configured user on SQLite)."""
     if session.get_bind().dialect.name != "postgresql":
         return configured
     return session.execute(_CURRENT, {"group": GROUP}).one().login

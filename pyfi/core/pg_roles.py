@@ -12,8 +12,12 @@ a verifier computed on the client (``psycopg2.extensions.encrypt_password``,
 SCRAM-SHA-256 by default), so the clear text reaches neither the server's
 statement log nor any output; the echoed statement shows it masked.
 
-Roles are cluster-wide: a role made by one pyfi database is adopted (its
-password reset) by another that adds a user of the same name.
+Roles are cluster-wide, so each pyfi database gives CONNECT only to its own
+users' roles (migration 0008 takes it from PUBLIC). A role that exists
+already (a pyfi user of another database on the server) is adopted only when
+asked (``add user --adopt``), which changes its password for every database
+it logs in to; deleting a user of several databases only takes this one's
+CONNECT away, and the role is dropped with its last database.
 """
 from __future__ import annotations
 
@@ -46,6 +50,12 @@ _STATE = text(
     "         JOIN pg_roles r ON r.oid = m.member WHERE g.rolname = :group AND r.rolname = :name) AS managed"
 )
 
+_OTHERS = text(
+    "SELECT d.datname FROM pg_database d, aclexplode(d.datacl) a JOIN pg_roles r ON r.oid = a.grantee"
+    " WHERE r.rolname = :name AND a.privilege_type = 'CONNECT' AND d.datname <> current_database()"
+    " ORDER BY d.datname"
+)
+
 
 def enabled(session: Session) -> bool:
     """True on PostgreSQL, where pyfi users are database roles (never on SQLite)."""
@@ -76,8 +86,8 @@ def is_managed(session: Session, name: str) -> bool:
     return state(session, name) == MANAGED
 
 
-def create(session: Session, name: str, password: str) -> str:
-    """Create (or adopt) the login role of a new pyfi user; return the masked echo."""
+def create(session: Session, name: str, password: str, adopt: bool = False) -> str:
+    """Create the login role of a new pyfi user (or, with ``adopt``, take over an existing one); return the echo."""
     check_role_name(name)
     current = state(session, name)
     if current == FOREIGN:
@@ -87,9 +97,19 @@ def create(session: Session, name: str, password: str) -> str:
     if current == ABSENT:
         _execute(session, name, sql.SQL("CREATE ROLE {} LOGIN PASSWORD {} IN ROLE {}").format(
             sql.Identifier(name), sql.Literal(verifier), sql.Identifier(GROUP)))
-    else:
-        _execute(session, name, sql.SQL("ALTER ROLE {} LOGIN PASSWORD {}").format(sql.Identifier(name), sql.Literal(verifier)))
-    return echo(session, name)
+        _grant_connect(session, name)
+        return echo(session, name)
+    others = other_databases(session, name)
+    if not adopt:
+        whose = f"a pyfi user of database {', '.join(others)}" if others else "made by a pyfi database"
+        raise AlreadyExists(f"database role {name!r} already exists on this server ({whose})",
+                            "choose another name, or pass --adopt to make that role this database's user too "
+                            "(its password becomes the one given here, for every database it logs in to)")
+    _execute(session, name, sql.SQL("ALTER ROLE {} LOGIN PASSWORD {}").format(sql.Identifier(name), sql.Literal(verifier)))
+    _grant_connect(session, name)
+    also = f" (it is a user of {', '.join(others)} too)" if others else ""
+    return (f"ALTER USER {quote(session, name)} WITH PASSWORD '{MASK}': the existing role is adopted and its "
+            f"password changed for every database it logs in to{also}")
 
 
 def set_password(session: Session, name: str, password: str) -> None:
@@ -105,12 +125,35 @@ def set_password(session: Session, name: str, password: str) -> None:
         sql.Identifier(name), sql.Literal(_verifier(session, name, password))))
 
 
-def drop(session: Session, name: str) -> bool:
-    """Drop a pyfi user's role; True when one was dropped (other roles are left alone)."""
+def drop(session: Session, name: str) -> str | None:
+    """Take a pyfi user's role from this database, dropping it unless other databases have it; the echo, if any.
+
+    Roles pyfi did not make are left alone (None).
+    """
     if state(session, name) != MANAGED:
-        return False
+        return None
+    _execute(session, name, sql.SQL("REVOKE CONNECT ON DATABASE {} FROM {}").format(
+        sql.Identifier(_database(session)), sql.Identifier(name)))
+    others = other_databases(session, name)
+    if others:
+        return f"REVOKE CONNECT ON DATABASE {_database(session)} FROM {quote(session, name)} (the role stays: it is a " \
+               f"user of {', '.join(others)})"
     _execute(session, name, sql.SQL("DROP ROLE {}").format(sql.Identifier(name)))
-    return True
+    return f"DROP USER {quote(session, name)}"
+
+
+def other_databases(session: Session, name: str) -> list[str]:
+    """The other databases that give ``name`` CONNECT of their own: the pyfi databases it is a user of."""
+    return list(session.execute(_OTHERS, {"name": name}).scalars())
+
+
+def _grant_connect(session: Session, name: str) -> None:
+    _execute(session, name, sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(
+        sql.Identifier(_database(session)), sql.Identifier(name)))
+
+
+def _database(session: Session) -> str:
+    return session.execute(text("SELECT current_database()")).scalar_one()
 
 
 def echo(session: Session, name: str) -> str:

@@ -28,8 +28,12 @@ def _quiet(_line: str) -> None:
 
 
 def add_user(session: Session, actor: Actor, name: str, email: str | None, password: str | None,
-             echo: Echo = _quiet) -> User:
-    """Add a user; on PostgreSQL also their login role (``echo`` gets the masked statement)."""
+             echo: Echo = _quiet, adopt: bool = False) -> User:
+    """Add a user; on PostgreSQL also their login role (``echo`` gets the masked statement).
+
+    ``adopt``: take over a database role of that name that exists already (a
+    pyfi user of another database on the server); refused otherwise.
+    """
     require(session, actor, Right.ADD_USER)
     check_name(name, "user")
     if session.scalar(select(User.id).where(User.name == name)):
@@ -42,7 +46,7 @@ def add_user(session: Session, actor: Actor, name: str, email: str | None, passw
     session.add(user)
     session.flush()
     if pg_roles.enabled(session):
-        echo(pg_roles.create(session, name, password))
+        echo(pg_roles.create(session, name, password, adopt=adopt))
     return user
 
 
@@ -69,8 +73,9 @@ def delete_user(session: Session, actor: Actor, name: str | None, ident: str | N
     user = find(session, User, "user", name, ident)
     session.delete(user)
     session.flush()
-    if pg_roles.enabled(session) and pg_roles.drop(session, user.name):
-        echo(f"DROP USER {pg_roles.quote(session, user.name)}")
+    done = pg_roles.drop(session, user.name) if pg_roles.enabled(session) else None
+    if done:
+        echo(done)
     return user
 
 

@@ -14,6 +14,16 @@ from pyfi.db.base import Base
 from pyfi.db.engine import get_engine, is_refused, refused, unavailable
 
 
+DROP_FUNCTIONS = """
+DO $drop$ DECLARE f regprocedure; BEGIN
+  FOR f IN SELECT p.oid::regprocedure FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+            WHERE n.nspname = current_schema() AND starts_with(p.proname, 'pyfi_') LOOP
+    EXECUTE 'DROP FUNCTION IF EXISTS ' || f::text || ' CASCADE';
+  END LOOP;
+END $drop$
+"""
+
+
 def alembic_config(url: str) -> Config:
     cfg = Config()
     cfg.set_main_option("script_location", str(resources.files("pyfi.migrations")))
@@ -55,8 +65,8 @@ def drop(url: str) -> None:
             Base.metadata.drop_all(conn)
             if inspect(conn).has_table("alembic_version"):
                 conn.exec_driver_sql("DROP TABLE alembic_version")
-            if conn.dialect.name == "postgresql":  # migration 0004's rights check outlives no table
-                conn.exec_driver_sql("DROP FUNCTION IF EXISTS pyfi_has_right(text)")
+            if conn.dialect.name == "postgresql":  # the migrations' functions (rights checks, guards) outlive no table
+                conn.exec_driver_sql(DROP_FUNCTIONS)
     except OperationalError as exc:
         raise unavailable(url, exc) from exc
     except DBAPIError as exc:
