@@ -35,6 +35,7 @@ setup(
         "packaging",  # kombu's redis transport imports it without declaring it
         "pyyaml>=6.0",
         "orjson>=3.8",  # the worker's hot path: database batches and pub/sub messages
+        "cryptography>=42",  # Ed25519 signatures of calls (pyfi.messaging.signing)
     ],
     extras_require={
         "test": ["pytest>=7", "pytest-timeout>=2.1"],

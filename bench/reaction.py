@@ -107,13 +107,15 @@ class Caller:
 
     def __init__(self, settings: Any, socket: str) -> None:
         from pyfi.core.access import Actor
+        from pyfi.core.keys import user_signer
         from pyfi.core.tasks import plan
         from pyfi.db.engine import session_scope
         from pyfi.messaging.app import make_app
 
-        self.app = make_app(settings)
         with session_scope(settings.db) as session:
             self.routes = plan(session, Actor(USER), socket)
+            signer = user_signer(session, Actor(USER))
+        self.app = make_app(settings, signer=signer)
         self.ids: list[str] = []
 
     @property

@@ -125,15 +125,17 @@ def bare_side(settings: Any, queue: str, worker_pid: int) -> Side:
 
 
 def pyfi_side(settings: Any, socket: str, worker_pid: int) -> Side:
-    """``pyfi.core.tasks.send`` on the socket's routes (planned once, as ``pyfi task run`` does per call)."""
+    """``pyfi.core.tasks.send`` on the socket's routes (planned once, as ``pyfi task run`` does per call), signed."""
     from pyfi.core.access import Actor
+    from pyfi.core.keys import user_signer
     from pyfi.core.tasks import plan, send as send_calls
     from pyfi.db.engine import session_scope
     from pyfi.messaging.app import make_app
 
-    app = make_app(settings)
     with session_scope(settings.db) as session:
         routes = plan(session, Actor(USER), socket)
+        signer = user_signer(session, Actor(USER))
+    app = make_app(settings, signer=signer)
 
     def send(payload: str) -> str:
         return send_calls(app, routes, [payload])[0].id

@@ -52,6 +52,7 @@ class CallState(StrEnum):
     FAILED = "failed"
     RETRY = "retry"
     REVOKED = "revoked"
+    REFUSED = "refused"  # its worker would not run it: unsigned, a sender without RUN_TASK (pyfi.worker.gate)
 
 
 class EventName(StrEnum):
@@ -61,6 +62,7 @@ class EventName(StrEnum):
     FAILURE = "failure"
     RETRY = "retry"
     REVOKED = "revoked"
+    REFUSED = "refused"
 
 
 class AgentStatus(StrEnum):

@@ -227,7 +227,7 @@ def test_the_agent_records_a_disallowed_repository_as_the_processors_error(db_ur
 def test_db_json_holds_no_password_nor_anything_it_could_be_recovered_from(db_url, run_cli):
     from sqlalchemy import select
 
-    from pyfi.db.models import User
+    from pyfi.db.models import SigningKey, User
 
     password = "Corr3ct-Horse-Battery-Staple"
     ok(run_cli, "add", "user", "-n", "joe", "-e", "joe@xyz", "-p", password)
@@ -242,6 +242,10 @@ def test_db_json_holds_no_password_nor_anything_it_could_be_recovered_from(db_ur
         assert secret not in dump, secret
     joe = [u for u in json.loads(dump)["users"] if u["name"] == "joe"][0]
     assert set(joe) == {"id", "name", "owner", "created", "lastupdated", "email"}
+    with session_scope(db_url) as session:  # nor the private half of a signing key
+        private = session.scalars(select(SigningKey.private_key)).all()
+    assert private and not any(key in dump for key in private)
+    assert all("private_key" not in key for key in json.loads(dump)["signing_keys"])
 
 
 # --- the right-per-command table ---------------------------------------------

@@ -50,14 +50,15 @@ def tables(text: str) -> list[str]:
 @pytest.fixture
 def socket_id(db_url, run_cli) -> str:
     ok(run_cli, "add", "queue", "-n", "pyfi.queue1")
-    ok(run_cli, "add", "processor", "-n", "proc1", "-m", "pyfi.processors.sample", "-g", "https://github.com/a/b")
+    # the original documentation's module, pyfi.processors.sample, would be part of pyfi itself: pyfi refuses that
+    ok(run_cli, "add", "processor", "-n", "proc1", "-m", "processors.sample", "-g", "https://github.com/a/b")
     ok(run_cli, "add", "socket", "-n", "sock1", "-q", "pyfi.queue1", "-pn", "proc1", "-t", "do_something")
     return json.loads(ok(run_cli, "ls", "socket", "-n", "sock1", "--json"))["id"]
 
 
 def call_row(i: int, **extra) -> dict:
     at = BASE + dt.timedelta(seconds=30 * i)
-    name = "pyfi.processors.sample.do_something" if i % 2 else "pyfi.processors.sample.do_this"
+    name = "processors.sample.do_something" if i % 2 else "processors.sample.do_this"
     row = {"id": str(uuid.uuid4()), "name": name, "owner": "postgres", "state": "finished", "started": at,
            "finished": at + dt.timedelta(milliseconds=30), "created": at, "lastupdated": at + dt.timedelta(milliseconds=31)}
     row.update(extra)
@@ -84,8 +85,8 @@ def test_ls_calls_pages_3830_records_like_the_seed(many_calls, run_cli):
     assert first[2] == newest_first[0]["name"] and first[4] == "postgres" and first[9] == "finished"
     assert first[5] == str(newest_first[0]["lastupdated"]) and first[7] == str(newest_first[0]["started"])
     assert first[8] == str(newest_first[0]["finished"])
-    assert first[6] == "pyfi.processors.sample.do_something"  # the socket's task
-    assert shown[1][6] == "pyfi.processors.sample.do_this"  # no socket: the call's name
+    assert first[6] == "processors.sample.do_something"  # the socket's task
+    assert shown[1][6] == "processors.sample.do_this"  # no socket: the call's name
 
     out = ok(run_cli, "ls", "calls", "-r", "7", "-p", "2")
     assert out.rstrip().splitlines()[-1] == "Page 2 of 548 of 3830 total records"

@@ -77,13 +77,15 @@ def send_burst(net: Network, socket: str, data: object, count: int) -> list[str]
     from pyfi.config import resolve
     from pyfi.core import tasks
     from pyfi.core.access import Actor
+    from pyfi.core.keys import user_signer
     from pyfi.db.engine import session_scope
     from pyfi.messaging.app import make_app
 
     settings = resolve(env=net.env)
     with session_scope(net.db_url) as session:
         routes = tasks.plan(session, Actor(settings.user), socket)
-    app = make_app(settings)
+        signer = user_signer(session, Actor(settings.user))
+    app = make_app(settings, signer=signer)
     return [call.id for _ in range(count) for call in tasks.send(app, routes, [data])]
 
 

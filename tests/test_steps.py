@@ -40,12 +40,13 @@ def apply(line: str) -> tuple[Calls, list[tuple[float, str, str]]]:
 
 
 def test_prerun_records_and_publishes_received_at_its_time_then_running() -> None:
-    line = encode_step(PRERUN, STAMP, STAMP - 0.5, 1, "call-1", "sample.do_something", SOCKET, None, "root-1", None, "plug-1")
+    line = encode_step(PRERUN, STAMP, STAMP - 0.5, 1, "call-1", "sample.do_something", SOCKET, None, "root-1", None, "plug-1",
+                       "ann")
     assert line.startswith("B\t") and line.count("\n") == 1
     recorder, outbox = apply(line)
     (_, received, received_kw), (_, started, started_kw) = recorder.seen
     assert received == ("call-1", "sample.do_something", SOCKET, None, "root-1", None, "plug-1")
-    assert received_kw["when"] == dt.datetime(2026, 9, 21, 14, 13, 19, 750000)
+    assert received_kw["when"] == dt.datetime(2026, 9, 21, 14, 13, 19, 750000) and received_kw["sender"] == "ann"
     assert started == ("call-1", dt.datetime(2026, 9, 21, 14, 13, 20, 250000))
     assert started_kw == {"name": "sample.do_something", "attempt": 1}
     assert outbox == [
@@ -101,15 +102,15 @@ def test_pack_publish_is_what_redis_py_would_send() -> None:
 
 @pytest.mark.parametrize("optional", [None, "x-1"])
 def test_the_fast_line_builders_write_what_encode_step_writes(optional) -> None:
-    prerun = (STAMP, STAMP - 0.5, 2, "call-1", "m.f", SOCKET, optional, "root-1", optional, optional)
+    prerun = (STAMP, STAMP - 0.5, 2, "call-1", "m.f", SOCKET, optional, "root-1", optional, optional, optional)
     assert prerun_line(*prerun) == encode_step(PRERUN, *prerun)
     postrun = (STAMP, 0, "call-1", "m.f", optional, optional, '{"a": [1, 2]}')
     assert postrun_line(*postrun) == encode_step(POSTRUN, *postrun)
 
 
 def test_the_fast_line_builders_fall_back_to_json_for_tabs_and_newlines() -> None:
-    assert prerun_line(STAMP, STAMP, 0, "a\tb", "m.f", SOCKET, None, None, None, "p\n") == \
-        encode_step(PRERUN, STAMP, STAMP, 0, "a\tb", "m.f", SOCKET, None, None, None, "p\n")
+    assert prerun_line(STAMP, STAMP, 0, "a\tb", "m.f", SOCKET, None, None, None, "p\n", "ann") == \
+        encode_step(PRERUN, STAMP, STAMP, 0, "a\tb", "m.f", SOCKET, None, None, None, "p\n", "ann")
     line = postrun_line(STAMP, 0, "call\n1", "m.f", SOCKET, "key", '"x"')
     assert line.startswith(f"{AS_JSON}\t")
     assert apply(line)[0].seen[0][1][0] == "call\n1"

@@ -161,6 +161,7 @@ def task_run(app: AppContext, socket: str, data: str | None, key: str | None, pa
     """Send one call to a socket and print its result"""
     from pyfi.core import chain as chains
     from pyfi.core import tasks
+    from pyfi.core.keys import user_signer
     from pyfi.core.results import checked_app
 
     if chain and not wait:
@@ -170,9 +171,10 @@ def task_run(app: AppContext, socket: str, data: str | None, key: str | None, pa
     parent, tracking = parent or link.parent, tracking or link.tracking
     with app.session() as session:
         routes = tasks.plan(session, app.actor, socket, key)
+        signer = user_signer(session, app.actor)  # workers run only calls signed by a sender who may run them
         if parent and not tracking:
             tracking = chains.tracking_of(session, parent)
-    celery_app = checked_app(app.settings)  # a broker or backend that cannot be used is reported before sending
+    celery_app = checked_app(app.settings, signer=signer)  # a broker or backend that cannot be used is reported first
     sent = send(app, celery_app, routes, link.data, parent, tracking)
     for call in sent:
         if not wait:

@@ -35,9 +35,12 @@ class Context(CoreContext):
         unreachable one is reported by its URI before any call is sent.
         """
         if self._app is None:
+            from pyfi.core.keys import user_signer
             from pyfi.core.results import checked_app
 
-            self._app = checked_app(self.settings, main="pyfi.client")
+            with self.session() as session:  # the calls it sends are signed by the acting user's key
+                signer = user_signer(session, self.actor)
+            self._app = checked_app(self.settings, main="pyfi.client", signer=signer)
         return self._app
 
     def close(self) -> None:

@@ -20,7 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from pyfi.core.login import acting_user
-from pyfi.db.models import Privilege, Role, User, user_roles
+from pyfi.db.models import Privilege, Role, SigningKey, User, user_roles
 from pyfi.enums import Right
 from pyfi.errors import PermissionDenied
 
@@ -96,6 +96,10 @@ def bootstrap_admin(session: Session, name: str) -> User:
         session.flush()
     if not session.scalar(select(Privilege.id).where(Privilege.user_id == user.id, Privilege.right == Right.ALL)):
         session.add(Privilege(right=Right.ALL, user_id=user.id, owner=name))
+    if not session.scalar(select(SigningKey.id).where(SigningKey.user_id == user.id)):
+        from pyfi.core.keys import add_user_key
+
+        add_user_key(session, user)
     return user
 
 

@@ -50,6 +50,14 @@ def database_user(session: Session, configured: str) -> str:
     return session.execute(_CURRENT, {"group": GROUP}).one().login
 
 
+def own_login(session: Session) -> str | None:
+    """The pyfi user whose own PostgreSQL role the session logged in as (None: the database owner, or SQLite)."""
+    if session.get_bind().dialect.name != "postgresql":
+        return None
+    row = session.execute(_CURRENT, {"group": GROUP}).one()
+    return row.login if row.managed else None
+
+
 def acting_user(session: Session, configured: str) -> str:
     """The pyfi user acting in ``session``: the login role when it is a pyfi user, else ``configured``."""
     if session.get_bind().dialect.name != "postgresql":

@@ -54,11 +54,14 @@ def read_result(settings: Settings, call_id: str) -> StoredResult:
     return StoredResult(state, value)
 
 
-def checked_app(settings: Settings, main: str = "pyfi") -> Any:
-    """A Celery app whose result backend and broker both answer; BackendUnavailable names the one that does not."""
+def checked_app(settings: Settings, main: str = "pyfi", signer: Any = None) -> Any:
+    """A Celery app whose result backend and broker both answer; BackendUnavailable names the one that does not.
+
+    ``signer`` signs the calls it sends (:func:`pyfi.core.keys.user_signer`): workers run no others.
+    """
     from pyfi.messaging.app import make_app
 
-    app = make_app(settings, main=main)
+    app = make_app(settings, main=main, signer=signer)
     check_backend(app, settings)
     check_broker(app, settings)
     return app

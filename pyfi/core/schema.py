@@ -15,7 +15,7 @@ from pyfi.enums import Right
 from pyfi.errors import NotInitialized
 from pyfi.masking import mask_url
 
-SECRET_COLUMNS = frozenset({"password_hash"})
+SECRET_COLUMNS = frozenset({"password_hash", "private_key"})  # a signing key's private half signs calls
 
 
 def is_initialized(url: str) -> bool:

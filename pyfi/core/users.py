@@ -11,7 +11,7 @@ from typing import Callable
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from pyfi.core import pg_roles
+from pyfi.core import keys, pg_roles
 from pyfi.core.access import Actor, require
 from pyfi.core.lookup import by_name, find
 from pyfi.core.names import check_name
@@ -45,6 +45,7 @@ def add_user(session: Session, actor: Actor, name: str, email: str | None, passw
     user = User(name=name, email=email, owner=actor.name, password_hash=hash_password(password) if password else None)
     session.add(user)
     session.flush()
+    keys.add_user_key(session, user)
     if pg_roles.enabled(session):
         echo(pg_roles.create(session, name, password, adopt=adopt))
     return user
@@ -58,8 +59,9 @@ def update_user(session: Session, actor: Actor, name: str | None, ident: str | N
         raise InvalidInput(f"nothing to update on user {user.name!r}", "pass -e/--email or -p/--password")
     if email is not None:
         user.email = email
-    if password is not None:
+    if password is not None:  # new credentials: a new signing key too
         user.password_hash = hash_password(password)
+        keys.replace_user_key(session, user)
         if pg_roles.enabled(session):
             pg_roles.set_password(session, user.name, password)
     session.flush()

@@ -192,6 +192,8 @@ class Call(Base):
     error: Mapped[str | None] = mapped_column(Text)
     started: Mapped[dt.datetime | None] = mapped_column(index=True)
     finished: Mapped[dt.datetime | None]
+    #: who sent it, as the worker that took it checked (pyfi.worker.gate): a user, or "processor (owner)"
+    sender: Mapped[str | None] = mapped_column(String(200))
     created: Mapped[dt.datetime] = mapped_column(default=utcnow)
     lastupdated: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow, index=True)
 
@@ -260,6 +262,21 @@ class Privilege(Base):
     @property
     def grantee(self) -> str:
         return self.user.name if self.user else self.role.name if self.role else "?"
+
+
+class SigningKey(Base):
+    """A key that signs calls (pyfi.messaging.signing): a user's or a processor's."""
+
+    __tablename__ = "signing_keys"
+    __table_args__ = (CheckConstraint("(user_id IS NULL) <> (processor_id IS NULL)", name="one_signer"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    user_id: Mapped[str | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    processor_id: Mapped[str | None] = mapped_column(ForeignKey("processors.id", ondelete="CASCADE"), index=True)
+    public_key: Mapped[str] = mapped_column(String(64))
+    #: deferred: read only where a signer is made (no pyfi login role may even SELECT it)
+    private_key: Mapped[str | None] = mapped_column(String(64), deferred=True)
+    created: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
 class Node(Common, Base):

@@ -67,14 +67,21 @@ def sqlite_file(url: str) -> str | None:
     return path if path and path != ":memory:" else None
 
 
-def make_app(settings: Settings, main: str = "pyfi") -> Any:
-    """A fresh Celery app (import Celery lazily: the CLI's --help must not pay for it)."""
+def make_app(settings: Settings, main: str = "pyfi", signer: Any = None) -> Any:
+    """A fresh Celery app (import Celery lazily: the CLI's --help must not pay for it).
+
+    ``signer`` (a :class:`pyfi.messaging.signing.Signer`) signs every call the
+    app sends; workers refuse a call without a valid signature.
+    """
     from celery import Celery
+
+    from pyfi.messaging.signing import SigningAMQP
 
     for url in (settings.broker, settings.backend):  # the embedded default's files: its user's alone
         path = sqlite_file(url)
         if path is not None:
             private_file(path)
-    app = Celery(main, set_as_current=False)
+    app = Celery(main, set_as_current=False, amqp=SigningAMQP)
     app.conf.update(celery_config(settings))
+    app.conf.pyfi_signer = signer
     return app

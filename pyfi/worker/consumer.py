@@ -1,4 +1,8 @@
-"""The worker's consumer: a call runs the function its socket names now.
+"""The worker's consumer: a call passes the gate, then runs the function its socket names now.
+
+Every message first goes through the worker's :class:`~pyfi.worker.gate.Gate`
+(``app.conf.pyfi_gate``), which checks who sent it against what it is
+signed with, before anything here or in Celery reads it.
 
 A call is addressed to a socket (its ``pyfi_socket`` header, and the
 socket's own broker queue), but its message also names the task
@@ -30,8 +34,11 @@ class SocketConsumer(Consumer):
         current: dict[str, str] = dict(self.app.conf.get("pyfi_socket_tasks") or {})
         ours, registered = set(current.values()), self.app.tasks
         renamed: set[tuple[str, str]] = set()
+        gate = self.app.conf.get("pyfi_gate")
 
         def on_task_received(message: Any) -> Any:
+            if gate is not None and not gate.admit(message):
+                return None
             headers = message.headers
             task = current.get(headers.get(SOCKET_HEADER)) if isinstance(headers, dict) else None
             named = headers.get("task") if task is not None else None

@@ -36,6 +36,7 @@ from celery import signals
 from pyfi.enums import EventName
 from pyfi.messaging.pubsub import Channel, build_message, channel_name
 from pyfi.flow import Routed
+from pyfi.worker.gate import SENDER_HEADER, Refusal
 from pyfi.worker.sink import RecordSink
 from pyfi.worker.spec import SocketSpec, WorkerSpec
 from pyfi.worker.steps import message_date, naive_utc, postrun_line, prerun_line
@@ -155,6 +156,7 @@ class Lifecycle:
             request.id, name, socket.id if socket else None,
             parent=request.parent_id, tracking=request.root_id or request.id,
             taskparent=header(request, TASKPARENT_HEADER), plug_id=header(request, PLUG_HEADER), when=when,
+            sender=header(request, SENDER_HEADER),
         )
 
     # -- parent process ---------------------------------------------------------------
@@ -180,6 +182,20 @@ class Lifecycle:
             self.publish(socket, EventName.RECEIVED, date=received and message_date(received))
             self.publish(socket, EventName.REVOKED)
 
+    def on_refused(self, message: Any, refusal: Refusal) -> None:
+        """The gate would not run a call (:mod:`pyfi.worker.gate`): record and publish it as refused."""
+        headers = message.headers if isinstance(message.headers, dict) else {}
+        name = str(headers.get("task") or "?")[:200]
+        call_id = str(headers.get("id") or "?")[:255]
+        socket = self._socket_by_id(headers.get(SOCKET_HEADER)) or self._socket(name, None)
+        with self.sink.batch():
+            self.sink.refused(call_id, name, socket.id if socket else None, refusal.reason, sender=refusal.sender,
+                              tracking=_text(headers.get("root_id")))
+            self.publish(socket, EventName.REFUSED, message=refusal.reason, call=call_id)
+
+    def _socket_by_id(self, socket_id: Any) -> SocketSpec | None:
+        return next((s for s in self.spec.sockets if s.id == socket_id), None)
+
     # -- child process ----------------------------------------------------------------
     def on_prerun(self, task_id: str, task: Any) -> None:
         """A call starts (:meth:`pyfi.worker.tasks.SocketTask.before_start`)."""
@@ -192,7 +208,8 @@ class Lifecycle:
         self.sink.send_step(prerun_line(
             now, received if isinstance(received, float) else now, request.retries or 0, task_id, task.name,
             socket.id if socket else None, request.parent_id, request.root_id or request.id,
-            getattr(request, TASKPARENT_HEADER, None), getattr(request, PLUG_HEADER, None)))
+            getattr(request, TASKPARENT_HEADER, None), getattr(request, PLUG_HEADER, None),
+            getattr(request, SENDER_HEADER, None)))
 
     def on_postrun(self, task_id: str, task: Any, retval: Any) -> None:
         """A call succeeded and its result is stored (:meth:`pyfi.worker.tasks.SocketTask.on_success`)."""
@@ -235,6 +252,11 @@ def _received_when(request: Any) -> dt.datetime | None:
     """When the parent took the call (stamped by :meth:`Lifecycle.on_received`), as naive UTC."""
     stamp = header(request, RECEIVED_HEADER)
     return naive_utc(stamp) if isinstance(stamp, float) else None
+
+
+def _text(value: Any) -> str | None:
+    """A header a sender chose, as text fit for a column (None if absent)."""
+    return str(value)[:255] if value else None
 
 
 def _json(value: Any) -> str:

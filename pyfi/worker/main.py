@@ -21,12 +21,14 @@ from typing import Any, NoReturn
 from celery import signals as celery_signals
 
 from pyfi.config import Settings
+from pyfi.core.keys import processor_signer
 from pyfi.db.engine import session_scope
 from pyfi.errors import InvalidInput, PyfiError
 from pyfi.messaging.app import HOLDER_OPTION, make_app
 from pyfi.messaging.routing import kombu_queues
 from pyfi.worker.consumer import SocketConsumer
 from pyfi.worker.control import PauseControl, error_path, problems_path
+from pyfi.worker.gate import Gate
 from pyfi.worker.lifecycle import Lifecycle
 from pyfi.worker.loader import load_module
 from pyfi.worker.plugs import Forwarder
@@ -56,6 +58,7 @@ def bootstrap(settings: Settings, processor: str, path: Path | None, control: Pa
     """Build the Celery app for ``processor`` with its tasks and hooks, and start its sidecar."""
     with session_scope(settings.db) as session:
         spec = load_spec(session, processor)
+        signer = processor_signer(session, spec.processor_id)  # what this worker sends carries its processor's key
     module = load_module(spec.module, path)
     runnable, problems = runnable_sockets(spec, module, path)
     if problems:
@@ -63,7 +66,7 @@ def bootstrap(settings: Settings, processor: str, path: Path | None, control: Pa
         log.error("processor %s: %s", spec.processor, "; ".join(problems))
         if control is not None:  # the agent shows it as the processor's error, next to 'running'
             problems_path(control).write_text("; ".join(problems))
-    app = make_app(settings, main=f"pyfi.{spec.processor}")
+    app = make_app(settings, main=f"pyfi.{spec.processor}", signer=signer)
     app.conf.task_queues = kombu_queues(spec.broker_queues)
     app.conf.pyfi_queues = spec.broker_queues
     app.conf.pyfi_control_file = str(control) if control else None
@@ -73,13 +76,15 @@ def bootstrap(settings: Settings, processor: str, path: Path | None, control: Pa
     celery_signals.worker_process_init.connect(forget_wakeup, weak=False)
     apply_options(app, options)
     hold_as(app, control)
-    forwarder = Forwarder(settings, [s.id for s in spec.sockets])
+    forwarder = Forwarder(settings, [s.id for s in spec.sockets], signer=signer)
     steps = Steps.of(spec)
     sidecar = start_sidecar(settings.db, settings.pubsub, spec.owner, steps)
     sink = RecordSink(sidecar.address if sidecar else None, settings.db, settings.pubsub, spec.owner, steps)
     lifecycle = Lifecycle(spec, sink, app, forwarder)
     register_tasks(app, spec, module, hooks=lifecycle)
     lifecycle.connect()
+    app.conf.pyfi_gate = Gate(settings.db, spec.processor_id, {s.id for s in spec.sockets},  # see pyfi.worker.consumer
+                              {s.task_name for s in spec.sockets}, on_refused=lifecycle.on_refused)
     return app, spec, sidecar
 
 

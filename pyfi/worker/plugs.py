@@ -107,8 +107,9 @@ def error_payload(call_id: str, exc: BaseException | None) -> dict[str, Any]:
 class Forwarder:
     """Sends along the plugs of one worker's sockets (one instance, fork-aware)."""
 
-    def __init__(self, settings: Settings, socket_ids: Sequence[str], refresh: float = REFRESH) -> None:
-        self.settings, self.socket_ids, self.refresh = settings, tuple(socket_ids), refresh
+    def __init__(self, settings: Settings, socket_ids: Sequence[str], refresh: float = REFRESH, signer: Any = None) -> None:
+        """``signer``: the processor's (:mod:`pyfi.messaging.signing`): what goes along a plug is signed with it."""
+        self.settings, self.socket_ids, self.refresh, self.signer = settings, tuple(socket_ids), refresh, signer
         self._wires: dict[str, list[Wire]] = {}
         self._loaded_at = float("-inf")
         self._pid = -1
@@ -180,5 +181,5 @@ class Forwarder:
         if self._pid != os.getpid():
             from pyfi.messaging.app import make_app
 
-            self._app, self._pid = make_app(self.settings, main="pyfi.plugs"), os.getpid()
+            self._app, self._pid = make_app(self.settings, main="pyfi.plugs", signer=self.signer), os.getpid()
         return self._app

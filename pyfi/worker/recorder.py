@@ -54,10 +54,10 @@ class Recorder:
 
     def received(self, call_id: str, name: str, socket_id: str | None, parent: str | None = None,
                  tracking: str | None = None, taskparent: str | None = None, plug_id: str | None = None,
-                 when: dt.datetime | None = None, *, attempt: int = 0) -> None:
+                 when: dt.datetime | None = None, *, attempt: int = 0, sender: str | None = None) -> None:
         self._put(call_id, CallState.RECEIVED, EventName.RECEIVED, when, attempt, f"Received task {name or call_id}", None,
                   name=name, socket_id=socket_id, parent=parent, tracking=tracking, taskparent=taskparent,
-                  plug_id=plug_id)
+                  plug_id=plug_id, sender=sender)
 
     def started(self, call_id: str, when: dt.datetime | None = None, *, name: str = "", attempt: int = 0) -> None:
         self._put(call_id, CallState.RUNNING, EventName.PRERUN, when, attempt,
@@ -84,6 +84,12 @@ class Recorder:
     def revoked(self, call_id: str, when: dt.datetime | None = None, *, name: str = "") -> None:
         self._put(call_id, CallState.REVOKED, EventName.REVOKED, when, 0,
                   f"Revoked task {name or call_id}", "finished", name=name)
+
+    def refused(self, call_id: str, name: str, socket_id: str | None, reason: str, when: dt.datetime | None = None, *,
+                sender: str | None = None, tracking: str | None = None) -> None:
+        """The worker's gate would not run it (:mod:`pyfi.worker.gate`); a call of that id that ran stays as it is."""
+        self._put(call_id, CallState.REFUSED, EventName.REFUSED, when, 0, f"Refused task {name or call_id}: {reason}",
+                  None, name=name, socket_id=socket_id, sender=sender, tracking=tracking or call_id)
 
     @property
     def failing(self) -> bool:

@@ -37,9 +37,11 @@ EVENTS = Event.__table__
 #: Fixed forever: event ids derive from it, so changing it would duplicate events.
 EVENT_NAMESPACE = uuid.UUID("5b0f1c9e-7d1a-4c36-9a5e-0c6f9c1e2a71")
 _NAMESPACE_BYTES = EVENT_NAMESPACE.bytes
-_ORDER = ("pending", "received", "running", "retry", "revoked", "failed", "finished")
+#: "refused" first: a refusal of a message that reused the id of a call that ran never changes that call's state
+_ORDER = ("refused", "pending", "received", "running", "retry", "revoked", "failed", "finished")
 RANK: dict[CallState, int] = {CallState(state): rank for rank, state in enumerate(_ORDER)}
-FIRST_WINS = ("owner", "socket_id", "plug_id", "parent", "taskparent", "tracking", "resultkey", "error", "finished")
+FIRST_WINS = ("owner", "socket_id", "plug_id", "parent", "taskparent", "tracking", "resultkey", "error", "finished",
+              "sender")
 FOREIGN_KEYS = ("socket_id", "plug_id")
 CALL_COLUMNS = tuple(c.name for c in CALLS.columns)
 #: the database is unreachable or asks to try again (deadlock, locked): keep the records and retry

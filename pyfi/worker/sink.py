@@ -44,7 +44,7 @@ from pyfi.worker.steps import KINDS, Steps, decode_step
 log = logging.getLogger("pyfi.worker")
 
 RECORD, PUBLISH, FLUSH, STOP = "R", "P", "F", "S"
-RECORD_METHODS = frozenset({"received", "started", "finished", "failed", "retried", "revoked"})
+RECORD_METHODS = frozenset({"received", "started", "finished", "failed", "retried", "revoked", "refused"})
 _ENCODER = json.JSONEncoder(separators=(",", ":"), default=str)
 
 
@@ -71,9 +71,9 @@ class RecordSink:
     # -- the recorder's interface (pyfi.worker.recorder.Recorder) ---------------------
     def received(self, call_id: str, name: str, socket_id: str | None, parent: str | None = None,
                  tracking: str | None = None, taskparent: str | None = None, plug_id: str | None = None,
-                 when: dt.datetime | None = None, *, attempt: int = 0) -> None:
+                 when: dt.datetime | None = None, *, attempt: int = 0, sender: str | None = None) -> None:
         self._record("received", when, call_id=call_id, name=name, socket_id=socket_id, parent=parent,
-                     tracking=tracking, taskparent=taskparent, plug_id=plug_id, attempt=attempt)
+                     tracking=tracking, taskparent=taskparent, plug_id=plug_id, attempt=attempt, sender=sender)
 
     def started(self, call_id: str, when: dt.datetime | None = None, *, name: str = "", attempt: int = 0) -> None:
         self._record("started", when, call_id=call_id, name=name, attempt=attempt)
@@ -90,6 +90,11 @@ class RecordSink:
 
     def revoked(self, call_id: str, when: dt.datetime | None = None, *, name: str = "") -> None:
         self._record("revoked", when, call_id=call_id, name=name)
+
+    def refused(self, call_id: str, name: str, socket_id: str | None, reason: str, when: dt.datetime | None = None, *,
+                sender: str | None = None, tracking: str | None = None) -> None:
+        self._record("refused", when, call_id=call_id, name=name, socket_id=socket_id, reason=reason, sender=sender,
+                     tracking=tracking)
 
     def flush(self, timeout: float | None = 30.0) -> bool:
         """Block until this process's records so far are in the database; False on timeout.

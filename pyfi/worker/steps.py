@@ -18,7 +18,7 @@ waiting in the worker's prefetch buffer shows ``received`` when it starts.
 A line is the step's kind and its fields, tab-separated; ``None`` is sent
 as an empty field (every field here treats empty as absent):
 
-- ``B  stamp  received  attempt  call_id  name  socket_id  parent  tracking  taskparent  plug_id``:
+- ``B  stamp  received  attempt  call_id  name  socket_id  parent  tracking  taskparent  plug_id  sender``:
   prerun (record and publish ``received`` at its time, then ``prerun``/``running``)
 - ``E  stamp  attempt  call_id  name  socket_id  resultkey  message``: postrun
   (record it; publish ``postrun`` with the result's JSON text as ``message``)
@@ -39,7 +39,7 @@ from pyfi.messaging.pubsub import Channel, channel_name, encode
 
 PRERUN, POSTRUN, AS_JSON = "B", "E", "J"
 #: how many fields each kind of step has
-FIELDS = {PRERUN: 10, POSTRUN: 7}
+FIELDS = {PRERUN: 11, POSTRUN: 7}
 KINDS = frozenset(FIELDS) | {AS_JSON}
 _EPOCH = dt.datetime(1970, 1, 1)
 
@@ -49,7 +49,7 @@ class StepRecorder(Protocol):
 
     def received(self, call_id: str, name: str, socket_id: str | None, parent: str | None = None,
                  tracking: str | None = None, taskparent: str | None = None, plug_id: str | None = None,
-                 when: dt.datetime | None = None, *, attempt: int = 0) -> None: ...
+                 when: dt.datetime | None = None, *, attempt: int = 0, sender: str | None = None) -> None: ...
 
     def started(self, call_id: str, when: dt.datetime | None = None, *, name: str = "", attempt: int = 0) -> None: ...
 
@@ -66,13 +66,15 @@ def encode_step(kind: str, *fields: Any) -> str:
 
 
 def prerun_line(stamp: float, received: float, attempt: int, call_id: str, name: str, socket_id: str | None,
-                parent: str | None, tracking: str | None, taskparent: str | None, plug_id: str | None) -> str:
+                parent: str | None, tracking: str | None, taskparent: str | None, plug_id: str | None,
+                sender: str | None = None) -> str:
     """``encode_step(PRERUN, ...)``, formatted in one go: it runs in every call's path."""
     line = (f"B\t{stamp!r}\t{received!r}\t{attempt}\t{call_id}\t{name}\t{socket_id or ''}\t{parent or ''}"
-            f"\t{tracking or ''}\t{taskparent or ''}\t{plug_id or ''}\n")
+            f"\t{tracking or ''}\t{taskparent or ''}\t{plug_id or ''}\t{sender or ''}\n")
     if _framed(line, PRERUN):
         return line
-    return encode_step(PRERUN, stamp, received, attempt, call_id, name, socket_id, parent, tracking, taskparent, plug_id)
+    return encode_step(PRERUN, stamp, received, attempt, call_id, name, socket_id, parent, tracking, taskparent, plug_id,
+                       sender)
 
 
 def postrun_line(stamp: float, attempt: int, call_id: str, name: str, socket_id: str | None, resultkey: str | None,
@@ -139,11 +141,11 @@ class Steps:
         stamp = float(fields[0])
         when = naive_utc(stamp)
         if kind == PRERUN:
-            _, received, attempt, call_id, name, socket_id, parent, tracking, taskparent, plug_id = fields
+            _, received, attempt, call_id, name, socket_id, parent, tracking, taskparent, plug_id, sender = fields
             received_stamp = float(received)
             received_when = naive_utc(received_stamp)
             recorder.received(call_id, name, socket_id or None, parent or None, tracking or None, taskparent or None,
-                              plug_id or None, when=received_when)
+                              plug_id or None, when=received_when, sender=sender or None)
             recorder.started(call_id, when, name=name, attempt=int(attempt))
             self._state(outbox, received_stamp, received_when, socket_id, "received", call_id)
             self._state(outbox, stamp, when, socket_id, "running", call_id)

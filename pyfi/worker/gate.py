@@ -1,0 +1,155 @@
+"""The gate: a worker runs a call only when its sender is known and may run it.
+
+Checked in the worker's parent process, for every message, before Celery
+looks at it (:class:`pyfi.worker.consumer.SocketConsumer`):
+
+1. the message names a task of one of the worker's sockets (Celery's own
+   tasks are not served on a socket's queue; a funnel's ``chord_unlock`` on
+   the embedded default is, like a call: signed, by a sender who may run it);
+2. it is signed (:mod:`pyfi.messaging.signing`) with a key the database knows;
+3. the key's owner may run it: a user holding RUN_TASK, or a processor's
+   key whose owner does (a processor's own calls to its own sockets, such
+   as retries, always pass).
+
+A call that passes carries its sender, as checked, to the records
+(:data:`SENDER_HEADER`, set here whatever the message said). One that does
+not is acknowledged without running and recorded and published as
+``refused``, with the reason; the log says why in one line, never the
+message's body.
+
+Keys and rights are cached for :data:`TTL` seconds: a revoked right, a
+deleted user or a new password stops their calls within that time.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from pyfi.messaging.signing import KEY_HEADER, SIG_HEADER, signed_content, valid_signature
+
+log = logging.getLogger("pyfi.worker")
+
+#: seconds a worker trusts what it read of a key or a user's rights
+TTL = 1.0
+#: set on an admitted call by the gate: who sent it (the records read it; a sender's own value is overwritten)
+SENDER_HEADER = "pyfi_sent_by"
+#: Celery's own tasks a socket's queue may carry (a funnel's unlock step, on backends without native chords)
+CELERY_TASKS = frozenset({"celery.chord_unlock"})
+RUN_TASK = "RUN_TASK"
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why a call does not run."""
+
+    reason: str
+    sender: str | None = None
+
+
+class Gate:
+    """Admits or refuses each call of one worker (see the module docstring)."""
+
+    def __init__(self, db_url: str, processor_id: str, socket_ids: set[str], task_names: set[str],
+                 on_refused: Callable[[Any, Refusal], None] | None = None, ttl: float = TTL) -> None:
+        self.db_url, self.processor_id = db_url, processor_id
+        self.socket_ids = frozenset(socket_ids)
+        self.allowed = frozenset(task_names) | CELERY_TASKS
+        self.on_refused = on_refused
+        self.ttl = ttl
+        self._keys: dict[str, tuple[float, Any]] = {}
+        self._rights: dict[str, tuple[float, bool]] = {}
+
+    def admit(self, message: Any) -> bool:
+        """True when the call may run (its sender noted in its headers); else it is refused and acknowledged.
+
+        A call whose sender cannot be looked up (the database is down and
+        the key was never seen) goes back to its queue, after a pause.
+        """
+        headers = message.headers
+        try:
+            refusal = self.check(message, headers) if isinstance(headers, dict) else Refusal("no headers")
+        except Exception as exc:  # noqa: BLE001 - the database is away: the call waits for it
+            log.warning("cannot check call %s now (%s); it goes back to its queue", _short(headers, "id"),
+                        str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+            time.sleep(0.5)
+            message.reject(requeue=True)
+            return False
+        if refusal is None:
+            return True
+        log.warning("refused call %s of %s: %s", _short(headers, "id"), _short(headers, "task"), refusal.reason)
+        message.ack()
+        if self.on_refused is not None:
+            try:
+                self.on_refused(message, refusal)
+            except Exception:  # noqa: BLE001 - recording a refusal must not stop the worker
+                log.exception("recording the refusal of a call failed")
+        return False
+
+    def check(self, message: Any, headers: dict[str, Any]) -> Refusal | None:
+        """None when the call may run; the reason it may not otherwise."""
+        if not self.serves(headers.get("task"), headers.get("pyfi_socket")):
+            return Refusal(f"{headers.get('task')!r} is not a task of this worker's sockets")
+        key_id, signature = headers.get(KEY_HEADER), headers.get(SIG_HEADER)
+        if not isinstance(key_id, str) or not isinstance(signature, str):
+            return Refusal("the call is not signed (send it with pyfi: the CLI, the client or a plug)")
+        owner = self.key(key_id)
+        if owner is None:
+            return Refusal(f"the call is signed with a key the network does not know ({key_id[:36]})")
+        try:
+            args, kwargs, _embed = message.decode()
+        except Exception:  # noqa: BLE001 - a body that is not Celery's: it cannot have been signed
+            return Refusal("the call's body cannot be read", owner.sender)
+        if not valid_signature(owner.public_key, signature, signed_content(key_id, headers, args, kwargs)):
+            return Refusal("the call's signature does not match it (changed after it was signed)", owner.sender)
+        if owner.processor_id != self.processor_id and not self.may_run(owner.authority):
+            return Refusal(f"user {owner.authority!r} lacks the right RUN_TASK", owner.sender)
+        headers[SENDER_HEADER] = owner.sender
+        return None
+
+    def serves(self, task: Any, socket_id: Any) -> bool:
+        """A task of its sockets, or a call to one of its sockets sent under the socket's earlier function name
+        (the consumer runs the function the socket names now); never another of Celery's own tasks."""
+        if task in self.allowed:
+            return True
+        return socket_id in self.socket_ids and isinstance(task, str) and not task.startswith("celery.")
+
+    # -- what the database says, cached ---------------------------------------------
+    def key(self, key_id: str) -> Any:
+        """The :class:`pyfi.core.keys.KeyOwner` of ``key_id``, or None."""
+        from pyfi.core.keys import key_owner
+
+        return self._cached(self._keys, key_id, lambda session: key_owner(session, key_id))
+
+    def may_run(self, user: str | None) -> bool:
+        """Whether ``user`` holds RUN_TASK (or ALL)."""
+        from pyfi.core.access import rights_of
+
+        if user is None:
+            return False
+        held = self._cached(self._rights, user, lambda session: {str(r) for r in rights_of(session, user)})
+        return RUN_TASK in held or "ALL" in held
+
+    def _cached(self, store: dict[str, tuple[float, Any]], key: str, load: Callable[[Any], Any]) -> Any:
+        """What ``load`` read at most :attr:`ttl` seconds ago; while the database is away, what it read last."""
+        from pyfi.db.engine import session_scope
+
+        cached = store.get(key)
+        if cached is not None and cached[0] > time.monotonic():
+            return cached[1]
+        try:
+            with session_scope(self.db_url) as session:
+                value = load(session)
+        except Exception:
+            if cached is None:
+                raise
+            return cached[1]
+        store[key] = (time.monotonic() + self.ttl, value)
+        return value
+
+
+def _short(headers: Any, name: str) -> str:
+    """A header for a log line: at most 80 characters of it (never a body)."""
+    value = headers.get(name) if isinstance(headers, dict) else None
+    return repr(str(value)[:80]) if value is not None else "?"

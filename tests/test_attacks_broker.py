@@ -1,0 +1,123 @@
+"""Calls sent straight to the broker run only when signed by a sender who may run them.
+
+A plain Celery client can reach a socket's broker queue without pyfi: the
+worker must refuse what is unsigned, signed by a key it does not know,
+changed after signing, signed by a user without RUN_TASK, or not a task of
+its sockets (Celery's own ``celery.accumulate``), record each refusal with
+its reason, and record who sent each call it runs.
+"""
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from network import Network, build, wait_for
+from pyfi.config import resolve
+from pyfi.core import users
+from pyfi.core.access import Actor
+from pyfi.core.keys import user_signer
+from pyfi.db.engine import session_scope
+from pyfi.db.models import Call, Event, Socket
+from pyfi.messaging.app import make_app
+from pyfi.messaging.routing import broker_queue, kombu_queue
+from pyfi.messaging.signing import SIG_HEADER
+
+pytestmark = pytest.mark.slow
+ADMIN = Actor("admin")
+
+
+def call_row(net: Network, call_id: str) -> tuple[str, str | None, list[str]] | None:
+    """(state, sender, event notes) of a recorded call, or None."""
+    with session_scope(net.db_url) as session:
+        call = session.get(Call, call_id)
+        if call is None:
+            return None
+        notes = list(session.scalars(select(Event.note).where(Event.call_id == call_id).order_by(Event.created)))
+        return str(call.state), call.sender, notes
+
+
+def send(net: Network, socket_name: str, args: list, *, signer=None, task: str | None = None,
+         tamper: bool = False) -> str:
+    """Publish a call to the socket's broker queue as any Celery client could (signed by ``signer``, if given)."""
+    from celery import signals
+
+    settings = resolve(env=net.env)
+    with session_scope(net.db_url) as session:
+        socket = session.scalar(select(Socket).where(Socket.name == socket_name))
+        queue, socket_id, task_name = broker_queue(socket), socket.id, socket.task.path
+    app = make_app(settings, signer=signer)
+    call_id = str(uuid.uuid4())
+
+    def change_after_signing(headers=None, body=None, **_):
+        if tamper and headers.get(SIG_HEADER):
+            body[0][0] = "changed"
+
+    signals.before_task_publish.connect(change_after_signing, weak=False)
+    try:
+        app.send_task(task or task_name, args=args, task_id=call_id, queue=kombu_queue(queue), routing_key=queue,
+                      declare=[kombu_queue(queue)], headers={"pyfi_socket": socket_id})
+    finally:
+        signals.before_task_publish.disconnect(change_after_signing)
+        app.close()
+    return call_id
+
+
+def refused_with(net: Network, call_id: str, reason: str) -> tuple:
+    row = wait_for(lambda: call_row(net, call_id), 30, f"call {call_id} to be recorded")
+    assert row[0] == "refused", row
+    assert any(reason in note for note in row[2]), row
+    return row
+
+
+def test_only_calls_signed_by_a_sender_with_run_task_run(net: Network):
+    names = build(net, {"echo": "echo"})
+    with session_scope(net.db_url) as session:
+        users.add_user(session, ADMIN, "joe", "joe@xyz", "pw-joe")  # no rights at all
+        users.add_user(session, ADMIN, "ann", "ann@xyz", "pw-ann")
+        users.add_privilege(session, ADMIN, "RUN_TASK", user="ann")
+        joe, ann = user_signer(session, Actor("joe")), user_signer(session, Actor("ann"))
+        admin = user_signer(session, ADMIN)
+    net.start_agent("n1")
+    net.wait_status("p", "running", 60)
+
+    refused_with(net, send(net, names["echo"], ["secret-argument-4711"]), "not signed")
+    refused_with(net, send(net, names["echo"], ["x"], task="celery.accumulate"), "not a task of this worker's sockets")
+    refused_with(net, send(net, names["echo"], ["x"], task="celery.accumulate", signer=admin), "not a task of this")
+    row = refused_with(net, send(net, names["echo"], ["x"], signer=joe), "user 'joe' lacks the right RUN_TASK")
+    assert row[1] == "joe"
+    refused_with(net, send(net, names["echo"], ["x"], signer=admin, tamper=True), "does not match")
+
+    ran = send(net, names["echo"], ["from ann"], signer=ann)
+    row = wait_for(lambda: (call_row(net, ran) or ("",))[0] == "finished" and call_row(net, ran), 30, "ann's call")
+    assert row[1] == "ann"
+    done = net.cli("task", "run", "-s", names["echo"], "-d", '"cli"', "--no-wait").stdout.strip()
+    assert wait_for(lambda: (call_row(net, done) or ("",))[0] == "finished" and call_row(net, done), 30)[1] == "admin"
+    calls = net.json("ls", "calls", "--rows", "50")["rows"]
+    assert sorted(c["state"] for c in calls) == ["finished"] * 2 + ["refused"] * 5
+    logs = "".join(path.read_text() for path in Path(net.env["PYFI_HOME"]).glob("agents/n1/run/*/worker.log"))
+    assert "refused call" in logs and "not signed" in logs
+    assert "secret-argument-4711" not in logs  # a refusal is logged in one line, never with the message's body
+
+
+def test_a_revoked_right_stops_a_senders_calls_within_a_second_or_two(net: Network):
+    names = build(net, {"echo": "echo"})
+    with session_scope(net.db_url) as session:
+        users.add_user(session, ADMIN, "ann", "ann@xyz", "pw-ann")
+        users.add_privilege(session, ADMIN, "RUN_TASK", user="ann")
+        ann = user_signer(session, Actor("ann"))
+    net.start_agent("n1")
+    net.wait_status("p", "running", 60)
+    first = send(net, names["echo"], ["before"], signer=ann)
+    wait_for(lambda: (call_row(net, first) or ("",))[0] == "finished", 30, "ann's first call")
+    with session_scope(net.db_url) as session:
+        users.delete_privilege(session, ADMIN, "RUN_TASK", user="ann")
+
+    def refused_now() -> bool:  # the worker trusts what it read for at most a second
+        call_id = send(net, names["echo"], ["after"], signer=ann)
+        row = wait_for(lambda: call_row(net, call_id), 30, "the call to be recorded")
+        return row[0] == "refused"
+
+    wait_for(refused_now, 10, "ann's calls to be refused", interval=0.5)
