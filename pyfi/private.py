@@ -12,7 +12,9 @@ files), credentials (``pyfi.ini``), workers' logs and unwritten records. So:
   (a checkout, a virtual environment) are made private once written
   (:func:`private_tree`);
 - ``db init``, ``pyfi -c`` and ``agent start`` take group and other
-  permissions off an existing ``$PYFI_HOME`` (:func:`secure_home`).
+  permissions off an existing ``$PYFI_HOME`` (:func:`secure_home`);
+- agents and workers are not dumpable (:func:`undumpable`): the credentials
+  they hold in memory stay theirs.
 """
 from __future__ import annotations
 
@@ -78,3 +80,21 @@ def secure_home(home: Path | str) -> None:
     info = home.stat()
     if info.st_uid == os.geteuid() and stat.S_IMODE(info.st_mode) & 0o077:
         os.chmod(home, 0o700)
+
+
+def undumpable() -> None:
+    """Other processes of this OS user can neither read this process's memory and environment nor trace it.
+
+    Linux's PR_SET_DUMPABLE 0 (the children it forks keep it): for agents and
+    workers, which hold credentials that processor code in another process
+    of the same user must not read. A no-op elsewhere.
+    """
+    import ctypes
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE = 4
+    except (OSError, AttributeError):
+        pass

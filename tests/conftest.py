@@ -88,6 +88,8 @@ def drop_user_roles(url: str) -> None:
                  " WHERE g.rolname = :group")
     with get_engine(url).connect() as conn:
         names = conn.execute(query, {"group": GROUP}).scalars().all() if inspect(conn).has_table("users") else []
+        if inspect(conn).has_table("worker_logins"):  # and the logins agents made for their workers
+            names += conn.execute(text("SELECT role FROM worker_logins")).scalars().all()
     drop_roles(names)
 
 

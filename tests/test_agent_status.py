@@ -27,7 +27,12 @@ def processor(name: str = "p1") -> Processor:
 
 
 def test_a_worker_that_cannot_be_started_is_its_processors_error_only(tmp_path: Path) -> None:
+    from pyfi.db import migrate
+
     agent, p = agent_in(tmp_path), processor()
+    migrate.upgrade(agent.settings.db)  # the agent makes the worker's credentials (its signing key) first
+    with session_scope(agent.settings.db) as session:
+        session.add(processor())
     missing = tmp_path / "no-such-venv" / "bin" / "python"
     deployed = Deployed(source_key(p), "sha", tmp_path, missing, 0.0)
     assert agent.start_worker(p, deployed) is None  # no exception: the agent goes on with the others

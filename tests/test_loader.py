@@ -90,8 +90,8 @@ def test_a_socket_cannot_run_what_the_repository_did_not_define(checkout, functi
     ("os", "part of the standard library"),
     ("subprocess", "part of the standard library"),
     ("pyfi.cli", "pyfi itself"),
-    ("celery", "not in the processor's repository"),
-    ("kombu.utils", "not in the processor's repository"),
+    ("celery", "not in the processor's repository|the worker itself has loaded"),  # (loaded, once other tests ran)
+    ("kombu.utils", "not in the processor's repository|the worker itself has loaded"),
 ])
 def test_a_module_that_is_not_a_file_of_the_checkout_is_refused(checkout, module, why):
     root, _ = checkout

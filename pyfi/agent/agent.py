@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
+import shutil
 import socket as _socket
 import threading
 import time
@@ -27,13 +28,17 @@ from pyfi.agent.importcheck import AsWorker
 from pyfi.agent.lock import NodeLock
 from pyfi.agent.spares import SpareKeeping
 from pyfi.agent.supervisor import STOP_GRACE, Handle, Spare, adopt, prune, spawn
-from pyfi.config import Settings
-from pyfi.db.engine import session_scope
+from pyfi.config import SOURCES, Settings
+from pyfi.db.engine import redact_password, session_scope
 from pyfi.db.models import Agent as AgentRow
 from pyfi.db.models import Processor, Socket, Worker
 from pyfi.enums import AgentStatus, ProcessorStatus
-from pyfi.errors import DeployError, InvalidInput
+from pyfi.core import worker_logins
+from pyfi.core.keys import processor_signer
+from pyfi.core.login import login_url
+from pyfi.errors import DeployError, InvalidInput, PyfiError
 from pyfi.messaging.app import VISIBILITY_TIMEOUT, make_app
+from pyfi.worker.credentials import Credentials
 from pyfi.worker.spec import spec_of
 
 log = logging.getLogger("pyfi.agent")
@@ -43,6 +48,9 @@ FAST_TICK = 0.1  # while a worker is changing state: show its new state as soon 
 CRASH_BACKOFF = (1.0, 2.0, 4.0, 8.0, 16.0, 30.0)
 STOPPED_STATES = (ProcessorStatus.STOPPED, ProcessorStatus.REMOVED)
 SLOW_START = 20.0  # seconds after which a worker still starting shows what it last logged
+SWEEP_LOGINS = 30.0  # seconds between looks for workers' database logins to drop
+#: the agent's own settings, which its workers never inherit
+SETTING_VARIABLES = frozenset({variable for variable, _section, _key in SOURCES.values()} | {"PYFI_INI", "PYFI_HOME"})
 
 
 class Agent(SpareKeeping):
@@ -60,6 +68,7 @@ class Agent(SpareKeeping):
             raise InvalidInput(f"{self.name!r} is not a node name", NODE_NAME_RULE)
         self.workdir = workdir or settings.home / "agents" / self.name
         self.run_root = self.workdir / "run"
+        self.worker_home = self.workdir / "home"  # its workers' PYFI_HOME
         self.lock = NodeLock(self.workdir, self.name)
         self.clean = clean
         self.port = port
@@ -73,6 +82,7 @@ class Agent(SpareKeeping):
         self.concurrency: dict[str, int] = {}
         self.stop_event = threading.Event()
         self.last_beat = 0.0
+        self.logins_swept = 0.0
         self.settling = False  # a worker is starting, pausing or resuming: reconcile again soon
 
     # -- bootstrap ----------------------------------------------------------------------
@@ -82,9 +92,13 @@ class Agent(SpareKeeping):
         if self.clean:
             clean_workdir(self.workdir)
         self.run_root.mkdir(parents=True, exist_ok=True)
+        self.worker_home.mkdir(parents=True, exist_ok=True)
+        if self.run_as is not None:
+            shutil.chown(self.worker_home, self.run_as)
         with session_scope(self.settings.db) as session:
             node_rows.register(session, self.name, _socket.gethostname(), self.settings.user, self.port, self.workdir,
                                self.row_status)
+            self.sweep_logins(session, {p.id for p in self.desired(session)})
         for handle in adopt(self.run_root):  # newest first: keep one per processor
             if handle.processor_id in self.handles:
                 handle.terminate()
@@ -124,9 +138,22 @@ class Agent(SpareKeeping):
                 self.deployer.forget(processor_id)
             self.deployer.cancel_all_but({p.id for p in wanted})
             self.reap_retired()
+            if time.monotonic() - self.logins_swept > SWEEP_LOGINS:
+                self.sweep_logins(session, {p.id for p in wanted} | self.processors_running())
             self.deploy_ahead(wanted)
             self.keep_spares(wanted)
             self.sync_worker_rows(session)
+
+    def processors_running(self) -> set[str]:
+        """Processors with a worker of this agent still alive (serving, or finishing its calls)."""
+        return set(self.handles) | {h.processor_id for h in self.retiring}
+
+    def sweep_logins(self, session: Session, keep: set[str]) -> None:
+        """Drop this node's workers' database logins of processors it does not run any more (PostgreSQL)."""
+        self.logins_swept = time.monotonic()
+        if session.get_bind().dialect.name == "postgresql":
+            for role in worker_logins.sweep(session, self.name, keep):
+                log.info("dropped the database login %s of a processor this node no longer runs", role)
 
     def wake(self) -> None:
         """Reconcile now, not at the next tick: a background deploy succeeded or failed.
@@ -222,10 +249,15 @@ class Agent(SpareKeeping):
         prune(self.run_root, processor.id, spare=spare.run_dir if spare else None)
         paused = processor.requested_status == ProcessorStatus.PAUSED
         try:
-            handle = self.take_spare(processor, deployed, paused) or spawn(
+            credentials = self.credentials_for(processor)
+            handle = self.take_spare(processor, deployed, paused, credentials) or spawn(
                 str(deployed.python), processor.id, processor.name, str(deployed.path), deployed.sha,
-                spec_of(processor).digest, self.new_run_dir(processor.id), self.name, self.worker_env(),
+                spec_of(processor).digest, self.new_run_dir(processor.id), self.name, self.worker_env(), credentials,
                 paused=paused, extra_args=self.worker_args, user=self.run_as)
+        except PyfiError as exc:  # its login or key could not be made: this processor's problem only
+            delay = self.back_off(processor.id)
+            set_status(processor, ProcessorStatus.ERROR, f"cannot start its worker: {exc}; retrying in {delay:.0f} s")
+            return None
         except OSError as exc:  # e.g. -u/--user may not run the interpreter: this processor's problem only
             delay = self.back_off(processor.id)
             hint = f"user {self.run_as} needs to read and run {self.workdir}" if self.run_as else "see the agent's log"
@@ -292,11 +324,29 @@ class Agent(SpareKeeping):
             log.warning("cannot give back the calls of %s's dead worker %d now (the broker will, within %d s): %s",
                         handle.processor, handle.pid, VISIBILITY_TIMEOUT, exc)
 
+    def credentials_for(self, processor: Processor) -> Credentials:
+        """The database login (a new password each time, on PostgreSQL) and signing key of the worker it starts."""
+        with session_scope(self.settings.db) as session:
+            signer = processor_signer(session, processor.id)
+            if session.get_bind().dialect.name != "postgresql":  # SQLite: one file, one user
+                return Credentials(self.settings.db, signer.key_id, signer.private_key)
+            role, password = worker_logins.issue(session, processor.id, self.name)
+        return Credentials(login_url(self.settings.db, role, password), signer.key_id, signer.private_key)
+
     def worker_env(self) -> dict[str, str]:
-        env = dict(os.environ)
+        """The environment of workers (and of the deploy's import check): the agent's, without its credentials.
+
+        None of the agent's pyfi settings (PYFI_DB, PYFI_PASSWORD, PYFI_INI...)
+        nor libpq's PG* variables pass: they may hold the database owner's
+        login. The database login and the signing key come on the worker's
+        stdin (:mod:`pyfi.worker.credentials`). Workers have a home of their
+        own (the journal's place), with no ini file.
+        """
+        env = {name: value for name, value in os.environ.items()
+               if name not in SETTING_VARIABLES and not name.startswith("PG")}
         s = self.settings
-        env.update(PYFI_DB=s.db, PYFI_BROKER=s.broker, PYFI_BACKEND=s.backend, PYFI_PUBSUB=s.pubsub,
-                   PYFI_HOME=str(s.home), PYFI_USER=s.user)
+        env.update(PYFI_DB=redact_password(s.db), PYFI_BROKER=s.broker, PYFI_BACKEND=s.backend, PYFI_PUBSUB=s.pubsub,
+                   PYFI_HOME=str(self.worker_home), PYFI_USER=s.user)
         return env
 
     # -- bookkeeping ------------------------------------------------------------------
@@ -342,6 +392,7 @@ class Agent(SpareKeeping):
                 session.execute(delete(Worker).where(Worker.agent_id == agent.id))
             if not self.monitor_only:
                 node_rows.release(session, self.name, self.desired(session))
+            self.sweep_logins(session, self.processors_running())  # the workers are gone: so are their logins
         self.lock.release()
 
 

@@ -16,6 +16,7 @@ from pyfi.agent.supervisor import Handle, Spare, spawn_spare
 from pyfi.db.models import Processor
 from pyfi.enums import ProcessorStatus
 from pyfi.errors import DeployError
+from pyfi.worker.credentials import Credentials
 from pyfi.worker.spec import spec_of
 
 log = logging.getLogger("pyfi.agent")
@@ -66,14 +67,14 @@ class SpareKeeping:
             if self.deployer.busy():
                 return
 
-    def take_spare(self, processor: Processor, deployed: Deployed, paused: bool) -> Handle | None:
+    def take_spare(self, processor: Processor, deployed: Deployed, paused: bool, credentials: Credentials) -> Handle | None:
         spare = self.spares.pop(processor.id, None)
         if spare is None:
             return None
         if spare.key != spare_key(processor, deployed):
             spare.discard()
             return None
-        return spare.take(processor.id, deployed.sha, spec_of(processor).digest, paused)
+        return spare.take(processor.id, deployed.sha, spec_of(processor).digest, paused, credentials)
 
     def keep_spares(self, wanted: list[Processor]) -> None:
         """A spare for each of up to ``max_spares`` deployed processors, kept for its next start or restart.

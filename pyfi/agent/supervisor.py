@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from pyfi.worker.control import PAUSE, RUN, error_path, problems_path, read_line, read_state, state_path, write_command
+from pyfi.worker.credentials import Credentials
 from pyfi.worker.processes import pid_alive
 from pyfi.worker.standby import GO, STANDBY
 
@@ -104,11 +105,13 @@ def _signal_group(pid: int, sig: int) -> None:
 
 
 def spawn(python: str, processor_id: str, processor: str, checkout: str, commit: str, signature: str,
-          run_dir: Path, node: str, env: dict[str, str], paused: bool = False,
+          run_dir: Path, node: str, env: dict[str, str], credentials: Credentials, paused: bool = False,
           extra_args: tuple[str, ...] = (), user: str | None = None) -> Handle:
-    """Start ``pyfi worker start`` for one processor with the checkout's interpreter."""
-    prepare_run_dir(run_dir, paused)
-    proc = _launch(worker_argv(python, processor, checkout, run_dir, node, extra_args), run_dir, env, checkout, user)
+    """Start ``pyfi worker start`` for one processor with the checkout's interpreter; hand it its credentials."""
+    prepare_run_dir(run_dir, paused, user)
+    proc = _launch(worker_argv(python, processor, checkout, run_dir, node, extra_args), run_dir, env, checkout, user,
+                   stdin=subprocess.PIPE)
+    _hand_over(proc, credentials.line())
     handle = Handle(processor_id, processor, commit, signature, proc.pid, str(run_dir), proc=proc)
     save_meta(handle)
     return handle
@@ -116,13 +119,28 @@ def spawn(python: str, processor_id: str, processor: str, checkout: str, commit:
 
 def worker_argv(python: str, processor: str, checkout: str, run_dir: Path, node: str,
                 extra_args: tuple[str, ...]) -> list[str]:
-    return [python, "-m", "pyfi.worker", "-n", processor, "--path", checkout,
-            "--control", str(run_dir / "control"), "--node", node, *extra_args]
+    return [python, "-m", "pyfi.worker", "-n", processor, "--path", checkout, "--control", str(run_dir / "control"),
+            "--node", node, "--credentials-on-stdin", *extra_args]
 
 
-def prepare_run_dir(run_dir: Path, paused: bool) -> None:
-    """The control file says what to do from the first moment; no state or error of an earlier life."""
+def _hand_over(proc: subprocess.Popen, text: str) -> bool:
+    """Write ``text`` to the process's stdin and close it; False if it died meanwhile."""
+    try:
+        proc.stdin.write(text.encode())
+        proc.stdin.close()
+    except OSError:
+        return False
+    return True
+
+
+def prepare_run_dir(run_dir: Path, paused: bool, user: str | None = None) -> None:
+    """The control file says what to do from the first moment; no state or error of an earlier life.
+
+    With ``user`` (``agent start -u``) the directory is that user's: its worker writes its state there.
+    """
     run_dir.mkdir(parents=True, exist_ok=True)
+    if user is not None:
+        shutil.chown(run_dir, user)
     write_command(run_dir / "control", PAUSE if paused else RUN)
     for report in (state_path, error_path, problems_path):
         report(run_dir / "control").unlink(missing_ok=True)
@@ -172,15 +190,13 @@ class Spare:
             self.booted = read_state(self.run_dir / "control") == STANDBY
         return self.booted or not self.alive()
 
-    def take(self, processor_id: str, commit: str, signature: str, paused: bool) -> Handle | None:
-        """Turn the spare into the processor's worker; None if it died meanwhile."""
+    def take(self, processor_id: str, commit: str, signature: str, paused: bool,
+             credentials: Credentials) -> Handle | None:
+        """Turn the spare into the processor's worker, with its credentials; None if it died meanwhile."""
         if not self.alive():
             return None
         prepare_run_dir(self.run_dir, paused)
-        try:
-            self.proc.stdin.write(f"{GO}\n".encode())
-            self.proc.stdin.close()
-        except OSError:  # it died between the check and the write
+        if not _hand_over(self.proc, f"{GO}\n{credentials.line()}"):  # it died between the check and the write
             return None
         handle = Handle(processor_id, self.processor, commit, signature, self.proc.pid, str(self.run_dir), proc=self.proc)
         save_meta(handle)
@@ -198,7 +214,7 @@ class Spare:
 def spawn_spare(python: str, processor: str, checkout: str, run_dir: Path, node: str, env: dict[str, str],
                 extra_args: tuple[str, ...] = (), user: str | None = None) -> Spare:
     """Start a standby worker for ``processor``; ``Spare.take`` starts it for real."""
-    prepare_run_dir(run_dir, paused=True)
+    prepare_run_dir(run_dir, paused=True, user=user)
     argv = [*worker_argv(python, processor, checkout, run_dir, node, extra_args), "--standby"]
     proc = _launch(argv, run_dir, env, checkout, user, stdin=subprocess.PIPE)
     return Spare((processor, python, checkout), run_dir, proc)

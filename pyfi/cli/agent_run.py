@@ -20,14 +20,17 @@ def start_agent(settings: Settings, name: str | None, port: int | None, clean: b
                 spares: int = MAX_SPARES) -> None:
     from pyfi.agent.agent import Agent
     from pyfi.core.access import Actor, require
+    from pyfi.core.worker_logins import check_agent_login
     from pyfi.db.engine import check_initialized, session_scope
     from pyfi.enums import Right
-    from pyfi.private import secure_home
+    from pyfi.private import secure_home, undumpable
 
+    undumpable()  # it holds the database owner's login: no other process of its user may read its memory
     secure_home(settings.home)
     check_initialized(settings.db)
     with session_scope(settings.db) as session:
         require(session, Actor(settings.user), Right.START_AGENT)
+        check_agent_login(session)
     server = bind_health(port) if port else None  # before anything is created: a taken port changes nothing
     agent = Agent(settings, name=name, port=port, worker_args=worker_args, run_as=run_as, monitor_only=monitor_only,
                   spares=spares, clean=clean)  # it cleans once it holds its node: never a running agent's dir

@@ -104,13 +104,18 @@ def worker() -> None:
 @click.option("--celery-config", help="module.object with extra Celery settings")
 @click.option("--standby", is_flag=True, hidden=True,
               help="Import everything, then start only when a line 'go' arrives on stdin (agents keep one ready)")
+@click.option("--credentials-on-stdin", is_flag=True, hidden=True,
+              help="Read the worker's database login and signing key from a line on stdin (agents pass them so)")
 @pass_app
 def worker_start(app: AppContext, name: str, path: str | None, control: str | None, node: str | None,
                  loglevel: str, concurrency: int | None, prefetch: int | None, celery_config: str | None,
-                 standby: bool) -> None:
+                 standby: bool, credentials_on_stdin: bool) -> None:
     """Run a Celery worker for one processor's sockets (agents spawn this; started by hand, it lists itself in ls workers)"""
     from pathlib import Path
 
+    from pyfi.private import undumpable
+
+    undumpable()  # before any credential reaches this process's memory
     if standby:
         from pyfi.worker.standby import preload, wait_for_go
 
@@ -120,10 +125,15 @@ def worker_start(app: AppContext, name: str, path: str | None, control: str | No
     from pyfi.errors import DeployError
     from pyfi.worker.main import WorkerOptions, leave, run
 
+    credentials = None
+    if credentials_on_stdin:
+        from pyfi.worker.credentials import read_credentials
+
+        credentials = read_credentials(sys.stdin)
     options = WorkerOptions(concurrency, prefetch, celery_config)
     try:
         run(app.settings, name, Path(path) if path else None, Path(control) if control else None, node, loglevel,
-            options)
+            options, credentials)
     except DeployError as exc:
         # started by hand without --path, the processor's module is most likely just not on sys.path
         if path is None and isinstance(exc.__cause__, ModuleNotFoundError):

@@ -93,10 +93,10 @@ def create(session: Session, name: str, password: str, adopt: bool = False) -> s
     if current == FOREIGN:
         raise AlreadyExists(f"database role {name!r} exists and is not a pyfi user",
                             f"choose another name: pyfi only manages roles in the {GROUP} group")
-    verifier = _verifier(session, name, password)
+    secret = verifier(session, name, password)
     if current == ABSENT:
-        _execute(session, name, sql.SQL("CREATE ROLE {} LOGIN PASSWORD {} IN ROLE {}").format(
-            sql.Identifier(name), sql.Literal(verifier), sql.Identifier(GROUP)))
+        execute(session, name, sql.SQL("CREATE ROLE {} LOGIN PASSWORD {} IN ROLE {}").format(
+            sql.Identifier(name), sql.Literal(secret), sql.Identifier(GROUP)))
         _grant_connect(session, name)
         return echo(session, name)
     others = other_databases(session, name)
@@ -105,7 +105,7 @@ def create(session: Session, name: str, password: str, adopt: bool = False) -> s
         raise AlreadyExists(f"database role {name!r} already exists on this server ({whose})",
                             "choose another name, or pass --adopt to make that role this database's user too "
                             "(its password becomes the one given here, for every database it logs in to)")
-    _execute(session, name, sql.SQL("ALTER ROLE {} LOGIN PASSWORD {}").format(sql.Identifier(name), sql.Literal(verifier)))
+    execute(session, name, sql.SQL("ALTER ROLE {} LOGIN PASSWORD {}").format(sql.Identifier(name), sql.Literal(secret)))
     _grant_connect(session, name)
     also = f" (it is a user of {', '.join(others)} too)" if others else ""
     return (f"ALTER USER {quote(session, name)} WITH PASSWORD '{MASK}': the existing role is adopted and its "
@@ -121,8 +121,8 @@ def set_password(session: Session, name: str, password: str) -> None:
     if current == ABSENT:
         create(session, name, password)
         return
-    _execute(session, name, sql.SQL("ALTER ROLE {} PASSWORD {}").format(
-        sql.Identifier(name), sql.Literal(_verifier(session, name, password))))
+    execute(session, name, sql.SQL("ALTER ROLE {} PASSWORD {}").format(
+        sql.Identifier(name), sql.Literal(verifier(session, name, password))))
 
 
 def drop(session: Session, name: str) -> str | None:
@@ -132,13 +132,13 @@ def drop(session: Session, name: str) -> str | None:
     """
     if state(session, name) != MANAGED:
         return None
-    _execute(session, name, sql.SQL("REVOKE CONNECT ON DATABASE {} FROM {}").format(
-        sql.Identifier(_database(session)), sql.Identifier(name)))
+    execute(session, name, sql.SQL("REVOKE CONNECT ON DATABASE {} FROM {}").format(
+        sql.Identifier(database(session)), sql.Identifier(name)))
     others = other_databases(session, name)
     if others:
-        return f"REVOKE CONNECT ON DATABASE {_database(session)} FROM {quote(session, name)} (the role stays: it is a " \
+        return f"REVOKE CONNECT ON DATABASE {database(session)} FROM {quote(session, name)} (the role stays: it is a " \
                f"user of {', '.join(others)})"
-    _execute(session, name, sql.SQL("DROP ROLE {}").format(sql.Identifier(name)))
+    execute(session, name, sql.SQL("DROP ROLE {}").format(sql.Identifier(name)))
     return f"DROP USER {quote(session, name)}"
 
 
@@ -148,11 +148,11 @@ def other_databases(session: Session, name: str) -> list[str]:
 
 
 def _grant_connect(session: Session, name: str) -> None:
-    _execute(session, name, sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(
-        sql.Identifier(_database(session)), sql.Identifier(name)))
+    execute(session, name, sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(
+        sql.Identifier(database(session)), sql.Identifier(name)))
 
 
-def _database(session: Session) -> str:
+def database(session: Session) -> str:
     return session.execute(text("SELECT current_database()")).scalar_one()
 
 
@@ -166,7 +166,7 @@ def quote(session: Session, name: str) -> str:
     return session.execute(text("SELECT quote_ident(:name)"), {"name": name}).scalar_one()
 
 
-def _verifier(session: Session, name: str, password: str) -> str:
+def verifier(session: Session, name: str, password: str) -> str:
     if "\x00" in password:
         raise InvalidInput("a password cannot contain a NUL character", "choose another password")
     return encrypt_password(password, name, _raw(session))
@@ -176,7 +176,7 @@ def _raw(session: Session):  # noqa: ANN202 - a psycopg2 connection
     return session.connection().connection.dbapi_connection
 
 
-def _execute(session: Session, name: str, statement: sql.Composed) -> None:
+def execute(session: Session, name: str, statement: sql.Composed) -> None:
     try:
         with _raw(session).cursor() as cursor:
             cursor.execute(statement)

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from pyfi.core import keys, pg_roles
 from pyfi.core.access import Actor, require
+from pyfi.core.login import own_login
 from pyfi.core.lookup import by_name, find
 from pyfi.core.names import check_name
 from pyfi.core.passwords import hash_password
@@ -45,9 +46,9 @@ def add_user(session: Session, actor: Actor, name: str, email: str | None, passw
     user = User(name=name, email=email, owner=actor.name, password_hash=hash_password(password) if password else None)
     session.add(user)
     session.flush()
-    keys.add_user_key(session, user)
     if pg_roles.enabled(session):
         echo(pg_roles.create(session, name, password, adopt=adopt))
+    keys.add_user_key(session, user)
     return user
 
 
@@ -59,9 +60,10 @@ def update_user(session: Session, actor: Actor, name: str | None, ident: str | N
         raise InvalidInput(f"nothing to update on user {user.name!r}", "pass -e/--email or -p/--password")
     if email is not None:
         user.email = email
-    if password is not None:  # new credentials: a new signing key too
+    if password is not None:
         user.password_hash = hash_password(password)
-        keys.replace_user_key(session, user)
+        if own_login(session) is None:  # set by an administrator: a new signing key too (a user's own login keeps it)
+            keys.replace_user_key(session, user)
         if pg_roles.enabled(session):
             pg_roles.set_password(session, user.name, password)
     session.flush()

@@ -136,6 +136,14 @@ def refused(exc: DBAPIError) -> PermissionDenied:
                             "your database login lacks this permission; ask an administrator (see `pyfi whoami`)")
 
 
+def redact_password(url: str) -> str:
+    """The URL without its password (the user stays): a URL to pass on that logs in as no one without one."""
+    try:
+        return make_url(url).set(password=None).render_as_string(hide_password=False)
+    except ArgumentError:
+        return url
+
+
 def redact(url: str) -> str:
     """The URL with any password masked, safe to print."""
     try:

@@ -279,6 +279,22 @@ class SigningKey(Base):
     created: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
+class WorkerLogin(Base):
+    """A processor's workers' database login on one node (PostgreSQL): what they may write is their processor's.
+
+    The agent makes the role and gives it a new password each time it starts
+    a worker (pyfi.core.worker_logins); row-level security reads this table
+    to know whose calls the login may record.
+    """
+
+    __tablename__ = "worker_logins"
+
+    role: Mapped[str] = mapped_column(String(63), primary_key=True)
+    processor_id: Mapped[str] = mapped_column(ForeignKey("processors.id", ondelete="CASCADE"), index=True)
+    node: Mapped[str] = mapped_column(String(200))
+    created: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
 class Node(Common, Base):
     __tablename__ = "nodes"
 

@@ -79,12 +79,12 @@ def arrive(session: Session, *, socket_id: str, positions: Sequence[int], tracki
     values[position] = value
     args = [values.get(p) for p in range(max(values) + 1)]
     sources = [a.call_id for a in pending.values() if a.call_id] + [call_id]
-    if pending:
-        session.execute(delete(JoinArrival).where(JoinArrival.id.in_([a.id for a in pending.values()])))
     sent = list(send(args, call_id))
     rows = [{"call_id": sent_id, "parent_id": source} for sent_id in sent for source in dict.fromkeys(sources)]
-    if rows:
+    if rows:  # while the arrivals still wait: a worker's login may name only its calls or its joins' arrivals as parents
         session.execute(insert(call_parents), rows)
+    if pending:
+        session.execute(delete(JoinArrival).where(JoinArrival.id.in_([a.id for a in pending.values()])))
     return sent
 
 

@@ -23,6 +23,7 @@ from typing import Any
 import orjson
 
 from pyfi.config import default_home
+from pyfi.db.engine import redact_password
 from pyfi.private import private_dir, write_private
 from pyfi.worker.processes import pid_alive
 
@@ -34,8 +35,12 @@ TIME_FIELDS = ("started", "finished")  # the call columns a record may set to it
 
 
 def journal_dir(db_url: str) -> Path:
-    """Where this machine keeps the unwritten records of one database (named by a hash of its URL)."""
-    return default_home(os.environ) / "journal" / hashlib.sha256(db_url.encode()).hexdigest()[:16]
+    """Where this machine keeps the unwritten records of one database login (a hash of its URL without password).
+
+    A processor's workers log in with a new password at each start
+    (:mod:`pyfi.core.worker_logins`): the next one still finds the journal.
+    """
+    return default_home(os.environ) / "journal" / hashlib.sha256(redact_password(db_url).encode()).hexdigest()[:16]
 
 
 def save(db_url: str, records: Iterable[Any]) -> Path | None:

@@ -19,15 +19,18 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from celery import signals as celery_signals
+from sqlalchemy.exc import DBAPIError
 
 from pyfi.config import Settings
 from pyfi.core.keys import processor_signer
 from pyfi.db.engine import session_scope
-from pyfi.errors import InvalidInput, PyfiError
+from pyfi.errors import InvalidInput, PermissionDenied, PyfiError
 from pyfi.messaging.app import HOLDER_OPTION, make_app
 from pyfi.messaging.routing import kombu_queues
+from pyfi.messaging.signing import Signer
 from pyfi.worker.consumer import SocketConsumer
 from pyfi.worker.control import PauseControl, error_path, problems_path
+from pyfi.worker.credentials import Credentials
 from pyfi.worker.gate import Gate
 from pyfi.worker.lifecycle import Lifecycle
 from pyfi.worker.loader import load_module
@@ -54,11 +57,17 @@ class WorkerOptions:
 
 
 def bootstrap(settings: Settings, processor: str, path: Path | None, control: Path | None,
-              options: WorkerOptions = WorkerOptions()) -> tuple[Any, WorkerSpec, Sidecar | None]:
-    """Build the Celery app for ``processor`` with its tasks and hooks, and start its sidecar."""
+              options: WorkerOptions = WorkerOptions(),
+              credentials: Credentials | None = None) -> tuple[Any, WorkerSpec, Sidecar | None]:
+    """Build the Celery app for ``processor`` with its tasks and hooks, and start its sidecar.
+
+    ``credentials``: the login and signing key an agent gave (``settings.db``
+    is then that login); without them (a worker started by hand) the key is
+    read from the database, which needs the database owner's login.
+    """
     with session_scope(settings.db) as session:
         spec = load_spec(session, processor)
-        signer = processor_signer(session, spec.processor_id)  # what this worker sends carries its processor's key
+        signer = signer_of(session, spec, credentials)  # what this worker sends carries its processor's key
     module = load_module(spec.module, path)
     runnable, problems = runnable_sockets(spec, module, path)
     if problems:
@@ -86,6 +95,16 @@ def bootstrap(settings: Settings, processor: str, path: Path | None, control: Pa
     app.conf.pyfi_gate = Gate(settings.db, spec.processor_id, {s.id for s in spec.sockets},  # see pyfi.worker.consumer
                               {s.task_name for s in spec.sockets}, on_refused=lifecycle.on_refused)
     return app, spec, sidecar
+
+
+def signer_of(session: Any, spec: WorkerSpec, credentials: Credentials | None) -> Signer:
+    if credentials is not None:
+        return Signer(credentials.key_id, credentials.private_key)
+    try:
+        return processor_signer(session, spec.processor_id)
+    except DBAPIError as exc:  # a login that may not read the processor's key
+        raise PermissionDenied(f"this login cannot read processor {spec.processor!r}'s signing key",
+                               "start a worker by hand over the database owner's login") from exc
 
 
 def apply_options(app: Any, options: WorkerOptions) -> None:
@@ -120,10 +139,13 @@ def celery_config_guard(app: Any) -> dict[str, Any]:
 
 
 def run(settings: Settings, processor: str, path: Path | None = None, control: Path | None = None,
-        node: str | None = None, loglevel: str = "WARNING", options: WorkerOptions = WorkerOptions()) -> None:
+        node: str | None = None, loglevel: str = "WARNING", options: WorkerOptions = WorkerOptions(),
+        credentials: Credentials | None = None) -> None:
     """Consume until shutdown; flush every pending record before exiting."""
+    if credentials is not None:
+        settings = settings.with_(db=credentials.db)
     try:
-        app, spec, sidecar = bootstrap(settings, processor, path, control, options)
+        app, spec, sidecar = bootstrap(settings, processor, path, control, options, credentials)
     except PyfiError as exc:
         if control is not None:  # the agent shows this as the processor's error
             error_path(control).write_text(str(exc))
