@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
-import shutil
 import socket as _socket
 import threading
 import time
@@ -26,6 +25,7 @@ from pyfi.agent.deploy import Deployed, Deployer
 from pyfi.agent.doorbell import Doorbell, ring
 from pyfi.agent.importcheck import AsWorker
 from pyfi.agent.lock import NodeLock
+from pyfi.agent.runas import RunAs
 from pyfi.agent.spares import SpareKeeping
 from pyfi.agent.supervisor import STOP_GRACE, Handle, Spare, adopt, prune, spawn
 from pyfi.config import SOURCES, Settings
@@ -60,6 +60,7 @@ class Agent(SpareKeeping):
         """``clean``: wipe the work dir when starting (``agent start --clean``), once this agent holds the node."""
         self.settings = settings
         self.worker_args, self.run_as, self.monitor_only = worker_args, run_as, monitor_only
+        self.runas = RunAs.named(run_as) if run_as else None  # agent start -u: processor code runs as that user
         self.row_status = AgentStatus.MONITORING if monitor_only else AgentStatus.RUNNING
         self.max_spares = spares  # 0: start every worker cold
         self.pool_size = _flag_value(worker_args, "--concurrency")  # agent start -po: every worker's processes
@@ -73,7 +74,7 @@ class Agent(SpareKeeping):
         self.clean = clean
         self.port = port
         self.deployer = Deployer(self.workdir, git_allow=settings.git_allow, on_news=self.wake,
-                                 as_worker=AsWorker(self.worker_env(), run_as))
+                                 as_worker=AsWorker(self.worker_env(), self.runas))
         self.handles: dict[str, Handle] = {}
         self.retiring: list[Handle] = []
         self.spares: dict[str, Spare] = {}  # processor id -> a worker booted ahead of its start
@@ -93,8 +94,10 @@ class Agent(SpareKeeping):
             clean_workdir(self.workdir)
         self.run_root.mkdir(parents=True, exist_ok=True)
         self.worker_home.mkdir(parents=True, exist_ok=True)
-        if self.run_as is not None:
-            shutil.chown(self.worker_home, self.run_as)
+        if self.runas is not None:
+            self.runas.open_dirs(self.workdir, self.run_root)
+            self.runas.own(self.worker_home)
+            self.runas.check(self.settings, self.workdir)
         with session_scope(self.settings.db) as session:
             node_rows.register(session, self.name, _socket.gethostname(), self.settings.user, self.port, self.workdir,
                                self.row_status)
@@ -253,7 +256,7 @@ class Agent(SpareKeeping):
             handle = self.take_spare(processor, deployed, paused, credentials) or spawn(
                 str(deployed.python), processor.id, processor.name, str(deployed.path), deployed.sha,
                 spec_of(processor).digest, self.new_run_dir(processor.id), self.name, self.worker_env(), credentials,
-                paused=paused, extra_args=self.worker_args, user=self.run_as)
+                paused=paused, extra_args=self.worker_args, runas=self.runas)
         except PyfiError as exc:  # its login or key could not be made: this processor's problem only
             delay = self.back_off(processor.id)
             set_status(processor, ProcessorStatus.ERROR, f"cannot start its worker: {exc}; retrying in {delay:.0f} s")

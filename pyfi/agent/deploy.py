@@ -275,10 +275,21 @@ class Deployer:
                                 cancelled=lambda: _give_up_if_cancelled(job))
         _give_up_if_cancelled(job)
         path = checkout.checkout_path(self.repos, source.name, sha)
-        python = venv.ensure_venv(path, sha, reqs, venv_root=self.venvs)
+        python = venv.ensure_venv(path, sha, reqs, venv_root=self.venvs, as_worker=self.as_worker)
+        self._open_to_workers(path, python)
         _give_up_if_cancelled(job)
         importcheck.check_import(python, path, module, as_worker=self.as_worker)  # code that cannot run replaces none
         return Deployed(source.key, sha, path, python, time.time())
+
+    def _open_to_workers(self, path: Path, python: Path) -> None:
+        """With -u: the checkout and its environment readable, not writable, by the workers' user (pyfi.agent.runas)."""
+        runas = self.as_worker.runas
+        if runas is None:
+            return
+        venv_dir = venv.venv_of(python)
+        for tree in (path, venv_dir):
+            runas.open_dirs(self.repos.parent, tree)
+            runas.share(tree)
 
     @staticmethod
     def _head_check_due(current: Deployed) -> bool:

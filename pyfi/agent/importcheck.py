@@ -13,7 +13,9 @@ from __future__ import annotations
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from pyfi.agent.runas import RunAs
 from pyfi.errors import DeployError
 
 IMPORT_TIMEOUT = 60.0
@@ -33,10 +35,18 @@ _SCRIPT = (
 
 @dataclass(frozen=True)
 class AsWorker:
-    """How the agent runs a worker, so that the check imports the code the same way: its user and environment."""
+    """How the agent runs processor code (a worker, this check, a build): the environment and, with -u, the user."""
 
     env: dict[str, str] | None = None
-    user: str | None = None
+    runas: RunAs | None = None
+
+    @property
+    def user(self) -> str | None:
+        return self.runas.user if self.runas is not None else None
+
+    def process_kwargs(self) -> dict[str, Any]:
+        """``subprocess`` arguments that start a process as the workers' user (none without -u)."""
+        return self.runas.process_kwargs() if self.runas is not None else {}
 
 
 def check_import(python: Path, checkout: Path, module: str, timeout: float = IMPORT_TIMEOUT,
@@ -46,7 +56,7 @@ def check_import(python: Path, checkout: Path, module: str, timeout: float = IMP
     try:
         done = subprocess.run(command, cwd=checkout, capture_output=True, text=True, timeout=timeout,
                               start_new_session=True, stdin=subprocess.DEVNULL, env=as_worker.env,
-                              user=as_worker.user)
+                              **as_worker.process_kwargs())
     except subprocess.TimeoutExpired:
         raise DeployError(f"importing module {module!r} took more than {timeout:.0f} s",
                           "do slow work in the functions, not when the module is imported") from None

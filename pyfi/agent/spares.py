@@ -97,7 +97,7 @@ class SpareKeeping:
                 try:
                     self.spares[processor_id] = spawn_spare(python, name, checkout, self.new_run_dir(processor_id),
                                                             self.name, self.worker_env(), extra_args=self.worker_args,
-                                                            user=self.run_as)
+                                                            runas=self.runas)
                 except OSError as exc:  # the start will say so, as the processor's error
                     log.warning("cannot boot a spare for %s: %s", name, exc)
                     self.bad_spares.add(key)

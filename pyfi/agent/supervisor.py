@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+from pyfi.agent.runas import RunAs
 from pyfi.worker.control import PAUSE, RUN, error_path, problems_path, read_line, read_state, state_path, write_command
 from pyfi.worker.credentials import Credentials
 from pyfi.worker.processes import pid_alive
@@ -106,10 +107,10 @@ def _signal_group(pid: int, sig: int) -> None:
 
 def spawn(python: str, processor_id: str, processor: str, checkout: str, commit: str, signature: str,
           run_dir: Path, node: str, env: dict[str, str], credentials: Credentials, paused: bool = False,
-          extra_args: tuple[str, ...] = (), user: str | None = None) -> Handle:
+          extra_args: tuple[str, ...] = (), runas: RunAs | None = None) -> Handle:
     """Start ``pyfi worker start`` for one processor with the checkout's interpreter; hand it its credentials."""
-    prepare_run_dir(run_dir, paused, user)
-    proc = _launch(worker_argv(python, processor, checkout, run_dir, node, extra_args), run_dir, env, checkout, user,
+    prepare_run_dir(run_dir, paused, runas)
+    proc = _launch(worker_argv(python, processor, checkout, run_dir, node, extra_args), run_dir, env, checkout, runas,
                    stdin=subprocess.PIPE)
     _hand_over(proc, credentials.line())
     handle = Handle(processor_id, processor, commit, signature, proc.pid, str(run_dir), proc=proc)
@@ -133,14 +134,14 @@ def _hand_over(proc: subprocess.Popen, text: str) -> bool:
     return True
 
 
-def prepare_run_dir(run_dir: Path, paused: bool, user: str | None = None) -> None:
+def prepare_run_dir(run_dir: Path, paused: bool, runas: RunAs | None = None) -> None:
     """The control file says what to do from the first moment; no state or error of an earlier life.
 
-    With ``user`` (``agent start -u``) the directory is that user's: its worker writes its state there.
+    With ``runas`` (``agent start -u``) the directory is that user's: its worker writes its state there.
     """
     run_dir.mkdir(parents=True, exist_ok=True)
-    if user is not None:
-        shutil.chown(run_dir, user)
+    if runas is not None:
+        runas.own(run_dir)
     write_command(run_dir / "control", PAUSE if paused else RUN)
     for report in (state_path, error_path, problems_path):
         report(run_dir / "control").unlink(missing_ok=True)
@@ -157,11 +158,12 @@ def last_line(log: Path, limit: int = 300) -> str:
     return lines[-1][:limit] if lines else ""
 
 
-def _launch(argv: list[str], run_dir: Path, env: dict[str, str], cwd: str, user: str | None,
+def _launch(argv: list[str], run_dir: Path, env: dict[str, str], cwd: str, runas: RunAs | None,
             stdin: int = subprocess.DEVNULL) -> subprocess.Popen:
+    as_user = runas.process_kwargs() if runas is not None else {}
     with open(run_dir / "worker.log", "ab") as log:
         return subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=stdin,
-                                cwd=cwd, start_new_session=True, user=user)
+                                cwd=cwd, start_new_session=True, **as_user)
 
 
 @dataclass
@@ -212,11 +214,11 @@ class Spare:
 
 
 def spawn_spare(python: str, processor: str, checkout: str, run_dir: Path, node: str, env: dict[str, str],
-                extra_args: tuple[str, ...] = (), user: str | None = None) -> Spare:
+                extra_args: tuple[str, ...] = (), runas: RunAs | None = None) -> Spare:
     """Start a standby worker for ``processor``; ``Spare.take`` starts it for real."""
-    prepare_run_dir(run_dir, paused=True, user=user)
+    prepare_run_dir(run_dir, paused=True, runas=runas)
     argv = [*worker_argv(python, processor, checkout, run_dir, node, extra_args), "--standby"]
-    proc = _launch(argv, run_dir, env, checkout, user, stdin=subprocess.PIPE)
+    proc = _launch(argv, run_dir, env, checkout, runas, stdin=subprocess.PIPE)
     return Spare((processor, python, checkout), run_dir, proc)
 
 

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Sequence
 
 from pyfi.agent.checkout import file_lock, mask_url
+from pyfi.agent.importcheck import AsWorker
 from pyfi.errors import DeployError
 from pyfi.private import private_tree
 
@@ -47,6 +48,11 @@ PARENT_PTH = "pyfi-parent-env.pth"
 PIP_TIMEOUT = 900.0
 #: What pip assumes for a project without a [build-system] table.
 LEGACY_BUILD_REQUIRES = ("setuptools>=40.8.0", "wheel")
+
+
+def venv_of(python: Path | str) -> Path:
+    """The virtual environment an interpreter of :func:`venv_python` belongs to."""
+    return Path(python).parent.parent
 
 
 def venv_python(venv_dir: Path | str) -> Path:
@@ -73,12 +79,15 @@ def ensure_venv(
     *,
     venv_root: Path | str | None = None,
     timeout: float = PIP_TIMEOUT,
+    as_worker: AsWorker = AsWorker(),
 ) -> Path:
     """Return the python of a ready venv for *checkout_dir*, building it if needed.
 
     *requirements* are extra pip requirement strings of the processor. The
     venv lives in ``<venv_root>/<venv_key(...)>`` (default ``venv_root``:
     ``<checkout_dir>/../venvs``). Raises DeployError when pip fails.
+    ``as_worker``: pip runs as the agent's workers run (their environment;
+    with ``agent start -u``, their user), since a build runs the project's code.
     """
     checkout_dir = Path(checkout_dir).resolve()
     extras = _checked_requirements(requirements)
@@ -88,7 +97,7 @@ def ensure_venv(
         return venv_python(venv_dir)
     with file_lock(root / f".{venv_dir.name}.lock"):
         if not _is_ready(venv_dir):
-            _build(venv_dir, checkout_dir, extras, timeout)
+            _build(venv_dir, checkout_dir, extras, timeout, as_worker)
             _write_stamp(venv_dir, commit, checkout_dir, extras)
     return venv_python(venv_dir)
 
@@ -115,20 +124,23 @@ def _write_stamp(venv_dir: Path, commit: str, checkout_dir: Path, extras: list[s
     os.replace(tmp, venv_dir / STAMP)
 
 
-def _build(venv_dir: Path, checkout_dir: Path, extras: list[str], timeout: float) -> None:
+def _build(venv_dir: Path, checkout_dir: Path, extras: list[str], timeout: float, as_worker: AsWorker) -> None:
     if venv_dir.exists():
         log.info("rebuilding incomplete venv %s", venv_dir)
         shutil.rmtree(venv_dir)
     venv.create(venv_dir, system_site_packages=True, with_pip=False, symlinks=os.name != "nt")
     _inherit_parent_env(venv_dir)
+    if as_worker.runas is not None:  # built by the workers' user (the agent hands it to root afterwards)
+        as_worker.runas.own(venv_dir)
+        as_worker.runas.own(checkout_dir)  # pip builds a project in its own directory
     python = venv_python(venv_dir)
-    if not _install_project(python, checkout_dir, timeout):
+    if not _install_project(python, checkout_dir, timeout, as_worker):
         _link_source(venv_dir, checkout_dir)
     req_file = checkout_dir / "requirements.txt"
     if req_file.is_file():
-        _pip(python, ["install", "-q", "-r", str(req_file)], checkout_dir, timeout)
+        _pip(python, ["install", "-q", "-r", str(req_file)], checkout_dir, timeout, as_worker)
     if extras:
-        _pip(python, ["install", "-q", *extras], checkout_dir, timeout)
+        _pip(python, ["install", "-q", *extras], checkout_dir, timeout, as_worker)
     private_tree(venv_dir)  # venv copies its scripts' modes (0644)
     log.info("venv ready: %s", venv_dir)
 
@@ -162,7 +174,7 @@ def _link_source(venv_dir: Path, checkout_dir: Path) -> None:
     (_site_packages(venv_dir) / LINK_PTH).write_text("".join(f"{p}\n" for p in paths), encoding="utf-8")
 
 
-def _install_project(python: Path, checkout_dir: Path, timeout: float) -> bool:
+def _install_project(python: Path, checkout_dir: Path, timeout: float, as_worker: AsWorker) -> bool:
     """pip-install the checkout when it is a package that can be built offline."""
     if not ((checkout_dir / "setup.py").is_file() or (checkout_dir / "pyproject.toml").is_file()):
         return False
@@ -171,7 +183,8 @@ def _install_project(python: Path, checkout_dir: Path, timeout: float) -> bool:
         log.info("linking %s instead of installing it: build needs %s (not installed here)",
                  checkout_dir, ", ".join(missing))
         return False
-    _pip(python, ["install", "--no-deps", "--no-build-isolation", "-q", str(checkout_dir)], checkout_dir, timeout)
+    _pip(python, ["install", "--no-deps", "--no-build-isolation", "-q", str(checkout_dir)], checkout_dir, timeout,
+         as_worker)
     return True
 
 
@@ -231,14 +244,17 @@ def _version_tuple(name: str) -> tuple[int, ...]:
     return tuple(int(n) for n in numbers)
 
 
-def _pip(python: Path, args: list[str], cwd: Path, timeout: float) -> None:
-    """Run ``<venv python> -m pip <args>``; raise DeployError with pip's own reason."""
+def _pip(python: Path, args: list[str], cwd: Path, timeout: float, as_worker: AsWorker = AsWorker()) -> None:
+    """Run ``<venv python> -m pip <args>`` as the workers run; raise DeployError with pip's own reason."""
     command = [str(python), "-m", "pip", *args]
     log.debug("running pip: %s", mask_url(" ".join(command)))
-    env = {**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1", "PIP_NO_INPUT": "1"}
+    env = {**(as_worker.env if as_worker.env is not None else os.environ), "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+           "PIP_NO_INPUT": "1"}
+    if as_worker.runas is not None:
+        env["PIP_NO_CACHE_DIR"] = "1"  # the workers' user may have no home to keep one in
     try:
         result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout,
-                                start_new_session=True)  # a stopping agent ends it (Deployer.stop), builds too
+                                start_new_session=True, **as_worker.process_kwargs())  # (Deployer.stop ends it)
     except OSError as exc:
         raise DeployError(f"cannot run {python}: {exc.strerror}", hint="remove the venv and deploy again") from None
     except subprocess.TimeoutExpired:

@@ -6,6 +6,7 @@ import json
 import signal
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import click
@@ -17,7 +18,7 @@ from pyfi.errors import PyfiError
 
 def start_agent(settings: Settings, name: str | None, port: int | None, clean: bool, *,
                 worker_args: tuple[str, ...] = (), run_as: str | None = None, monitor_only: bool = False,
-                spares: int = MAX_SPARES) -> None:
+                spares: int = MAX_SPARES, workdir: Path | None = None) -> None:
     from pyfi.agent.agent import Agent
     from pyfi.core.access import Actor, require
     from pyfi.core.worker_logins import check_agent_login
@@ -33,7 +34,7 @@ def start_agent(settings: Settings, name: str | None, port: int | None, clean: b
         check_agent_login(session)
     server = bind_health(port) if port else None  # before anything is created: a taken port changes nothing
     agent = Agent(settings, name=name, port=port, worker_args=worker_args, run_as=run_as, monitor_only=monitor_only,
-                  spares=spares, clean=clean)  # it cleans once it holds its node: never a running agent's dir
+                  spares=spares, clean=clean, workdir=workdir)  # it cleans once it holds its node: never a running agent's dir
     stop = lambda *_: agent.stop_event.set()  # noqa: E731 - signal handler
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)

@@ -7,6 +7,7 @@ help says so.
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Any
 
 import click
@@ -39,10 +40,15 @@ def agent() -> None:
 @click.option("-r", "--broker", help="Message broker URI")
 @click.option("-c", "--config", help="Config module.object import (e.g. path.to.module.MyConfigClass): extra Celery settings")
 @click.option("-q", "--queues", is_flag=True, help="Run the queue monitor only (register and heartbeat, start no workers)")
-@click.option("-u", "--user", help="Run the worker as user")
+@click.option("-u", "--user",
+              help="Run processor code (workers, deploy checks, builds) as this OS user; the agent must be root. "
+                   "Needs a --workdir that user can reach, and PostgreSQL with Redis or RabbitMQ")
+@click.option("--workdir", type=click.Path(file_okay=False, path_type=Path),
+              help="Where the agent keeps checkouts, environments and workers' run directories "
+                   "(default: $PYFI_HOME/agents/<node>)")
 @click.option("-po", "--pool", type=click.IntRange(min=1),
               help="Process pool for message dispatches: processes per worker on this node, instead of each "
-                   "processor's -w/--workers (the seed's second -p)")
+                   "processor's -w/--workers (the original pyfi CLI had this as a second -p)")
 @click.option("-s", "--size", type=click.IntRange(min=1), help="Maximum number of messages on worker internal queue")
 @click.option("-n", "--name", callback=check_node_name,
               help="Node name: letters, digits, '.', '_', '-' (default: this machine's hostname)")
@@ -52,8 +58,8 @@ def agent() -> None:
 @click.option("--no-spares", is_flag=True, help="Keep no spare worker (the same as --spares 0)")
 @pass_app
 def agent_start(app: AppContext, port: int | None, clean: bool, backend: str | None, broker: str | None,
-                config: str | None, queues: bool, user: str | None, pool: int | None, size: int | None,
-                name: str | None, spares: int, no_spares: bool) -> None:
+                config: str | None, queues: bool, user: str | None, workdir: Path | None, pool: int | None,
+                size: int | None, name: str | None, spares: int, no_spares: bool) -> None:
     """Run pyfi agent server"""
     from pyfi.cli.agent_run import start_agent
 
@@ -61,7 +67,7 @@ def agent_start(app: AppContext, port: int | None, clean: bool, backend: str | N
     worker_args = worker_options(pool, size, config)
     check_run_as(user)
     start_agent(settings, name, port, clean, worker_args=worker_args, run_as=user, monitor_only=queues,
-                spares=0 if no_spares else spares)
+                spares=0 if no_spares else spares, workdir=workdir.absolute() if workdir else None)
 
 
 def worker_options(pool: int | None, size: int | None, config: str | None) -> tuple[str, ...]:

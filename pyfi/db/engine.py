@@ -139,7 +139,7 @@ def refused(exc: DBAPIError) -> PermissionDenied:
 def redact_password(url: str) -> str:
     """The URL without its password (the user stays): a URL to pass on that logs in as no one without one."""
     try:
-        return make_url(url).set(password=None).render_as_string(hide_password=False)
+        return make_url(url)._replace(password=None).render_as_string(hide_password=False)  # (set() keeps a None)
     except ArgumentError:
         return url
 

@@ -7,6 +7,7 @@ touch it. The worker answers by writing its state next to the control file.
 """
 from __future__ import annotations
 
+import os
 import threading
 from pathlib import Path
 from typing import Any
@@ -25,9 +26,20 @@ def read_command(path: Path) -> str:
 
 
 def write_command(path: Path, command: str) -> None:
-    """Atomically replace the control file (the agent's side)."""
+    """Atomically replace the control file (the agent's side).
+
+    The file is its run directory's owner's: with ``agent start -u`` the
+    worker runs as another user than the agent (root), and reads it.
+    """
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(command)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        directory = path.parent.stat()
+        if directory.st_uid != os.geteuid():
+            os.fchown(fd, directory.st_uid, directory.st_gid)
+        os.write(fd, command.encode())
+    finally:
+        os.close(fd)
     tmp.replace(path)
 
 
