@@ -113,7 +113,7 @@ def _truncate_all(url: str) -> None:
     from pyfi.db.base import Base
     from pyfi.db.engine import get_engine
 
-    names = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+    names = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables if t.name != "installation")  # (its id stays)
     with get_engine(url).begin() as conn:
         conn.execute(text(f"TRUNCATE {names} CASCADE"))
 

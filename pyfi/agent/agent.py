@@ -33,7 +33,7 @@ from pyfi.db.engine import redact_password, session_scope
 from pyfi.db.models import Agent as AgentRow
 from pyfi.db.models import Processor, Socket, Worker
 from pyfi.enums import AgentStatus, ProcessorStatus
-from pyfi.core import worker_logins
+from pyfi.core import network, worker_logins
 from pyfi.core.keys import processor_signer
 from pyfi.core.login import login_url
 from pyfi.errors import DeployError, InvalidInput, PyfiError
@@ -84,6 +84,7 @@ class Agent(SpareKeeping):
         self.stop_event = threading.Event()
         self.last_beat = 0.0
         self.logins_swept = 0.0
+        self.namespace = ""  # the network's pub/sub channel prefix, read at start
         self.settling = False  # a worker is starting, pausing or resuming: reconcile again soon
 
     # -- bootstrap ----------------------------------------------------------------------
@@ -101,6 +102,7 @@ class Agent(SpareKeeping):
         with session_scope(self.settings.db) as session:
             node_rows.register(session, self.name, _socket.gethostname(), self.settings.user, self.port, self.workdir,
                                self.row_status)
+            self.namespace = network.namespace(session)
             self.sweep_logins(session, {p.id for p in self.desired(session)})
         for handle in adopt(self.run_root):  # newest first: keep one per processor
             if handle.processor_id in self.handles:
@@ -118,7 +120,7 @@ class Agent(SpareKeeping):
 
     def loop(self) -> None:
         """Reconcile and heartbeat until told to stop, then stop every worker (after :meth:`start`)."""
-        doorbell = Doorbell(self.settings.pubsub)
+        doorbell = Doorbell(self.settings.pubsub, self.namespace)
         try:
             while not self.stop_event.is_set():
                 if not self.monitor_only:
@@ -163,7 +165,7 @@ class Agent(SpareKeeping):
 
         The ring wakes every agent (it is a hint, and rare: code changes).
         """
-        ring(self.settings.pubsub, self.name)
+        ring(self.settings.pubsub, self.name, self.namespace)
 
     def desired(self, session: Session) -> list[Processor]:
         """Processors pinned to this node, plus every unpinned one."""

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Any
 
 from pyfi.errors import BackendUnavailable, PyfiError
-from pyfi.messaging.pubsub import Subscriber, publisher_for, subscriber_for
+from pyfi.messaging.pubsub import publisher_for, subscriber_for
 
 log = logging.getLogger("pyfi.agent")
 
@@ -23,13 +24,13 @@ CHANNEL = "pyfi-control.agents"
 RESUBSCRIBE = 5.0
 
 
-def ring(pubsub_url: str, processor: str) -> bool:
-    """Tell every agent to reconcile now; True if the pub/sub backend took the message.
+def ring(pubsub_url: str, processor: str, namespace: str = "") -> bool:
+    """Tell every agent of the network (``namespace``) to reconcile now; True if the pub/sub backend took the message.
 
     Never raises: the request is committed already, and agents see it at their next tick anyway.
     """
     try:
-        publisher = publisher_for(pubsub_url)
+        publisher = publisher_for(pubsub_url, namespace)
     except PyfiError as exc:
         log.warning("cannot ring the agents (%s); they see the request at their next tick", exc)
         return False
@@ -42,9 +43,9 @@ def ring(pubsub_url: str, processor: str) -> bool:
 class Doorbell:
     """What an agent sleeps on: a timeout that a ring cuts short."""
 
-    def __init__(self, pubsub_url: str) -> None:
-        self.url = pubsub_url
-        self._subscriber: Subscriber | None = None
+    def __init__(self, pubsub_url: str, namespace: str = "") -> None:
+        self.url, self.namespace = pubsub_url, namespace
+        self._subscriber: Any = None  # a (network) Subscriber
         self._retry_at = 0.0
 
     def wait(self, timeout: float) -> bool:
@@ -73,10 +74,10 @@ class Doorbell:
             self._subscriber = None
             self._retry_at = time.monotonic() + RESUBSCRIBE
 
-    def _subscribed(self) -> Subscriber | None:
+    def _subscribed(self) -> Any:
         if self._subscriber is None and time.monotonic() >= self._retry_at:
             try:
-                self._subscriber = subscriber_for(self.url, CHANNEL)
+                self._subscriber = subscriber_for(self.url, CHANNEL, self.namespace)
             except BackendUnavailable as exc:
                 log.warning("agent doorbell: %s; retrying in %.0f s", exc, RESUBSCRIBE)
                 self._retry_at = time.monotonic() + RESUBSCRIBE

@@ -25,18 +25,23 @@ from pyfi.errors import InvalidInput
 @click.option("--timeout", type=POSITIVE_SECONDS, help="Stop after this many seconds without a message (more than 0)")
 @pass_app
 def listen(app: AppContext, name: str, channel: str, adaptor: str | None, fmt: str, timeout: float | None) -> None:
-    """Listen to a processor output"""
+    """Listen to a processor output (needs the right READ; shows only messages its processors' workers signed)"""
+    from pyfi.core.listening import Verifier, open_listening, unsigned_warning
     from pyfi.messaging.pubsub import pattern_for, subscriber_for
 
     check_channel(channel)
     sink = load_adaptor(adaptor) if adaptor else None
-    with subscriber_for(app.settings.pubsub, pattern_for(name, channel)) as subscriber:
+    with app.session() as session:
+        namespace = open_listening(session, app.actor)
+    verifier = Verifier(app.db_url, namespace, lambda where, why: click.echo(unsigned_warning(where, why), err=True))
+    with subscriber_for(app.settings.pubsub, pattern_for(name, channel), namespace) as subscriber:
         warn_if_no_room(app, name)  # subscribed first: nothing published meanwhile is missed
         if fmt == "seed":
             click.echo(f"Listening to {name}")
         try:
-            for message in subscriber.listen(timeout=timeout):
-                deliver(message, fmt, sink)
+            for received in subscriber.listen(timeout=timeout):
+                for message in verifier.messages(received):
+                    deliver(message, fmt, sink)
         except KeyboardInterrupt:
             return
 
@@ -54,7 +59,7 @@ def warn_if_no_room(app: AppContext, name: str) -> None:
     """Say so when NAME matches no room yet: a processor name without its queue would listen to nothing.
 
     Only a warning: the processor may be added after the listener starts.
-    Without a database to ask, or the right to list sockets, nothing is said.
+    Without the right to list sockets, nothing is said.
     """
     from fnmatch import fnmatchcase
 

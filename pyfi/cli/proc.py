@@ -24,12 +24,14 @@ def _make(action: str, doc: str) -> click.Command:
     def command(app: AppContext, ctx: click.Context, sub_name: str | None) -> None:
         from pyfi.agent.doorbell import ring
         from pyfi.core import processors
+        from pyfi.core.network import namespace
 
         name, ident = selector(*ctx.meta.get("proc_selector", (None, None)), sub_name, action)
         with app.session() as session:
             processor = processors.request(session, app.actor, action, name, ident)
+            channels = namespace(session)
             click.echo(f"Processor {processor.name!r}: requested {processor.requested_status}")
-        ring(app.settings.pubsub, processor.name)  # committed: the agents act now, not at their next tick
+        ring(app.settings.pubsub, processor.name, channels)  # committed: the agents act now, not at their next tick
 
     return command
 

@@ -14,6 +14,14 @@ from pyfi.db.base import Base
 from pyfi.db.engine import get_engine, is_refused, refused, unavailable
 
 
+#: row-level security policies may name other tables (a worker's login's): they go first
+DROP_POLICIES = """
+DO $drop$ DECLARE p record; BEGIN
+  FOR p IN SELECT policyname, tablename FROM pg_policies WHERE schemaname = current_schema() LOOP
+    EXECUTE 'DROP POLICY IF EXISTS ' || quote_ident(p.policyname) || ' ON ' || quote_ident(p.tablename);
+  END LOOP;
+END $drop$
+"""
 DROP_FUNCTIONS = """
 DO $drop$ DECLARE f regprocedure; BEGIN
   FOR f IN SELECT p.oid::regprocedure FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
@@ -62,6 +70,8 @@ def drop(url: str) -> None:
     engine = get_engine(url)
     try:
         with engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                conn.exec_driver_sql(DROP_POLICIES)
             Base.metadata.drop_all(conn)
             if inspect(conn).has_table("alembic_version"):
                 conn.exec_driver_sql("DROP TABLE alembic_version")

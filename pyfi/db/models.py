@@ -279,6 +279,15 @@ class SigningKey(Base):
     created: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
+class Installation(Base):
+    """The one row naming this pyfi network: its id namespaces its pub/sub channels (pyfi.core.network)."""
+
+    __tablename__ = "installation"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    created: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
 class WorkerLogin(Base):
     """A processor's workers' database login on one node (PostgreSQL): what they may write is their processor's.
 

@@ -75,7 +75,7 @@ def make_app(settings: Settings, main: str = "pyfi", signer: Any = None) -> Any:
     """
     from celery import Celery
 
-    from pyfi.messaging.signing import SigningAMQP
+    from pyfi.messaging.signed_amqp import SigningAMQP
 
     for url in (settings.broker, settings.backend):  # the embedded default's files: its user's alone
         path = sqlite_file(url)

@@ -15,9 +15,10 @@ Signing costs a sender about 0.02-0.03 ms a call and checking costs a
 worker about 0.05 ms (bench/README.md).
 
 The signature goes in two headers (:data:`KEY_HEADER`, :data:`SIG_HEADER`),
-added by the sending app's :class:`SigningAMQP` to every message it
-creates: ``send_task``, a signature's ``apply_async``, and what Celery sends
-for a worker (a chain's next step, a retry).
+added by the sending app's :class:`pyfi.messaging.signed_amqp.SigningAMQP`
+to every message it creates: ``send_task``, a signature's ``apply_async``,
+and what Celery sends for a worker (a chain's next step, a retry). The same
+keys sign a worker's pub/sub messages (:mod:`pyfi.messaging.pubsub.network`).
 """
 from __future__ import annotations
 
@@ -25,7 +26,6 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from celery.app.amqp import AMQP
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat, PublicFormat
@@ -68,8 +68,12 @@ class Signer:
 
     def sign(self, headers: dict[str, Any], args: Any, kwargs: Any) -> None:
         """Add the key and the signature to a call's ``headers`` (which must hold its id, task and pyfi headers)."""
-        signature = self._key.sign(signed_content(self.key_id, headers, args, kwargs))  # type: ignore[attr-defined]
-        headers[KEY_HEADER], headers[SIG_HEADER] = self.key_id, signature.hex()
+        headers[KEY_HEADER] = self.key_id
+        headers[SIG_HEADER] = self.sign_bytes(signed_content(self.key_id, headers, args, kwargs))
+
+    def sign_bytes(self, content: bytes) -> str:
+        """The signature of ``content``, as hex."""
+        return self._key.sign(content).hex()  # type: ignore[attr-defined]
 
     def __repr__(self) -> str:
         return f"Signer(key_id={self.key_id!r})"  # never the private half
@@ -82,39 +86,3 @@ def valid_signature(public_key: str, signature: str, content: bytes) -> bool:
     except (InvalidSignature, ValueError, TypeError):
         return False
     return True
-
-
-class SigningAMQP(AMQP):
-    """Celery's message factory, signing each call with the app's ``pyfi_signer`` (none: unsigned).
-
-    A signature of an earlier message in the options' headers (a retry copies
-    its call's headers) is replaced: each message is signed by its sender.
-    """
-
-    def as_task_v2(self, task_id: str, name: str, args: Any = None, kwargs: Any = None, *more: Any,
-                   **options: Any) -> Any:
-        message = super().as_task_v2(task_id, name, args, kwargs, *more, **options)
-        signer: Signer | None = self.app.conf.get("pyfi_signer")
-        extra = options.get("headers")
-        if extra:
-            extra.pop(KEY_HEADER, None)
-            extra.pop(SIG_HEADER, None)
-        if signer is not None:
-            headers = message.headers
-            signer.sign(headers if not extra else _Merged(headers, extra), args or (), kwargs or {})
-        return message
-
-
-class _Merged(dict):
-    """The message's headers as the broker will carry them (the options' headers merged in later), for signing.
-
-    Writes go to the message's own headers.
-    """
-
-    def __init__(self, headers: dict[str, Any], extra: Mapping[str, Any]) -> None:
-        super().__init__({**headers, **extra})
-        self.target = headers
-
-    def __setitem__(self, key: str, value: Any) -> None:
-        super().__setitem__(key, value)
-        self.target[key] = value

@@ -87,8 +87,9 @@ def bootstrap(settings: Settings, processor: str, path: Path | None, control: Pa
     hold_as(app, control)
     forwarder = Forwarder(settings, [s.id for s in spec.sockets], signer=signer)
     steps = Steps.of(spec)
-    sidecar = start_sidecar(settings.db, settings.pubsub, spec.owner, steps)
-    sink = RecordSink(sidecar.address if sidecar else None, settings.db, settings.pubsub, spec.owner, steps)
+    sidecar = start_sidecar(settings.db, settings.pubsub, spec.owner, steps, namespace=spec.namespace, signer=signer)
+    sink = RecordSink(sidecar.address if sidecar else None, settings.db, settings.pubsub, spec.owner, steps,
+                      namespace=spec.namespace, signer=signer)
     lifecycle = Lifecycle(spec, sink, app, forwarder)
     register_tasks(app, spec, module, hooks=lifecycle)
     lifecycle.connect()

@@ -31,6 +31,7 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import Any
 from pathlib import Path
 
 from pyfi.messaging.pubsub import Publisher, publisher_for
@@ -245,8 +246,12 @@ class Sidecar:
             time.sleep(0.01)
 
 
-def start_sidecar(db_url: str, pubsub_url: str, owner: str | None, steps: Steps | None = None) -> Sidecar | None:
+def start_sidecar(db_url: str, pubsub_url: str, owner: str | None, steps: Steps | None = None, *,
+                  namespace: str = "", signer: Any = None) -> Sidecar | None:
     """Fork the sidecar; call before the pool (and any thread) starts.
+
+    ``namespace`` and ``signer``: the network's channel prefix and the processor's
+    key, which seals what the sidecar publishes (:mod:`pyfi.messaging.pubsub.network`).
 
     None if it cannot listen (no writable temp dir, a TMPDIR too long for a
     socket path): the worker's processes then record and publish by themselves.
@@ -267,7 +272,7 @@ def start_sidecar(db_url: str, pubsub_url: str, owner: str | None, steps: Steps 
     parent = os.getpid()
     pid = os.fork()
     if pid == 0:
-        _run_sidecar(listener, parent, db_url, pubsub_url, owner, steps)
+        _run_sidecar(listener, parent, db_url, publisher_for(pubsub_url, namespace, signer), owner, steps)
     listener.close()
     return Sidecar(pid, address, directory)
 
@@ -283,7 +288,7 @@ def _open_wake(address: str) -> int | None:
         return None
 
 
-def _run_sidecar(listener: socket.socket, parent: int, db_url: str, pubsub_url: str, owner: str | None,
+def _run_sidecar(listener: socket.socket, parent: int, db_url: str, publisher: Any, owner: str | None,
                  steps: Steps | None) -> None:
     code = 0
     try:
@@ -291,7 +296,7 @@ def _run_sidecar(listener: socket.socket, parent: int, db_url: str, pubsub_url: 
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the main process
         signal.signal(signal.SIGTERM, signal.SIG_IGN)  # shuts down first, then tells us to stop
         wake = _open_wake(listener.getsockname())
-        server = SidecarServer(listener, Recorder(db_url, owner=owner), publisher_for(pubsub_url), parent, steps, wake=wake)
+        server = SidecarServer(listener, Recorder(db_url, owner=owner), publisher, parent, steps, wake=wake)
         server.serve()
     except BaseException:  # noqa: BLE001 - report, then leave without running the parent's code
         log.exception("worker sidecar failed")

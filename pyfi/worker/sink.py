@@ -58,12 +58,13 @@ class RecordSink:
     """The recorder and publisher of one worker's processes (see the module docstring)."""
 
     def __init__(self, address: str | None, db_url: str, pubsub_url: str, owner: str | None = None,
-                 steps: Steps | None = None) -> None:
+                 steps: Steps | None = None, *, namespace: str = "", signer: Any = None) -> None:
         """``address``: the sidecar's socket; None when the worker has none (every process then records itself).
 
         ``steps``: how to apply step lines (:meth:`send_step`) here if the sidecar is gone.
         """
         self.address, self.db_url, self.pubsub_url, self.owner = address, db_url, pubsub_url, owner
+        self.namespace, self.signer = namespace, signer  # what it publishes itself is sealed as the sidecar seals
         self.steps = steps
         self._pid = -1
         self._adopt_process()
@@ -249,7 +250,8 @@ class RecordSink:
             if self.address is not None:
                 log.warning("worker sidecar unreachable (%s); process %d records and publishes by itself",
                             exc, os.getpid())
-            self._local = (Recorder(self.db_url, owner=self.owner), publisher_for(self.pubsub_url))
+            self._local = (Recorder(self.db_url, owner=self.owner),
+                           publisher_for(self.pubsub_url, self.namespace, self.signer))
         return self._local
 
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass, replace
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
+from pyfi.core.network import namespace
 from pyfi.db.models import Processor, Socket
 from pyfi.errors import NotFound
 from pyfi.messaging.routing import broker_queue
@@ -40,6 +41,7 @@ class WorkerSpec:
     retries: int
     owner: str | None
     sockets: tuple[SocketSpec, ...]
+    namespace: str = ""  # the network's pub/sub channel prefix (pyfi.core.network)
 
     def room_for(self, socket: SocketSpec) -> str:
         return f"{socket.queue}.{self.processor}"
@@ -76,7 +78,7 @@ def load_spec(session: Session, processor_name: str) -> WorkerSpec:
     )
     if processor is None:
         raise NotFound(f"no processor named {processor_name!r}", "list them with `pyfi ls processors`")
-    return spec_of(processor)
+    return replace(spec_of(processor), namespace=namespace(session))
 
 
 def spec_of(processor: Processor) -> WorkerSpec:

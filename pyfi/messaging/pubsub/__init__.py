@@ -25,10 +25,11 @@ Messages are always JSON; nothing received is ever unpickled.
 """
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Any, Iterable
 
 from pyfi.errors import InvalidInput
 from pyfi.messaging.pubsub.base import Publisher, Subscriber, safe_url
+from pyfi.messaging.pubsub.network import NetworkPublisher, NetworkSubscriber
 from pyfi.messaging.pubsub.protocol import (
     POSTRUN_FIELDS,
     REDIS_SCHEMES,
@@ -64,28 +65,36 @@ def _scheme_error(url: str) -> InvalidInput:
     )
 
 
-def publisher_for(url: str) -> Publisher:
-    """A publisher for ``url`` (redis://, rediss:// or sqlite:///). Connects lazily."""
+def publisher_for(url: str, namespace: str = "", signer: Any = None) -> Publisher | NetworkPublisher:
+    """A publisher for ``url`` (redis://, rediss:// or sqlite:///). Connects lazily.
+
+    ``namespace``: the network's channel prefix; ``signer``: a worker's key, which
+    seals what it publishes (:mod:`pyfi.messaging.pubsub.network`).
+    """
     if url.startswith(REDIS_SCHEMES):
-        return RedisPublisher(url)
-    if url.startswith(SQLITE_PREFIX):
-        return SqlitePublisher(url)
-    raise _scheme_error(url)
+        publisher: Publisher = RedisPublisher(url)
+    elif url.startswith(SQLITE_PREFIX):
+        publisher = SqlitePublisher(url)
+    else:
+        raise _scheme_error(url)
+    return NetworkPublisher(publisher, namespace, signer) if namespace or signer is not None else publisher
 
 
-def subscriber_for(url: str, patterns: str | Iterable[str]) -> Subscriber:
+def subscriber_for(url: str, patterns: str | Iterable[str], namespace: str = "") -> Subscriber | NetworkSubscriber:
     """A subscriber to ``patterns`` (one glob or several) on ``url``.
 
     Subscribed on return: anything published afterwards is delivered.
     Raises BackendUnavailable when the backend cannot be reached. A channel
     matching several patterns arrives once per pattern on Redis (PSUBSCRIBE
     semantics) but once, under the first matching pattern, on SQLite; give
-    non-overlapping patterns.
+    non-overlapping patterns. ``namespace``: the network's channel prefix,
+    which the channels it delivers no longer show.
     """
-    if isinstance(patterns, str):
-        patterns = [patterns]
+    patterns = [namespace + pattern for pattern in ([patterns] if isinstance(patterns, str) else patterns)]
     if url.startswith(REDIS_SCHEMES):
-        return RedisSubscriber(url, patterns)
-    if url.startswith(SQLITE_PREFIX):
-        return SqliteSubscriber(url, patterns)
-    raise _scheme_error(url)
+        subscriber: Subscriber = RedisSubscriber(url, patterns)
+    elif url.startswith(SQLITE_PREFIX):
+        subscriber = SqliteSubscriber(url, patterns)
+    else:
+        raise _scheme_error(url)
+    return NetworkSubscriber(subscriber, namespace) if namespace else subscriber

@@ -1,0 +1,98 @@
+"""Listening to a network's lifecycle messages: who may, and which messages are genuine.
+
+``pyfi listen`` needs READ, the right that ``ls calls`` needs: lifecycle
+messages carry what the call records hold (states, results, output). A
+message is shown only when it arrived in an envelope signed by the key of
+the processor whose channel it came on (:mod:`pyfi.messaging.pubsub.network`):
+a ``redis-cli publish`` of a forged message, a processor publishing on
+another's channel, or a message changed on the way is dropped, and the
+listener says so once per channel.
+"""
+from __future__ import annotations
+
+import json
+import time
+from typing import Callable
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, selectinload
+
+from pyfi.core.access import Actor, require
+from pyfi.core.keys import KeyOwner, key_owner
+from pyfi.core.network import namespace
+from pyfi.db.engine import session_scope
+from pyfi.db.models import Processor, Socket
+from pyfi.enums import Right
+from pyfi.messaging.pubsub import Message
+from pyfi.messaging.pubsub.network import opened, signed_bytes
+from pyfi.messaging.signing import valid_signature
+
+#: seconds a listener trusts what it read of a key and its processor's rooms
+TTL = 5.0
+
+
+def open_listening(session: Session, actor: Actor) -> str:
+    """Check the actor may listen (READ); the network's channel namespace."""
+    require(session, actor, Right.READ)
+    return namespace(session)
+
+
+class Verifier:
+    """Turns what a subscriber received into the messages a worker really published (see the module docstring)."""
+
+    def __init__(self, db_url: str, namespace: str, on_ignored: Callable[[str, str], None] | None = None,
+                 ttl: float = TTL) -> None:
+        self.db_url, self.namespace, self.on_ignored, self.ttl = db_url, namespace, on_ignored, ttl
+        self._signers: dict[str, tuple[float, tuple[KeyOwner, frozenset[str]] | None]] = {}
+        self._warned: set[str] = set()
+
+    def messages(self, received: Message) -> list[Message]:
+        """The messages of one envelope, or none when it is not a genuine one."""
+        envelope = opened(received.data)
+        if envelope is None:
+            return self._ignore(received.channel, "it is not signed")
+        key_id, signature, text = envelope
+        signer = self._signer(key_id)
+        if signer is None:
+            return self._ignore(received.channel, "its key is no processor's")
+        owner, rooms = signer
+        if received.channel.rpartition(".")[0] not in rooms:
+            return self._ignore(received.channel, f"it is signed by processor {owner.processor!r}, not this channel's")
+        if not valid_signature(owner.public_key, signature, signed_bytes(self.namespace + received.channel, text)):
+            return self._ignore(received.channel, "its signature does not match it")
+        try:
+            items = json.loads(text)
+        except ValueError:
+            return self._ignore(received.channel, "its messages are not JSON")
+        return [Message(received.pattern, received.channel, item) for item in items]
+
+    def _signer(self, key_id: str) -> tuple[KeyOwner, frozenset[str]] | None:
+        cached = self._signers.get(key_id)
+        if cached is not None and cached[0] > time.monotonic():
+            return cached[1]
+        with session_scope(self.db_url) as session:
+            owner = key_owner(session, key_id)
+            found = (owner, rooms_of(session, owner.processor_id)) if owner and owner.processor_id else None
+        self._signers[key_id] = (time.monotonic() + self.ttl, found)
+        return found
+
+    def _ignore(self, channel: str, why: str) -> list[Message]:
+        if channel not in self._warned and self.on_ignored is not None:
+            self._warned.add(channel)
+            self.on_ignored(channel, why)
+        return []
+
+
+def rooms_of(session: Session, processor_id: str) -> frozenset[str]:
+    """``<queue>.<processor>`` of each socket of a processor: where its workers publish."""
+    processor = session.scalar(select(Processor).where(Processor.id == processor_id)
+                               .options(selectinload(Processor.sockets).selectinload(Socket.queue)))
+    if processor is None:
+        return frozenset()
+    return frozenset(f"{s.queue.name}.{processor.name}" for s in processor.sockets)
+
+
+def unsigned_warning(channel: str, why: str) -> str:
+    """The line a listener shows (once per channel) for a message it drops."""
+    return f"Warning: ignored a message on {channel}: {why} (only messages signed by a processor's worker are shown)"
+

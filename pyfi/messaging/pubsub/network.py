@@ -1,0 +1,112 @@
+"""A network's pub/sub: its channels namespaced, its workers' messages signed.
+
+Anyone who reaches the pub/sub server can publish on it (``redis-cli
+publish``), and Redis pub/sub is server-wide. So:
+
+- every channel of a network is prefixed with its namespace
+  (:func:`pyfi.core.network.namespace`); publishers add it, subscribers
+  subscribe under it and take it off what they deliver;
+- a worker signs what it publishes with its processor's key: the messages
+  of one channel that one flush sends travel as one envelope,
+  ``{"pyfi": "signed-1", "key": ..., "sig": ..., "messages": "[...]"}``,
+  whose signature covers the channel and the messages' JSON text.
+  ``pyfi listen`` shows a message only when its envelope is signed by the
+  key of the processor whose channel it came on
+  (:class:`pyfi.core.listening.Verifier`). One signature per channel and
+  flush, not per message: the sidecar publishes at most every 100 ms.
+
+The doorbell that wakes agents is namespaced, not signed: a ring is only a
+hint to look at the database now.
+"""
+from __future__ import annotations
+
+from typing import Any, Iterator, Mapping, Sequence
+
+from pyfi.messaging.pubsub.base import Publisher, Subscriber
+from pyfi.messaging.pubsub.protocol import Message, encode
+
+ENVELOPE = "signed-1"
+_PREFIX = b"pyfi-pubsub-1\n"
+
+
+def signed_bytes(channel: str, messages: str) -> bytes:
+    """What an envelope's signature covers: its (namespaced) channel and its messages' JSON text."""
+    return _PREFIX + channel.encode() + b"\n" + messages.encode()
+
+
+def seal(signer: Any, channel: str, payloads: Sequence[str]) -> str:
+    """One envelope holding ``payloads`` (JSON texts), signed for ``channel`` by ``signer``'s key."""
+    messages = "[" + ",".join(payloads) + "]"
+    signature = signer.sign_bytes(signed_bytes(channel, messages))
+    return encode({"pyfi": ENVELOPE, "key": signer.key_id, "sig": signature, "messages": messages})
+
+
+def opened(data: Any) -> tuple[str, str, str] | None:
+    """(key id, signature, messages' JSON text) of an envelope; None for anything else."""
+    if not isinstance(data, Mapping) or data.get("pyfi") != ENVELOPE:
+        return None
+    key, sig, messages = data.get("key"), data.get("sig"), data.get("messages")
+    if not all(isinstance(value, str) for value in (key, sig, messages)):
+        return None
+    return key, sig, messages
+
+
+class NetworkPublisher:
+    """A publisher for one network: channels under its namespace, messages sealed when it has a signer."""
+
+    def __init__(self, inner: Publisher, namespace: str = "", signer: Any = None) -> None:
+        self.inner, self.namespace, self.signer = inner, namespace, signer
+
+    def publish(self, channel: str, message: Mapping[str, Any]) -> bool:
+        return self.publish_encoded([(channel, encode(message))])
+
+    def publish_encoded(self, items: Sequence[tuple[str, str]]) -> bool:
+        """``(channel, payload)`` pairs in one write: one envelope per channel (in order of first appearance)."""
+        if self.signer is None:
+            return self.inner.publish_encoded([(self.namespace + channel, payload) for channel, payload in items])
+        by_channel: dict[str, list[str]] = {}
+        for channel, payload in items:
+            by_channel.setdefault(self.namespace + channel, []).append(payload)
+        return self.inner.publish_encoded([(channel, seal(self.signer, channel, payloads))
+                                           for channel, payloads in by_channel.items()])
+
+    def close(self) -> None:
+        self.inner.close()
+
+    def __enter__(self) -> "NetworkPublisher":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+class NetworkSubscriber:
+    """A subscriber for one network: patterns under its namespace, which what it delivers no longer shows."""
+
+    def __init__(self, inner: Subscriber, namespace: str = "") -> None:
+        self.inner, self.namespace = inner, namespace
+
+    def get_message(self, timeout: float | None = None) -> Message | None:
+        message = self.inner.get_message(timeout)
+        if message is None:
+            return None
+        return Message(self._local(message.pattern), self._local(message.channel), message.data)
+
+    def listen(self, timeout: float | None = None) -> Iterator[Message]:
+        while True:
+            message = self.get_message(timeout)
+            if message is None:
+                return
+            yield message
+
+    def close(self) -> None:
+        self.inner.close()
+
+    def __enter__(self) -> "NetworkSubscriber":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _local(self, name: str) -> str:
+        return name[len(self.namespace):] if name.startswith(self.namespace) else name
