@@ -136,12 +136,9 @@ def _redis_base() -> str:
 
 def _truncate(url: str) -> None:
     """Empty every table: the PostgreSQL database is shared by the whole test session."""
-    from pyfi.db.base import Base
-    from pyfi.db.engine import get_engine
+    from conftest import truncate_all
 
-    names = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
-    with get_engine(url).begin() as conn:
-        conn.execute(text(f"TRUNCATE {names} CASCADE"))  # names come from our own metadata
+    truncate_all(url)
 
 
 def calls_of_flow(db_url: str, tracking: str) -> list[dict[str, Any]]:

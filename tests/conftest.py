@@ -109,7 +109,8 @@ def role_prefix(request) -> Iterator[str]:
     drop_roles(names)
 
 
-def _truncate_all(url: str) -> None:
+def truncate_all(url: str) -> None:
+    """Empty every table but the network's id (the PostgreSQL database is shared by the whole test session)."""
     from pyfi.db.base import Base
     from pyfi.db.engine import get_engine
 
@@ -163,7 +164,7 @@ def db_url(db_kind: str, home: Path, request, monkeypatch) -> Iterator[str]:
     else:
         url = request.getfixturevalue("pg_migrated")
         migrate.upgrade(url)  # an earlier empty_db_url test may have dropped the shared schema
-        _truncate_all(url)
+        truncate_all(url)
     with session_scope(url) as session:
         bootstrap_admin(session, ADMIN)
     monkeypatch.setenv("PYFI_DB", url)

@@ -134,6 +134,19 @@ def dump(session) -> dict:
     return {t: sorted(map(str, session.execute(text(f"SELECT * FROM {t}")).all())) for t in tables}  # noqa: S608
 
 
+def test_a_login_without_rights_reads_nothing_but_itself_and_one_with_a_right_reads_the_network(scram_db):
+    url, _ = scram_db
+    network_of_admin(url)
+    joe, alice = login(url, "joe", "pw-joe"), login(url, "alice", "pw-alice")
+    for table in ("queues", "processors", "sockets", "plugs", "tasks", "nodes", "agents", "workers", "deployments",
+                  "networks", "signing_keys", "roles", "installation"):
+        assert attempt(joe, f"SELECT id FROM {table}") == "ok: 0 rows", table  # as `ls` would refuse him
+        assert attempt(alice, f"SELECT id FROM {table}") != "ok: 0 rows" or table in ("roles",), table
+    assert attempt(joe, "SELECT name FROM users") == "ok: 1 rows"  # his own (pyfi whoami)
+    assert attempt(alice, "SELECT name FROM users") == "ok: 3 rows"
+    assert attempt(joe, "SELECT * FROM privileges") == "ok: 0 rows"
+
+
 def test_history_is_read_only_and_needs_read(scram_db):
     url, _ = scram_db
     network_of_admin(url)

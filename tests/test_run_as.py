@@ -138,7 +138,7 @@ def test_agent_start_u_refuses_at_start_what_cannot_work(shared_python, scram_db
     assert len(lines) == 1 and "user nobody cannot reach the agent's work dir" in lines[0] and "--workdir" in lines[0]
     embedded = {k: v for k, v in env.items() if k not in ("PYFI_DB", "PYFI_BROKER", "PYFI_BACKEND", "PYFI_PUBSUB")}
     assert pyfi(shared_python, embedded, "db", "init").returncode == 0
-    done = pyfi(shared_python, embedded, "agent", "start", "-n", "n1", "-u", "nobody", "--workdir", str(open_dir))
+    done = pyfi(shared_python, embedded, "agent", "start", "-n", "n1", "-u", "nobody", "--workdir", str(open_dir / "n1"))
     assert done.returncode == 2 and "cannot run workers on the embedded default" in done.stderr, done
 
 
