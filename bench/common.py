@@ -199,10 +199,16 @@ class Children:
         self.children: list[Child] = []
         self.marker = marker
 
-    def start(self, name: str, argv: Sequence[str], env: dict[str, str], log: Path, cwd: Path | None = None) -> Child:
+    def start(self, name: str, argv: Sequence[str], env: dict[str, str], log: Path, cwd: Path | None = None,
+              stdin_line: str | None = None) -> Child:
+        """``stdin_line``: written to the child's stdin, which is then closed (a worker's credentials)."""
         with open(log, "ab") as out:
             proc = subprocess.Popen(list(argv), env=env, stdout=out, stderr=subprocess.STDOUT,
-                                    stdin=subprocess.DEVNULL, cwd=cwd, start_new_session=True)
+                                    stdin=subprocess.DEVNULL if stdin_line is None else subprocess.PIPE, cwd=cwd,
+                                    start_new_session=True)
+        if stdin_line is not None:
+            proc.stdin.write(stdin_line.encode())
+            proc.stdin.close()
         child = Child(name, proc, log)
         self.children.append(child)
         return child

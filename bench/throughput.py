@@ -277,9 +277,23 @@ def start_workers(children: Children, env: dict[str, str], home: Path, rid: str,
     control = home / "control"
     control.write_text("run")
     pyfi = children.start("pyfi worker", [python(), "-m", "pyfi.worker", "-n", processor, "--path", str(EXAMPLES),
-                                          "--control", str(control), "--node", "bench", *extra], env,
-                          home / "pyfi-worker.log", cwd=EXAMPLES)
+                                          "--control", str(control), "--node", "bench", "--credentials-on-stdin",
+                                          *extra], env, home / "pyfi-worker.log", cwd=EXAMPLES,
+                          stdin_line=agent_credentials(env["PYFI_DB"], processor))
     return bare.proc.pid, pyfi.proc.pid
+
+
+def agent_credentials(db_url: str, processor: str) -> str:
+    """The line an agent hands the processor's worker: its own database login (on PostgreSQL) and signing key."""
+    from sqlalchemy import select
+
+    from pyfi.agent.agent import worker_credentials
+    from pyfi.db.engine import session_scope
+    from pyfi.db.models import Processor
+
+    with session_scope(db_url) as session:
+        processor_id = session.scalar(select(Processor.id).where(Processor.name == processor))
+    return worker_credentials(db_url, processor_id, "bench").line()
 
 
 def check_alive(children: Children) -> None:
@@ -289,17 +303,24 @@ def check_alive(children: Children) -> None:
 
 
 # -- pub/sub check ---------------------------------------------------------------------------
-def idle_latency(bare: Side, pyfi: Side, calls: int, pubsub_url: str, channel: str) -> collections.Counter:
-    """Single calls alternating bare/pyfi; returns the pub/sub states seen on the pyfi socket's channel."""
+def idle_latency(bare: Side, pyfi: Side, calls: int, settings: Any, channel: str) -> collections.Counter:
+    """Single calls alternating bare/pyfi; returns the pub/sub states seen on the pyfi socket's channel, as listen would."""
+    from pyfi.core.listening import Verifier
+    from pyfi.core.network import namespace
+    from pyfi.db.engine import session_scope
     from pyfi.messaging.pubsub import subscriber_for
 
-    with subscriber_for(pubsub_url, channel) as subscriber:
+    with session_scope(settings.db) as session:
+        prefix = namespace(session)
+    verifier = Verifier(settings.db, prefix)
+    with subscriber_for(settings.pubsub, channel, prefix) as subscriber:
         for _ in range(calls):
             for side in (bare, pyfi):
                 side.idle.extend(drive(side, 1, 1, timeout=30).latencies)
         states: collections.Counter = collections.Counter()
-        while (message := subscriber.get_message(timeout=1.0)) is not None:
-            states[message.data.get("state")] += 1
+        while (received := subscriber.get_message(timeout=1.0)) is not None:
+            for message in verifier.messages(received):
+                states[message.data.get("state")] += 1
     return states
 
 
@@ -381,7 +402,7 @@ def measure(args: argparse.Namespace, settings: Any, children: Children, bare: S
             result = measure_round(side, args.calls, args.window)
             print(f"round {number + 1} {side.name:5} {result.rate:5.0f} calls/s", flush=True)
         check_alive(children)
-    states = idle_latency(bare, pyfi, args.latency_calls, settings.pubsub, channel)
+    states = idle_latency(bare, pyfi, args.latency_calls, settings, channel)
     pyfi.settle(pyfi)
     report(args, bare, pyfi, states, in_order(settings.db))
 

@@ -49,6 +49,11 @@ def pg_server_url() -> Iterator[str]:
     dispose_all()
     with admin.connect() as conn:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        # workers' logins whose database is gone (an agent killed before it could drop them): roles are cluster-wide
+        orphans = conn.execute(text(
+            "SELECT r.rolname FROM pg_roles r WHERE starts_with(r.rolname, 'pyfi_w_') AND NOT EXISTS"
+            " (SELECT 1 FROM pg_database d, aclexplode(d.datacl) a WHERE a.grantee = r.oid)")).scalars().all()
+    drop_roles(orphans)
     admin.dispose()
 
 

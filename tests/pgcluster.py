@@ -111,3 +111,28 @@ def start_cluster() -> Cluster:
         shutil.rmtree(root, ignore_errors=True)
         raise RuntimeError(f"pg_ctl start failed: {done.stderr.strip()[-300:]}")
     return Cluster(root, port, password, bindir, as_user)
+
+
+def login(url: str, user: str, password: str, *, options: str | None = None):
+    """A psycopg2 connection (autocommit) to the database of ``url`` as ``user`` with ``password``."""
+    import psycopg2
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    conn = psycopg2.connect(host=parsed.host, port=parsed.port, dbname=parsed.database, user=user, password=password,
+                            options=options)
+    conn.autocommit = True
+    return conn
+
+
+def attempt(conn, statement: str, params: tuple = ()) -> str:  # noqa: ANN001 - a psycopg2 connection
+    """Run one statement: 'refused: <first line of the error>' or 'ok: N rows'."""
+    import psycopg2
+
+    try:
+        with conn.cursor() as cursor:
+            cursor.execute(statement, params)
+            return f"ok: {cursor.rowcount} rows"
+    except psycopg2.Error as exc:
+        return f"refused: {(exc.pgerror or str(exc)).strip().splitlines()[0]}"
+

@@ -16,6 +16,7 @@ import psycopg2
 import pytest
 from sqlalchemy.engine import make_url
 
+from pgcluster import attempt, login
 from pyfi.core import objects, users
 from pyfi.core.access import Actor
 from pyfi.core.kinds import kind
@@ -24,24 +25,6 @@ from pyfi.db.engine import session_scope
 ADMIN = Actor("admin")
 GIT = "https://github.com/acme/flows.git"
 CALL = "c0ffee00-0000-4000-8000-000000000001"
-
-
-def login(url: str, user: str, password: str, *, options: str | None = None):
-    parsed = make_url(url)
-    conn = psycopg2.connect(host=parsed.host, port=parsed.port, dbname=parsed.database, user=user, password=password,
-                            options=options)
-    conn.autocommit = True
-    return conn
-
-
-def attempt(conn, statement: str, params: tuple = ()) -> str:
-    """'refused: ...' or 'ok: N rows'."""
-    try:
-        with conn.cursor() as cursor:
-            cursor.execute(statement, params)
-            return f"ok: {cursor.rowcount} rows"
-    except psycopg2.Error as exc:
-        return f"refused: {exc.pgerror.strip().splitlines()[0] if exc.pgerror else exc}"
 
 
 def changed_nothing(result: str) -> bool:

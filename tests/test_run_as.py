@@ -168,7 +168,8 @@ def test_processor_code_finds_no_credential_worth_more_than_its_owners_rights(sh
         try:
             wait_for(lambda: shown()["status"] == "running", 90, "the processor to run")
         except AssertionError as exc:
-            raise AssertionError(f"{exc}: {shown()['error']}; agent log: {(tmp_path / 'agent.log').read_text()[-2000:]}")
+            log_tail = (tmp_path / "agent.log").read_text()[-2000:]
+            raise AssertionError(f"{exc}: {shown()['error']}; agent log: {log_tail}") from None
         leaked = pyfi(shared_python, alice, "task", "run", "-s", "leak", "-d", '"x"', "--timeout", "60")
         assert leaked.returncode == 0, leaked.stderr
         found = json.loads(leaked.stdout)

@@ -9,8 +9,8 @@ from __future__ import annotations
 import psycopg2
 import pytest
 from sqlalchemy import select, text
-from sqlalchemy.engine import make_url
 
+from pgcluster import attempt, login
 from pyfi.core import objects, users, worker_logins
 from pyfi.core.access import Actor
 from pyfi.core.kinds import kind
@@ -19,22 +19,6 @@ from pyfi.db.models import Processor, Socket, WorkerLogin
 
 ADMIN, ALICE = Actor("admin"), Actor("alice")
 GIT = "https://github.com/acme/flows.git"
-
-
-def login(url: str, user: str, password: str):
-    parsed = make_url(url)
-    conn = psycopg2.connect(host=parsed.host, port=parsed.port, dbname=parsed.database, user=user, password=password)
-    conn.autocommit = True
-    return conn
-
-
-def attempt(conn, statement: str, params: tuple = ()) -> str:
-    try:
-        with conn.cursor() as cursor:
-            cursor.execute(statement, params)
-            return f"ok: {cursor.rowcount} rows"
-    except psycopg2.Error as exc:
-        return f"refused: {(exc.pgerror or str(exc)).strip().splitlines()[0]}"
 
 
 def ids(url: str) -> dict[str, str]:

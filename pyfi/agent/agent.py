@@ -330,13 +330,7 @@ class Agent(SpareKeeping):
                         handle.processor, handle.pid, VISIBILITY_TIMEOUT, exc)
 
     def credentials_for(self, processor: Processor) -> Credentials:
-        """The database login (a new password each time, on PostgreSQL) and signing key of the worker it starts."""
-        with session_scope(self.settings.db) as session:
-            signer = processor_signer(session, processor.id)
-            if session.get_bind().dialect.name != "postgresql":  # SQLite: one file, one user
-                return Credentials(self.settings.db, signer.key_id, signer.private_key)
-            role, password = worker_logins.issue(session, processor.id, self.name)
-        return Credentials(login_url(self.settings.db, role, password), signer.key_id, signer.private_key)
+        return worker_credentials(self.settings.db, processor.id, self.name)
 
     def worker_env(self) -> dict[str, str]:
         """The environment of workers (and of the deploy's import check): the agent's, without its credentials.
@@ -399,6 +393,19 @@ class Agent(SpareKeeping):
                 node_rows.release(session, self.name, self.desired(session))
             self.sweep_logins(session, self.processors_running())  # the workers are gone: so are their logins
         self.lock.release()
+
+
+def worker_credentials(db_url: str, processor_id: str, node: str) -> Credentials:
+    """The database login (a new password each time, on PostgreSQL) and signing key of a worker started on ``node``.
+
+    ``db_url`` is the database owner's login (pyfi.core.worker_logins).
+    """
+    with session_scope(db_url) as session:
+        signer = processor_signer(session, processor_id)
+        if session.get_bind().dialect.name != "postgresql":  # SQLite: one file, one user
+            return Credentials(db_url, signer.key_id, signer.private_key)
+        role, password = worker_logins.issue(session, processor_id, node)
+    return Credentials(login_url(db_url, role, password), signer.key_id, signer.private_key)
 
 
 def set_status(processor: Processor, status: ProcessorStatus, error: str | None) -> None:

@@ -49,8 +49,12 @@ class AsWorker:
         return self.runas.process_kwargs() if self.runas is not None else {}
 
 
+#: how the agent runs code without -u: as itself, with its own environment
+AS_AGENT = AsWorker()
+
+
 def check_import(python: Path, checkout: Path, module: str, timeout: float = IMPORT_TIMEOUT,
-                 as_worker: AsWorker = AsWorker()) -> None:
+                 as_worker: AsWorker = AS_AGENT) -> None:
     """Import *module* from *checkout* with the environment's *python*, as the worker will; DeployError if it fails."""
     command = [str(python), "-c", _SCRIPT, MARK, module, str(checkout)]
     try:

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Sequence
 
 from pyfi.agent.checkout import file_lock, mask_url
-from pyfi.agent.importcheck import AsWorker
+from pyfi.agent.importcheck import AS_AGENT, AsWorker
 from pyfi.errors import DeployError
 from pyfi.private import private_tree
 
@@ -79,7 +79,7 @@ def ensure_venv(
     *,
     venv_root: Path | str | None = None,
     timeout: float = PIP_TIMEOUT,
-    as_worker: AsWorker = AsWorker(),
+    as_worker: AsWorker = AS_AGENT,
 ) -> Path:
     """Return the python of a ready venv for *checkout_dir*, building it if needed.
 
@@ -244,7 +244,7 @@ def _version_tuple(name: str) -> tuple[int, ...]:
     return tuple(int(n) for n in numbers)
 
 
-def _pip(python: Path, args: list[str], cwd: Path, timeout: float, as_worker: AsWorker = AsWorker()) -> None:
+def _pip(python: Path, args: list[str], cwd: Path, timeout: float, as_worker: AsWorker = AS_AGENT) -> None:
     """Run ``<venv python> -m pip <args>`` as the workers run; raise DeployError with pip's own reason."""
     command = [str(python), "-m", "pip", *args]
     log.debug("running pip: %s", mask_url(" ".join(command)))

@@ -20,7 +20,7 @@ hint to look at the database now.
 """
 from __future__ import annotations
 
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 from pyfi.messaging.pubsub.base import Publisher, Subscriber
 from pyfi.messaging.pubsub.protocol import Message, encode
@@ -80,10 +80,11 @@ class NetworkPublisher:
         self.close()
 
 
-class NetworkSubscriber:
+class NetworkSubscriber(Subscriber):
     """A subscriber for one network: patterns under its namespace, which what it delivers no longer shows."""
 
     def __init__(self, inner: Subscriber, namespace: str = "") -> None:
+        super().__init__(inner.url, inner.patterns)
         self.inner, self.namespace = inner, namespace
 
     def get_message(self, timeout: float | None = None) -> Message | None:
@@ -92,21 +93,8 @@ class NetworkSubscriber:
             return None
         return Message(self._local(message.pattern), self._local(message.channel), message.data)
 
-    def listen(self, timeout: float | None = None) -> Iterator[Message]:
-        while True:
-            message = self.get_message(timeout)
-            if message is None:
-                return
-            yield message
-
     def close(self) -> None:
         self.inner.close()
-
-    def __enter__(self) -> "NetworkSubscriber":
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
 
     def _local(self, name: str) -> str:
         return name[len(self.namespace):] if name.startswith(self.namespace) else name
