@@ -47,7 +47,7 @@ def send(net: Network, socket_name: str, args: list, *, signer=None, task: str |
     settings = resolve(env=net.env)
     with session_scope(net.db_url) as session:
         socket = session.scalar(select(Socket).where(Socket.name == socket_name))
-        queue, socket_id, task_name = broker_queue(socket), socket.id, socket.task.path
+        queue, socket_id, task_name, processor_id = broker_queue(socket), socket.id, socket.task.path, socket.processor_id
     app = make_app(settings, signer=signer)
     call_id = str(uuid.uuid4())
 
@@ -58,7 +58,7 @@ def send(net: Network, socket_name: str, args: list, *, signer=None, task: str |
     signals.before_task_publish.connect(change_after_signing, weak=False)
     try:
         app.send_task(task or task_name, args=args, task_id=call_id, queue=kombu_queue(queue), routing_key=queue,
-                      declare=[kombu_queue(queue)], headers={"pyfi_socket": socket_id})
+                      declare=[kombu_queue(queue)], headers={"pyfi_socket": socket_id, "pyfi_processor": processor_id})
     finally:
         signals.before_task_publish.disconnect(change_after_signing)
         app.close()

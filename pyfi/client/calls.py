@@ -16,7 +16,6 @@ import uuid
 from typing import Any, Iterable
 
 from pyfi.client.context import Context
-from pyfi.core.tasks import SOCKET_HEADER
 from pyfi.errors import CallFailed, CallTimeout
 from pyfi.messaging.routing import Route
 
@@ -35,7 +34,7 @@ def signature(app: Any, route: Route, args: Iterable[Any], kwargs: dict[str, Any
         "root_id": tracking,  # what the worker records as the call's tracking (flow) id
         "queue": route.broker_queue,
         "routing_key": route.broker_queue,
-        "headers": {SOCKET_HEADER: route.socket_id},
+        "headers": route.headers(),
     }
     if parent is not None:
         options["parent_id"] = parent

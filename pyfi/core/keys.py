@@ -101,6 +101,33 @@ def processor_signer(session: Session, processor_id: str):  # noqa: ANN201 - a p
     return Signer(key.id, key.private_key)
 
 
+def call_key(session: Session, key_id: str, processor_id: str) -> bytes | None:
+    """Key ``key_id``'s call key for ``processor_id`` (pyfi.messaging.signing); None for a key the database does not know.
+
+    A processor's workers' login gets it from ``pyfi_call_key()``, for its own
+    processor only; a login that reads secret halves (the database owner, or
+    SQLite) derives it here.
+    """
+    from pyfi.messaging.signing import call_key as derive
+
+    if worker_login(session):
+        found = session.execute(text("SELECT pyfi_call_key(:key_id)"), {"key_id": key_id}).scalar()
+        return bytes.fromhex(found) if found else None
+    secret = session.scalar(select(SigningKey.private_key).where(SigningKey.id == key_id))
+    return derive(secret, processor_id) if secret else None
+
+
+def worker_login(session: Session) -> bool:
+    """True when the session is a processor's workers' PostgreSQL login (pyfi.core.worker_logins)."""
+    if session.get_bind().dialect.name != "postgresql":
+        return False
+    return bool(session.execute(_WORKER_LOGIN).scalar())  # (a superuser "has" every role: membership is asked)
+
+
+_WORKER_LOGIN = text(
+    "SELECT EXISTS (SELECT 1 FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid"
+    " JOIN pg_roles r ON r.oid = m.member WHERE g.rolname = 'pyfi_workers' AND r.rolname = session_user)"
+)
 _OWNER = (
     "SELECT k.id, k.public_key, u.name AS user_name, p.id AS processor_id, p.name AS processor,"
     " p.owner AS processor_owner FROM signing_keys k LEFT JOIN users u ON u.id = k.user_id"

@@ -15,7 +15,6 @@ from pyfi.enums import Right
 from pyfi.errors import CallFailed, CallTimeout
 from pyfi.messaging.routing import Route, kombu_queue, routes_for
 
-SOCKET_HEADER, PLUG_HEADER, TASKPARENT_HEADER = "pyfi_socket", "pyfi_plug", "pyfi_taskparent"
 
 
 @dataclass(frozen=True)
@@ -51,20 +50,10 @@ def send(app: Any, routes: list[Route], args: list[Any], parent: str | None = No
         app.send_task(
             route.task_name, args=args, task_id=call_id, queue=queue, routing_key=route.broker_queue,
             declare=[queue], root_id=tracking or (None if parent else call_id), parent_id=parent,
-            headers=_headers(route.socket_id, plug, taskparent),
+            headers=route.headers(plug, taskparent),
         )
         sent.append(SentCall(call_id, route))
     return sent
-
-
-def _headers(socket_id: str, plug: str | None, taskparent: str | None) -> dict[str, str]:
-    """pyfi's headers of a call; an absent one reads as None (every message is encoded and decoded twice)."""
-    headers = {SOCKET_HEADER: socket_id}
-    if plug:
-        headers[PLUG_HEADER] = plug
-    if taskparent:
-        headers[TASKPARENT_HEADER] = taskparent
-    return headers
 
 
 def wait(app: Any, call: SentCall, timeout: float | None) -> Any:

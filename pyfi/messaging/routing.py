@@ -25,6 +25,10 @@ from typing import Any, Iterable
 from pyfi.enums import QueueType
 
 PREFIX = "pyfi"
+#: pyfi's headers of a call: its socket, the processor it is for (its signature is for that one: see
+#: pyfi.messaging.signing), the plug that sent it and the call whose result it carries
+SOCKET_HEADER, PROCESSOR_HEADER = "pyfi_socket", "pyfi_processor"
+PLUG_HEADER, TASKPARENT_HEADER = "pyfi_plug", "pyfi_taskparent"
 
 
 @dataclass(frozen=True)
@@ -33,6 +37,16 @@ class Route:
     task_name: str
     socket_id: str
     socket_name: str
+    processor_id: str
+
+    def headers(self, plug: str | None = None, taskparent: str | None = None) -> dict[str, str]:
+        """pyfi's headers of a call along this route (an absent one reads as None)."""
+        headers = {SOCKET_HEADER: self.socket_id, PROCESSOR_HEADER: self.processor_id}
+        if plug:
+            headers[PLUG_HEADER] = plug
+        if taskparent:
+            headers[TASKPARENT_HEADER] = taskparent
+        return headers
 
 
 def broker_queue(socket: Any) -> str:
@@ -53,7 +67,7 @@ def routes_for(socket: Any, routing_key: str | None = None) -> list[Route]:
 
 
 def _route(socket: Any) -> Route:
-    return Route(broker_queue(socket), socket.task.path, socket.id, socket.name)
+    return Route(broker_queue(socket), socket.task.path, socket.id, socket.name, socket.processor_id)
 
 
 def topic_matches(pattern: str, key: str) -> bool:

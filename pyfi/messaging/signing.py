@@ -1,29 +1,38 @@
-"""Signed calls: every call carries who sent it, in a form a worker can check.
+"""Signed calls: every call carries who sent it, in a form its worker can check.
 
 Anyone who can reach the broker can put a message on a socket's queue. So
-every call pyfi sends is signed (Ed25519) by its sender's key: a pyfi user's
-(the CLI, the Python client) or, for the calls a worker sends itself (along
-a plug, a workflow's next step, a retry), its processor's. The signature
-covers what decides what runs and as whom: the key, the call's id, task,
-socket, plug, flow and parent, and a digest of its arguments. A worker
-checks it before the call runs (:mod:`pyfi.worker.gate`); the database
-holds every key's public half, and a private half only its owner can read.
+every call pyfi sends carries its sender's signature: a pyfi user's key (the
+CLI, the Python client) or, for the calls a worker sends itself (along a
+plug, a workflow's next step, a retry), its processor's. A worker checks it
+before the call runs (:mod:`pyfi.worker.gate`).
 
-Why Ed25519 and not a shared secret: a worker must check calls without
-holding anything that could sign one, since the code it runs could read it.
-Signing costs a sender about 0.02-0.03 ms a call and checking costs a
-worker about 0.05 ms (bench/README.md).
+Every key has a secret half (32 random bytes, :func:`new_key_pair`) that only
+the database owner and the key's user can read. A call to processor P is
+signed with HMAC-SHA256 under the key's **call key for P**,
+``sha256(sha256("pyfi-calls\\n" + secret) + P's id)``: P's workers get the
+call keys of every sender for P, and only for P, from the database
+(``pyfi_call_key()``, migration 0013), so they can check calls to them
+without being able to sign a call to any other processor; whatever P's own
+code could take from its worker lets it forge only calls to P itself. The
+signature covers what decides what runs and as whom: the key, the call's id,
+task, processor, socket, plug, flow and parent, and a digest of its
+arguments. It costs a sender and a worker a few microseconds a call
+(``bench/README.md``).
+
+The key's public half (Ed25519) signs what a worker publishes on pub/sub,
+once per batch (:mod:`pyfi.messaging.pubsub.network`); ``pyfi listen``
+checks it with the public half, which every user may read.
 
 The signature goes in two headers (:data:`KEY_HEADER`, :data:`SIG_HEADER`),
 added by the sending app's :class:`pyfi.messaging.signed_amqp.SigningAMQP`
 to every message it creates: ``send_task``, a signature's ``apply_async``,
-and what Celery sends for a worker (a chain's next step, a retry). The same
-keys sign a worker's pub/sub messages (:mod:`pyfi.messaging.pubsub.network`).
+and what Celery sends for a worker (a chain's next step, a retry).
 """
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+import hmac
+from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from cryptography.exceptions import InvalidSignature
@@ -31,17 +40,26 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat, PublicFormat
 from kombu.utils import json as kombu_json
 
+from pyfi.messaging.routing import PLUG_HEADER, PROCESSOR_HEADER, SOCKET_HEADER, TASKPARENT_HEADER
+
 KEY_HEADER, SIG_HEADER = "pyfi_key", "pyfi_sig"
 #: headers the signature covers besides Celery's own id, task, root_id and parent_id
-SIGNED_HEADERS = ("pyfi_socket", "pyfi_plug", "pyfi_taskparent")
-VERSION = "pyfi-call-1"
+SIGNED_HEADERS = (PROCESSOR_HEADER, SOCKET_HEADER, PLUG_HEADER, TASKPARENT_HEADER)
+VERSION = "pyfi-call-2"
+CALLS = b"pyfi-calls\n"
 
 
 def new_key_pair() -> tuple[str, str]:
-    """A fresh Ed25519 key: (private half, public half), each as hex."""
+    """A fresh key: (secret half, public half), each as hex (an Ed25519 key and its public key)."""
     key = Ed25519PrivateKey.generate()
     private = key.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption()).hex()
     return private, key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw).hex()
+
+
+def call_key(secret: str, processor_id: str) -> bytes:
+    """A key's call key for one processor (as the database's ``pyfi_call_key()`` computes it)."""
+    master = hashlib.sha256(CALLS + bytes.fromhex(secret)).digest()
+    return hashlib.sha256(master + processor_id.encode()).digest()
 
 
 def signed_content(key_id: str, headers: Mapping[str, Any], args: Any, kwargs: Any) -> bytes:
@@ -53,34 +71,51 @@ def signed_content(key_id: str, headers: Mapping[str, Any], args: Any, kwargs: A
     arguments = hashlib.sha256(kombu_json.dumps([list(args or ()), kwargs or {}]).encode()).hexdigest()
     fields = [VERSION, key_id, headers.get("id"), headers.get("task"), headers.get("root_id"),
               headers.get("parent_id"), *(headers.get(name) for name in SIGNED_HEADERS), arguments]
-    return "\n".join("" if field is None else str(field) for field in fields).encode()
+    return "\n".join("" if value is None else str(value) for value in fields).encode()
+
+
+def call_signature(key: bytes, content: bytes) -> str:
+    return hmac.new(key, content, hashlib.sha256).hexdigest()
+
+
+def valid_call_signature(key: bytes, signature: str, content: bytes) -> bool:
+    """True when ``signature`` is the call key's over ``content``."""
+    return hmac.compare_digest(call_signature(key, content), signature)
 
 
 @dataclass(frozen=True)
 class Signer:
-    """Signs calls with one key: ``key_id`` names it in the database, ``private_key`` is its private half (hex)."""
+    """Signs with one key: ``key_id`` names it in the database, ``private_key`` is its secret half (hex)."""
 
     key_id: str
     private_key: str
+    _call_keys: dict[str, bytes] = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_key", Ed25519PrivateKey.from_private_bytes(bytes.fromhex(self.private_key)))
 
     def sign(self, headers: dict[str, Any], args: Any, kwargs: Any) -> None:
-        """Add the key and the signature to a call's ``headers`` (which must hold its id, task and pyfi headers)."""
+        """Add the key and the signature to a call's ``headers`` (its id, task and pyfi headers, the processor's
+        among them: a call named for no processor cannot be signed, and no worker runs it)."""
+        processor_id = headers.get(PROCESSOR_HEADER)
+        if not processor_id:
+            return
+        key = self._call_keys.get(processor_id)
+        if key is None:
+            key = self._call_keys[processor_id] = call_key(self.private_key, processor_id)
         headers[KEY_HEADER] = self.key_id
-        headers[SIG_HEADER] = self.sign_bytes(signed_content(self.key_id, headers, args, kwargs))
+        headers[SIG_HEADER] = call_signature(key, signed_content(self.key_id, headers, args, kwargs))
 
     def sign_bytes(self, content: bytes) -> str:
-        """The signature of ``content``, as hex."""
+        """The Ed25519 signature of ``content``, as hex (what a worker publishes)."""
         return self._key.sign(content).hex()  # type: ignore[attr-defined]
 
     def __repr__(self) -> str:
-        return f"Signer(key_id={self.key_id!r})"  # never the private half
+        return f"Signer(key_id={self.key_id!r})"  # never the secret half
 
 
 def valid_signature(public_key: str, signature: str, content: bytes) -> bool:
-    """True when ``signature`` (hex) is ``public_key``'s (hex) over ``content``."""
+    """True when ``signature`` (hex) is ``public_key``'s (hex) Ed25519 signature over ``content``."""
     try:
         Ed25519PublicKey.from_public_bytes(bytes.fromhex(public_key)).verify(bytes.fromhex(signature), content)
     except (InvalidSignature, ValueError, TypeError):

@@ -21,7 +21,7 @@ from typing import Any, Callable
 
 from celery.worker.consumer import Consumer
 
-from pyfi.worker.lifecycle import SOCKET_HEADER
+from pyfi.messaging.routing import SOCKET_HEADER
 
 log = logging.getLogger("pyfi.worker")
 

@@ -6,7 +6,8 @@ looks at it (:class:`pyfi.worker.consumer.SocketConsumer`):
 1. the message names a task of one of the worker's sockets (Celery's own
    tasks are not served on a socket's queue; a funnel's ``chord_unlock`` on
    the embedded default is, like a call: signed, by a sender who may run it);
-2. it is signed (:mod:`pyfi.messaging.signing`) with a key the database knows;
+2. it is for this worker's processor and signed (:mod:`pyfi.messaging.signing`)
+   with a key the database knows, under that key's call key for the processor;
 3. the key's owner may run it: a user holding RUN_TASK, or a processor's
    key whose owner does (a processor's own calls to its own sockets, such
    as retries, always pass).
@@ -27,7 +28,8 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from pyfi.messaging.signing import KEY_HEADER, SIG_HEADER, signed_content, valid_signature
+from pyfi.messaging.routing import PROCESSOR_HEADER
+from pyfi.messaging.signing import KEY_HEADER, SIG_HEADER, signed_content, valid_call_signature
 
 log = logging.getLogger("pyfi.worker")
 
@@ -59,7 +61,8 @@ class Gate:
         self.on_refused = on_refused
         self.ttl = ttl
         self._keys: dict[str, tuple[float, Any]] = {}
-        self._rights: dict[str, tuple[float, bool]] = {}
+        self._call_keys: dict[str, tuple[float, Any]] = {}
+        self._rights: dict[str, tuple[float, Any]] = {}
 
     def admit(self, message: Any) -> bool:
         """True when the call may run (its sender noted in its headers); else it is refused and acknowledged.
@@ -94,14 +97,16 @@ class Gate:
         key_id, signature = headers.get(KEY_HEADER), headers.get(SIG_HEADER)
         if not isinstance(key_id, str) or not isinstance(signature, str):
             return Refusal("the call is not signed (send it with pyfi: the CLI, the client or a plug)")
-        owner = self.key(key_id)
-        if owner is None:
+        if headers.get(PROCESSOR_HEADER) != self.processor_id:
+            return Refusal("the call is for another processor (its socket was moved since it was sent?)")
+        owner, key = self.key(key_id), self.call_key(key_id)
+        if owner is None or key is None:
             return Refusal(f"the call is signed with a key the network does not know ({key_id[:36]})")
         try:
             args, kwargs, _embed = message.decode()
         except Exception:  # noqa: BLE001 - a body that is not Celery's: it cannot have been signed
             return Refusal("the call's body cannot be read", owner.sender)
-        if not valid_signature(owner.public_key, signature, signed_content(key_id, headers, args, kwargs)):
+        if not valid_call_signature(key, signature, signed_content(key_id, headers, args, kwargs)):
             return Refusal("the call's signature does not match it (changed after it was signed)", owner.sender)
         if owner.processor_id != self.processor_id and not self.may_run(owner.authority):
             return Refusal(f"user {owner.authority!r} lacks the right RUN_TASK", owner.sender)
@@ -121,6 +126,12 @@ class Gate:
         from pyfi.core.keys import key_owner
 
         return self._cached(self._keys, key_id, lambda session: key_owner(session, key_id))
+
+    def call_key(self, key_id: str) -> bytes | None:
+        """The call key of ``key_id`` for this worker's processor (pyfi.messaging.signing), or None."""
+        from pyfi.core.keys import call_key
+
+        return self._cached(self._call_keys, key_id, lambda session: call_key(session, key_id, self.processor_id))
 
     def may_run(self, user: str | None) -> bool:
         """Whether ``user`` holds RUN_TASK (or ALL)."""

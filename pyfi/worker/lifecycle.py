@@ -35,6 +35,7 @@ from celery import signals
 
 from pyfi.enums import EventName
 from pyfi.messaging.pubsub import Channel, build_message, channel_name
+from pyfi.messaging.routing import PLUG_HEADER, SOCKET_HEADER, TASKPARENT_HEADER
 from pyfi.flow import Routed
 from pyfi.worker.gate import SENDER_HEADER, Refusal
 from pyfi.worker.sink import RecordSink
@@ -43,10 +44,6 @@ from pyfi.worker.steps import message_date, naive_utc, postrun_line, prerun_line
 
 log = logging.getLogger("pyfi.worker")
 
-#: message headers pyfi adds to a call (read back from the request)
-SOCKET_HEADER = "pyfi_socket"
-PLUG_HEADER = "pyfi_plug"
-TASKPARENT_HEADER = "pyfi_taskparent"
 #: set by the worker's parent process on reception (epoch seconds), read by the child
 RECEIVED_HEADER = "pyfi_received"
 #: any call id: what the result backend's key for it looks like tells its prefix
