@@ -118,6 +118,7 @@ UNFINISHED = {
     CallState.RECEIVED: "was received by a worker and has not started yet",
     CallState.RUNNING: "is still running",
     CallState.RETRY: "is waiting to be retried",
+    CallState.REFUSED: "was refused by its worker and will not run (its events say why)",
 }
 
 
