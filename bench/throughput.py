@@ -287,7 +287,7 @@ def agent_credentials(db_url: str, processor: str) -> str:
     """The line an agent hands the processor's worker: its own database login (on PostgreSQL) and signing key."""
     from sqlalchemy import select
 
-    from pyfi.agent.agent import worker_credentials
+    from pyfi.agent.handover import worker_credentials
     from pyfi.db.engine import session_scope
     from pyfi.db.models import Processor
 

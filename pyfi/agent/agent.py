@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import os
 import socket as _socket
 import threading
 import time
@@ -23,19 +22,18 @@ from pyfi.agent import node as node_rows
 from pyfi.agent.checkout import clean as clean_workdir
 from pyfi.agent.deploy import Deployed, Deployer
 from pyfi.agent.doorbell import Doorbell, ring
+from pyfi.agent.handover import worker_credentials, worker_env
 from pyfi.agent.importcheck import AsWorker
 from pyfi.agent.lock import NodeLock
 from pyfi.agent.runas import RunAs
 from pyfi.agent.spares import SpareKeeping
 from pyfi.agent.supervisor import STOP_GRACE, Handle, Spare, adopt, prune, spawn
-from pyfi.config import SOURCES, Settings
-from pyfi.db.engine import redact_password, session_scope
+from pyfi.config import Settings
+from pyfi.core import network, worker_logins
+from pyfi.db.engine import session_scope
 from pyfi.db.models import Agent as AgentRow
 from pyfi.db.models import Processor, Socket, Worker
 from pyfi.enums import AgentStatus, ProcessorStatus
-from pyfi.core import network, worker_logins
-from pyfi.core.keys import processor_signer
-from pyfi.core.login import login_url
 from pyfi.errors import DeployError, InvalidInput, PyfiError
 from pyfi.messaging.app import VISIBILITY_TIMEOUT, make_app
 from pyfi.worker.credentials import Credentials
@@ -49,8 +47,6 @@ CRASH_BACKOFF = (1.0, 2.0, 4.0, 8.0, 16.0, 30.0)
 STOPPED_STATES = (ProcessorStatus.STOPPED, ProcessorStatus.REMOVED)
 SLOW_START = 20.0  # seconds after which a worker still starting shows what it last logged
 SWEEP_LOGINS = 30.0  # seconds between looks for workers' database logins to drop
-#: the agent's own settings, which its workers never inherit
-SETTING_VARIABLES = frozenset({variable for variable, _section, _key in SOURCES.values()} | {"PYFI_INI", "PYFI_HOME"})
 
 
 class Agent(SpareKeeping):
@@ -333,20 +329,7 @@ class Agent(SpareKeeping):
         return worker_credentials(self.settings.db, processor.id, self.name)
 
     def worker_env(self) -> dict[str, str]:
-        """The environment of workers (and of the deploy's import check): the agent's, without its credentials.
-
-        None of the agent's pyfi settings (PYFI_DB, PYFI_PASSWORD, PYFI_INI...)
-        nor libpq's PG* variables pass: they may hold the database owner's
-        login. The database login and the signing key come on the worker's
-        stdin (:mod:`pyfi.worker.credentials`). Workers have a home of their
-        own (the journal's place), with no ini file.
-        """
-        env = {name: value for name, value in os.environ.items()
-               if name not in SETTING_VARIABLES and not name.startswith("PG")}
-        s = self.settings
-        env.update(PYFI_DB=redact_password(s.db), PYFI_BROKER=s.broker, PYFI_BACKEND=s.backend, PYFI_PUBSUB=s.pubsub,
-                   PYFI_HOME=str(self.worker_home), PYFI_USER=s.user)
-        return env
+        return worker_env(self.settings, self.worker_home)
 
     # -- bookkeeping ------------------------------------------------------------------
     def sync_worker_rows(self, session: Session) -> None:
@@ -393,19 +376,6 @@ class Agent(SpareKeeping):
                 node_rows.release(session, self.name, self.desired(session))
             self.sweep_logins(session, self.processors_running())  # the workers are gone: so are their logins
         self.lock.release()
-
-
-def worker_credentials(db_url: str, processor_id: str, node: str) -> Credentials:
-    """The database login (a new password each time, on PostgreSQL) and signing key of a worker started on ``node``.
-
-    ``db_url`` is the database owner's login (pyfi.core.worker_logins).
-    """
-    with session_scope(db_url) as session:
-        signer = processor_signer(session, processor_id)
-        if session.get_bind().dialect.name != "postgresql":  # SQLite: one file, one user
-            return Credentials(db_url, signer.key_id, signer.private_key)
-        role, password = worker_logins.issue(session, processor_id, node)
-    return Credentials(login_url(db_url, role, password), signer.key_id, signer.private_key)
 
 
 def set_status(processor: Processor, status: ProcessorStatus, error: str | None) -> None:
