@@ -35,7 +35,8 @@ setup(
         "packaging",  # kombu's redis transport imports it without declaring it
         "pyyaml>=6.0",
         "orjson>=3.8",  # the worker's hot path: database batches and pub/sub messages
-        "cryptography>=42",  # Ed25519 signatures of calls (pyfi.messaging.signing)
+        "cryptography>=42",  # Ed25519 signatures of what workers publish (pyfi.messaging.signing)
+        "croniter>=2.0",  # timed sockets on a cron schedule (pyfi.scheduler.beat)
     ],
     extras_require={
         "test": ["pytest>=7", "pytest-timeout>=2.1"],

@@ -29,9 +29,21 @@ from typing import Any, Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.common import (  # noqa: E402
+    EXAMPLES,
+    STACKS,
+    USER,
+    Children,
+    exit_on_sigterm,
+    forget_run,
+    interrupts_reported,
+    median,
+    python,
+    run_id,
+    stack,
+    wait_until,
+)
 from pyfi.worker.processes import worker_processes  # noqa: E402
-from bench.common import (EXAMPLES, STACKS, USER, Children, exit_on_sigterm, forget_run,  # noqa: E402
-                          interrupts_reported, median, python, run_id, stack, wait_until)
 
 NODE = "benchnode"
 TARGET = 2.0
@@ -84,10 +96,10 @@ def status(db_url: str, processor: str) -> str:
 
 def request(settings: Any, action: str, processor: str) -> float:
     """Do what `pyfi proc ACTION` does (commit the request, ring the agents); the time right after the commit."""
-    from pyfi.agent.doorbell import ring
     from pyfi.core.access import Actor
     from pyfi.core.processors import request as request_action
     from pyfi.db.engine import session_scope
+    from pyfi.messaging.doorbell import ring
 
     with session_scope(settings.db) as session:
         request_action(session, Actor(USER), action, processor, None)

@@ -34,17 +34,25 @@ def test_migrations_downgrade_to_base_and_back(empty_db_url):
 
 
 def test_0007_keeps_the_agents_workers_and_lets_a_worker_have_no_agent(empty_db_url):
+    import datetime as dt
+
     from alembic import command
-    from sqlalchemy import select
+    from sqlalchemy import select, text
 
     from pyfi.db.engine import session_scope
-    from pyfi.db.models import Agent, Node, Processor, Worker
+    from pyfi.db.models import Processor, Worker
 
     command.upgrade(migrate.alembic_config(empty_db_url), "0006")
-    with session_scope(empty_db_url) as session:
-        agent = Agent(name="n1", node=Node(name="n1"))
-        processor = Processor(name="p", module="m", gitrepo="g")
-        session.add(Worker(name="p@n1", agent=agent, processor=processor))
+    with session_scope(empty_db_url) as session:  # the rows as 0006 has them (the models are the head's)
+        now = {"c": dt.datetime(2026, 11, 27)}
+        for statement in ("INSERT INTO nodes (id, name, created, lastupdated) VALUES ('nd', 'n1', :c, :c)",
+                          "INSERT INTO agents (id, name, node_id, status, created, lastupdated)"
+                          " VALUES ('ag', 'n1', 'nd', 'running', :c, :c)",
+                          "INSERT INTO processors (id, name, module, gitrepo, workers, retries, beat, requested_status,"
+                          " status, created, lastupdated) VALUES ('pr', 'p', 'm', 'g', 1, 0, false, 'ready', 'ready', :c, :c)",
+                          "INSERT INTO workers (id, name, agent_id, processor_id, concurrency, status, created,"
+                          " lastupdated) VALUES ('wk', 'p@n1', 'ag', 'pr', 1, 'starting', :c, :c)"):
+            session.execute(text(statement), now)
     migrate.upgrade(empty_db_url)
     with session_scope(empty_db_url) as session:
         session.add(Worker(name="p.1@here", agent_id=None, processor=session.scalar(select(Processor))))

@@ -306,7 +306,7 @@ def test_encode_keeps_text_orjson_cannot_write_and_writes_other_values_as_text()
 
 def test_a_ring_wakes_a_sleeping_agent_at_once(url: str) -> None:
     """`pyfi proc ...` rings after its commit; an agent sleeping on its doorbell reconciles now, not at its tick."""
-    from pyfi.agent.doorbell import Doorbell, ring
+    from pyfi.messaging.doorbell import Doorbell, ring
 
     doorbell = Doorbell(url)
     try:
@@ -323,7 +323,7 @@ def test_a_ring_wakes_a_sleeping_agent_at_once(url: str) -> None:
 
 
 def test_a_doorbell_without_pubsub_sleeps_its_timeout(tmp_path: Path) -> None:
-    from pyfi.agent.doorbell import Doorbell, ring
+    from pyfi.messaging.doorbell import Doorbell, ring
 
     doorbell = Doorbell("redis://localhost:1/0")  # nothing listens there
     began = time.monotonic()

@@ -14,14 +14,17 @@ import threading
 import time
 from pathlib import Path
 
-from sqlalchemy import delete, or_, select
-from sqlalchemy.orm import Session, selectinload
+from kombu.exceptions import KombuError
+from sqlalchemy import delete, select
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
 
 from pyfi.agent import MAX_SPARES, NODE_NAME, NODE_NAME_RULE
 from pyfi.agent import node as node_rows
 from pyfi.agent.checkout import clean as clean_workdir
 from pyfi.agent.deploy import Deployed, Deployer
-from pyfi.agent.doorbell import Doorbell, ring
+from pyfi.agent.desired import desired
+from pyfi.agent.giveback import give_back_calls
 from pyfi.agent.handover import worker_credentials, worker_env
 from pyfi.agent.importcheck import AsWorker
 from pyfi.agent.lock import NodeLock
@@ -32,10 +35,11 @@ from pyfi.config import Settings
 from pyfi.core import network, worker_logins
 from pyfi.db.engine import session_scope
 from pyfi.db.models import Agent as AgentRow
-from pyfi.db.models import Processor, Socket, Worker
+from pyfi.db.models import Processor, Worker
 from pyfi.enums import AgentStatus, ProcessorStatus
 from pyfi.errors import DeployError, InvalidInput, PyfiError
-from pyfi.messaging.app import VISIBILITY_TIMEOUT, make_app
+from pyfi.messaging.doorbell import Doorbell, ring
+from pyfi.scheduler.beat import Beat
 from pyfi.worker.credentials import Credentials
 from pyfi.worker.spec import spec_of
 
@@ -81,6 +85,8 @@ class Agent(SpareKeeping):
         self.last_beat = 0.0
         self.logins_swept = 0.0
         self.namespace = ""  # the network's pub/sub channel prefix, read at start
+        self.sizes: dict[str, int] = {}  # processor id -> worker processes its deployments give this node
+        self.beat = Beat(settings)  # fires the network's timed sockets while this agent holds the beat
         self.settling = False  # a worker is starting, pausing or resuming: reconcile again soon
 
     # -- bootstrap ----------------------------------------------------------------------
@@ -121,6 +127,7 @@ class Agent(SpareKeeping):
             while not self.stop_event.is_set():
                 if not self.monitor_only:
                     self.reconcile_once()
+                    self.fire_timed()
                 self.heartbeat_if_due()
                 doorbell.wait(FAST_TICK if self.settling else TICK)  # `pyfi proc ...` rings it
         finally:
@@ -156,6 +163,13 @@ class Agent(SpareKeeping):
             for role in worker_logins.sweep(session, self.name, keep):
                 log.info("dropped the database login %s of a processor this node no longer runs", role)
 
+    def fire_timed(self) -> None:
+        """Fire the timed sockets that are due, if this agent holds the network's beat (pyfi.scheduler.beat)."""
+        try:
+            self.beat.tick()
+        except (PyfiError, OSError, SQLAlchemyError, KombuError) as exc:  # the next tick tries again
+            log.warning("timed sockets: %s", str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+
     def wake(self) -> None:
         """Reconcile now, not at the next tick: a background deploy succeeded or failed.
 
@@ -164,11 +178,14 @@ class Agent(SpareKeeping):
         ring(self.settings.pubsub, self.name, self.namespace)
 
     def desired(self, session: Session) -> list[Processor]:
-        """Processors pinned to this node, plus every unpinned one."""
-        here = or_(Processor.hostname.is_(None), Processor.hostname == "", Processor.hostname == self.name)
-        sockets = selectinload(Processor.sockets)
-        query = select(Processor).where(here).options(sockets.selectinload(Socket.queue), sockets.selectinload(Socket.task))
-        return list(session.scalars(query))
+        """What this node should run (pyfi.agent.desired); the worker processes its deployments give each are noted."""
+        wanted = desired(session, self.name)
+        self.sizes = wanted.sizes
+        return wanted.processors
+
+    def pool_of(self, processor: Processor) -> int | None:
+        """The pool size to ask of the processor's worker here: ``-po``, else its deployment's (None: its own -w)."""
+        return self.pool_size or self.sizes.get(processor.id)
 
     def converge(self, session: Session, processor: Processor) -> None:
         handle = self.handles.get(processor.id)
@@ -207,7 +224,9 @@ class Agent(SpareKeeping):
             if handle is None:
                 return
         paused = processor.requested_status == ProcessorStatus.PAUSED
+        handle.set_concurrency(self.sizes.get(processor.id) if not self.pool_size else None)  # resized in place
         handle.set_paused(paused)
+        self.concurrency[processor.id] = self.pool_of(processor) or processor.workers
         observed = self.observed_status(handle)
         if observed != (ProcessorStatus.PAUSED if paused else ProcessorStatus.RUNNING):
             self.settling = True
@@ -265,7 +284,7 @@ class Agent(SpareKeeping):
             set_status(processor, ProcessorStatus.ERROR, f"cannot start its worker: {exc} ({hint}); retrying in {delay:.0f} s")
             return None
         self.handles[processor.id] = handle
-        self.concurrency[processor.id] = self.pool_size or processor.workers
+        self.concurrency[processor.id] = self.pool_of(processor) or processor.workers
         return handle
 
     def new_run_dir(self, processor_id: str) -> Path:
@@ -300,30 +319,7 @@ class Agent(SpareKeeping):
                 self.give_back_calls(handle)  # (killed after its grace period, or dead before it was retired)
 
     def give_back_calls(self, handle: Handle) -> None:
-        """Put the calls a dead worker held back on their queues now, not after the broker's visibility timeout.
-
-        (Its pool processes died with it: Celery has the kernel kill them
-        when their parent dies, so none finishes a call given back.)
-        """
-        if not self.settings.broker.startswith("redis://"):
-            return  # the embedded broker gives them to the next consumer by itself, RabbitMQ when the connection drops
-        from kombu.exceptions import KombuError
-        from redis.exceptions import RedisError
-
-        from pyfi.messaging.redis_transport import give_back  # (kombu's Redis transport: only agents that need it)
-
-        app = make_app(self.settings)
-        config = _flag_text(self.worker_args, "--celery-config")
-        if config:  # the workers' transport options (a global_keyprefix, say) name the keys to look at
-            from pyfi.worker.main import WorkerOptions, apply_options
-
-            apply_options(app, WorkerOptions(celery_config=config))
-        try:
-            with app.connection_for_write() as connection:
-                give_back(connection, Path(handle.run_dir).name, f"of {handle.processor} (pid {handle.pid})")
-        except (OSError, RedisError, KombuError) as exc:  # the visibility timeout still gives them back, later
-            log.warning("cannot give back the calls of %s's dead worker %d now (the broker will, within %d s): %s",
-                        handle.processor, handle.pid, VISIBILITY_TIMEOUT, exc)
+        give_back_calls(self.settings, _flag_text(self.worker_args, "--celery-config"), handle)
 
     def credentials_for(self, processor: Processor) -> Credentials:
         return worker_credentials(self.settings.db, processor.id, self.name)
@@ -359,6 +355,7 @@ class Agent(SpareKeeping):
     def shutdown(self) -> None:
         """Stop every worker gracefully, then mark the agent stopped."""
         self.deployer.stop()
+        self.beat.close()
         for processor_id in list(self.handles):
             self.retire(processor_id)
         for spare in self.spares.values():

@@ -39,6 +39,8 @@ class Handle:
     started: float = field(default_factory=time.time)
     stopping_since: float | None = None
     killed: bool = False  # it did not stop within the grace period
+    paused: bool = False
+    concurrency: int | None = None  # the pool size the agent asks for (a deployment's), or the worker's own
     proc: subprocess.Popen | None = field(default=None, repr=False, compare=False)
 
     @property
@@ -54,7 +56,15 @@ class Handle:
         return self.proc.poll() if self.proc is not None else None
 
     def set_paused(self, paused: bool) -> None:
-        write_command(self.control, PAUSE if paused else RUN)
+        self.paused = paused
+        write_command(self.control, PAUSE if paused else RUN, self.concurrency)
+
+    def set_concurrency(self, concurrency: int | None) -> None:
+        """Ask the worker to grow or shrink its pool (None: leave it as it started)."""
+        if concurrency != self.concurrency:
+            self.concurrency = concurrency
+            write_command(self.control, PAUSE if self.paused else RUN, concurrency)
+            save_meta(self)
 
     def start_error(self) -> str | None:
         """Why the worker could not start, if it said."""

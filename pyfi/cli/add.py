@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from pyfi.cli.context import AppContext, pass_app
+from pyfi.cli.context import AppContext, pass_app, warn
 from pyfi.cli.options import HELP, SPECS
 
 
@@ -20,6 +20,7 @@ def _make_add(kind_name: str) -> click.Command:
         with app.session() as session:
             obj = objects.add(session, app.actor, kind(kind_name), fields)
             click.echo(f"{obj.id}:{obj.name}:{obj.created}")
+            warn(kind(kind_name).notes(session, obj))
 
     command.__doc__ = HELP[kind_name]
     command = pass_app(command)

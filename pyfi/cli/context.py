@@ -21,3 +21,9 @@ class AppContext(CoreContext):
 
 
 pass_app = click.make_pass_decorator(AppContext)
+
+
+def warn(notes: list[str]) -> None:
+    """Tell the user, on stderr, what they should know about what they just did."""
+    for note in notes:
+        click.echo(f"Warning: {note}", err=True)

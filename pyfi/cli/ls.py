@@ -74,6 +74,8 @@ def relations(kind_name: str, obj: Any) -> list[tuple[str, str, list[Any]]]:
         return [("Plugs out", "plug", obj.plugs_out), ("Plugs in", "plug", obj.plugs_in)]
     if kind_name == "node":
         return [("Agents", "agent", obj.agents)]
+    if kind_name == "scheduler":
+        return [("Nodes", "node", obj.nodes), ("Deployments", "deployment", _deployments_of(obj))]
     if kind_name == "agent":
         return [("Workers", "worker", obj.workers)]
     if kind_name == "user":
@@ -82,6 +84,16 @@ def relations(kind_name: str, obj: Any) -> list[tuple[str, str, list[Any]]]:
     if kind_name == "role":
         return [("Users", "user", obj.users), ("Privileges", "privilege", obj.privileges)]
     return []
+
+
+def _deployments_of(scheduler: Any) -> list[Any]:
+    from sqlalchemy import select
+    from sqlalchemy.orm import object_session
+
+    from pyfi.db.models import Deployment
+
+    query = select(Deployment).where(Deployment.scheduler_id == scheduler.id).order_by(Deployment.name)
+    return list(object_session(scheduler).scalars(query))
 
 
 def echo_object(kind_name: str, obj: Any, related: list[tuple[str, str, list[Any]]], as_json: bool) -> None:
@@ -120,6 +132,25 @@ def ls_tasks(app: AppContext, page: int, rows: int, ascend: bool, as_json: bool)
     with app.session() as session:
         require(session, app.actor, Right.READ)
         echo_page("task", paged(session, select(Task), Task.lastupdated, page, rows, ascend), as_json)
+
+
+@ls.command("placements")
+@click.option("-s", "--scheduler", help="Only this scheduler's moves")
+@paging
+@pass_app
+def ls_placements(app: AppContext, scheduler: str | None, page: int, rows: int, ascend: bool, as_json: bool) -> None:
+    """List the moves schedulers made: a processor's worker processes on a node, before and after, and why"""
+    from sqlalchemy import select
+
+    from pyfi.core.access import require
+    from pyfi.core.objects import paged
+    from pyfi.db.models import Placement
+    from pyfi.enums import Right
+
+    query = select(Placement) if scheduler is None else select(Placement).where(Placement.scheduler == scheduler)
+    with app.session() as session:
+        require(session, app.actor, Right.READ)
+        echo_page("placement", paged(session, query, Placement.created, page, rows, ascend), as_json)
 
 
 ls.add_command(ls_calls.ls_calls)

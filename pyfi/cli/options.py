@@ -105,7 +105,7 @@ SPECS: dict[str, list[Opt]] = {
             type=Commit()),
         Opt(("-rs", "--requested_status"), "requested_status", "The requested status for this processor",
             extra={"metavar": f"[{'|'.join(REQUESTABLE)}]", "callback": check_requested_status}),
-        Opt(("-b", "--beat"), "beat", "Enable the beat scheduler", flag=True),
+        Opt(("-b", "--beat"), "beat", "Enable the beat scheduler: its sockets' -i/--cron schedules fire", flag=True),
         Opt(("-br", "--branch"), "branch", "Git branch to be used for checkouts"),
         Opt(("--requirements",), "requirements", "Extra pip requirements, comma separated"),
     ],
@@ -114,7 +114,10 @@ SPECS: dict[str, list[Opt]] = {
         Opt(("-q", "--queue"), "queue", "Queue the socket consumes", required=True),
         Opt(("-pn", "--procname"), "processor", "Processor that runs the task", required=True),
         Opt(("-t", "--task"), "task", "Task function of the processor's module", required=True),
-        Opt(("-i", "--interval"), "interval", "Run every N seconds", type=click.IntRange(min=1)),
+        Opt(("-i", "--interval"), "interval", "Run every N seconds (once per tick for the whole network, while its "
+            "processor runs with -b/--beat)", type=click.IntRange(min=1)),
+        Opt(("--cron",), "cron", 'Run on a cron schedule, in UTC (e.g. "*/5 * * * *"), as -i/--interval does; '
+            'update with --cron "" to remove the schedule'),
         Opt(("--wait",), "wait", "Join: run once every plugged argument has arrived", flag=True),
     ],
     "plug": [
@@ -146,8 +149,8 @@ SPECS: dict[str, list[Opt]] = {
     "deployment": [
         NAME,
         Opt(("-p", "--processor"), "processor", "Processor to place", required=True),
-        Opt(("-h", "--hostname"), "hostname", "Node host name", required=True),
-        Opt(("--cpus",), "cpus", "CPUs to use there", type=click.IntRange(min=1)),
+        Opt(("-h", "--hostname"), "hostname", "Name of the node to run it on", required=True),
+        Opt(("--cpus",), "cpus", "Worker processes to run there (default 1)", type=click.IntRange(min=1)),
     ],
     "network": [NAME, Opt(("-d", "--description"), "description", "What the network is for")],
 }
@@ -161,6 +164,7 @@ HELP = {
     "agent": "Add agent to the database (agents register themselves on start)",
     "worker": "Add worker to the database (agents register the ones they run)",
     "scheduler": "Add scheduler to the database",
-    "deployment": "Add deployment (placement of a processor on a node) to the database",
+    "deployment": "Add deployment (placement of a processor on a node, by hand: schedulers leave the processor alone) to "
+                  "the database",
     "network": "Add network to the database",
 }

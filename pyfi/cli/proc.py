@@ -22,9 +22,9 @@ def _make(action: str, doc: str) -> click.Command:
     @click.pass_context
     @pass_app
     def command(app: AppContext, ctx: click.Context, sub_name: str | None) -> None:
-        from pyfi.agent.doorbell import ring
         from pyfi.core import processors
         from pyfi.core.network import namespace
+        from pyfi.messaging.doorbell import ring
 
         name, ident = selector(*ctx.meta.get("proc_selector", (None, None)), sub_name, action)
         with app.session() as session:

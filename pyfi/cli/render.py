@@ -21,19 +21,65 @@ def _agent_status(agent: Any) -> Any:
 
 
 def _worker_status(worker: Any) -> Any:
-    from pyfi.worker.presence import shown_status  # a hand-started worker that stopped refreshing its row -> lost
+    from pyfi.worker.presence import (
+        shown_status,  # a hand-started worker that stopped refreshing its row -> lost
+    )
 
     return shown_status(worker)
 
 
 def shown_processor(processor: Any) -> tuple[Any, Any]:
-    from pyfi.agent.node import shown_status  # active, but no live agent runs it -> lost
+    from pyfi.agent.node import (
+        shown_status,  # active, but no live agent runs it -> lost
+    )
 
     return shown_status(processor)
 
 
 def _name(obj: Any) -> Any:
     return obj.name if obj is not None else None
+
+
+def _node_agent(node: Any) -> Any:
+    """The status of the node's agent (lost when its heartbeat is stale); None before one ever started."""
+    return _agent_status(node.agents[0]) if node.agents else None
+
+
+def _node_state(node: Any) -> str:
+    return "draining" if node.draining else "cordoned" if node.cordoned else "schedulable"
+
+
+def _node_deployments(node: Any) -> str:
+    """``processor:workers`` for each deployment on the node."""
+    from sqlalchemy import select
+    from sqlalchemy.orm import object_session
+
+    from pyfi.db.models import Deployment
+
+    query = select(Deployment).where(Deployment.hostname == node.name)
+    return ", ".join(sorted(f"{d.processor.name}:{d.cpus}" for d in object_session(node).scalars(query)))
+
+
+def _placed_by(deployment: Any) -> str:
+    if deployment.scheduler_id is None:
+        return "(by hand)"
+    from sqlalchemy.orm import object_session
+
+    from pyfi.db.models import Scheduler
+
+    return object_session(deployment).get(Scheduler, deployment.scheduler_id).name
+
+
+def _next_fire(socket: Any) -> Any:
+    """When a timed socket fires next (UTC), or why it does not."""
+    if not (socket.interval or socket.cron):
+        return None
+    if not socket.processor.beat:
+        return "never: its processor has no -b/--beat"
+    from pyfi.db.base import utcnow
+    from pyfi.scheduler.beat import next_tick
+
+    return next_tick(socket, utcnow()).isoformat(sep=" ")
 
 
 #: how much of an error a table cell shows (``ls processor -n`` prints it whole under the table)
@@ -58,14 +104,16 @@ COLUMNS: dict[str, list[Column]] = {
     ],
     "socket": COMMON + [
         UPDATED, ("Processor", lambda o: _name(o.processor)), ("Queue", lambda o: _name(o.queue)),
-        ("Task", lambda o: o.task.path), ("Interval", lambda o: o.interval), ("Wait", lambda o: o.wait),
+        ("Task", lambda o: o.task.path), ("Interval", lambda o: o.interval), ("Cron", lambda o: o.cron),
+        ("Next Fire", _next_fire), ("Wait", lambda o: o.wait),
     ],
     "plug": COMMON + [
         UPDATED, ("Type", lambda o: o.type), ("Queue", lambda o: _name(o.queue)), ("Source", lambda o: _name(o.source)),
         ("Target", lambda o: _name(o.target)), ("Position", lambda o: o.position),
     ],
     "node": COMMON + [UPDATED, ("Hostname", lambda o: o.hostname), ("CPUs", lambda o: o.cpus), ("Load", lambda o: o.load),
-                      ("Memory", lambda o: o.memory), ("Disk", lambda o: o.disk)],
+                      ("Memory", lambda o: o.memory), ("Disk", lambda o: o.disk), ("Agent", _node_agent),
+                      ("State", _node_state), ("Deployments", _node_deployments)],
     "agent": COMMON + [UPDATED, ("Node", lambda o: _name(o.node)), ("Hostname", lambda o: o.hostname),
                        ("Pid", lambda o: o.pid), ("Port", lambda o: o.port), ("Status", lambda o: _agent_status(o))],
     "worker": COMMON + [
@@ -74,9 +122,13 @@ COLUMNS: dict[str, list[Column]] = {
         ("Commit", lambda o: o.commit[:12] if o.commit else None),  # the code it runs (--json: all of it)
     ],
     "scheduler": COMMON + [UPDATED, ("Strategy", lambda o: o.strategy), ("Interval", lambda o: o.interval),
-                           ("Enabled", lambda o: o.enabled)],
+                           ("Enabled", lambda o: o.enabled),
+                           ("Node Names", lambda o: ", ".join(sorted(n.name for n in o.nodes)))],
     "deployment": COMMON + [UPDATED, ("Processor", lambda o: _name(o.processor)), ("Hostname", lambda o: o.hostname),
-                            ("CPUs", lambda o: o.cpus)],
+                            ("CPUs", lambda o: o.cpus), ("Placed By", _placed_by)],
+    "placement": [("When", lambda o: o.created), ("Scheduler", lambda o: o.scheduler), ("Processor", lambda o: o.processor),
+                  ("Node", lambda o: o.node), ("Before", lambda o: o.before), ("After", lambda o: o.after),
+                  ("Reason", lambda o: o.reason)],
     "network": COMMON + [UPDATED, ("Description", lambda o: o.description)],
     "user": COMMON + [("Email", lambda o: o.email)],
     "role": COMMON + [UPDATED],

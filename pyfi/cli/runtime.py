@@ -1,8 +1,8 @@
-"""Runtime command groups: agent, worker, task, and the node/scheduler/api/web groups.
+"""Runtime command groups: agent, worker, task, and the api/web groups.
 
-Options follow the seed. The node, scheduler, api and web groups have no
-sub-commands in this release (their objects are managed with add/ls); their
-help says so.
+Options follow the original pyfi documentation. The api and web groups have
+no sub-commands in this release; their help says so. (``scheduler`` and
+``node`` are in :mod:`pyfi.cli.scheduling`.)
 """
 from __future__ import annotations
 
@@ -269,16 +269,6 @@ def render_result(value: object) -> str:
     import json
 
     return value if isinstance(value, str) else json.dumps(value)
-
-
-@click.group()
-def node() -> None:
-    """Node management operations (nodes register themselves; see `pyfi ls nodes`)"""
-
-
-@click.group()
-def scheduler() -> None:
-    """Scheduler management commands (placement is not in this release; `pyfi add scheduler` records one)"""
 
 
 @click.group()

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from pyfi.cli.context import AppContext, pass_app
+from pyfi.cli.context import AppContext, pass_app, warn
 from pyfi.cli.options import SPECS
 
 
@@ -21,6 +21,7 @@ def _make_update(kind_name: str) -> click.Command:
         with app.session() as session:
             obj = objects.update(session, app.actor, kind(kind_name), name, ident, changes)
             click.echo(f"Updated {kind_name} {obj.name!r}")
+            warn(kind(kind_name).notes(session, obj))
 
     command.__doc__ = f"Update a {kind_name}, selected by -n/--name or --id"
     command = pass_app(command)

@@ -5,8 +5,9 @@ hooks: ``check`` applies the actor's site policy to the fields (the git
 allow-list for processors), ``prepare`` turns user-facing fields (names of
 related objects, enum strings) into column values, ``authorize`` checks the
 actor's right on the related objects the fields name (a socket's processor,
-a plug's source socket), and ``guard_delete`` refuses a delete that would
-break something. Users, roles and privileges
+a plug's source socket), ``guard_delete`` refuses a delete that would
+break something, and ``notes`` says what the user should know about the
+object just added or changed (a timed socket whose processor has no beat). Users, roles and privileges
 live in ``pyfi.core.users`` because they have more to do (password hashes,
 grants, database roles).
 """
@@ -47,6 +48,10 @@ def _no_authorize(_session: Session, _actor: Actor, _fields: Fields, _obj: Any =
     return None
 
 
+def _no_notes(_session: Session, _obj: Any) -> list[str]:
+    return []
+
+
 @dataclass(frozen=True)
 class Kind:
     name: str
@@ -61,6 +66,7 @@ class Kind:
     check: Callable[[Actor, Fields], None] = _no_check
     guard_delete: Callable[[Session, Any], None] = _no_guard
     authorize: Callable[..., None] = _no_authorize
+    notes: Callable[[Session, Any], list[str]] = _no_notes
     columns: tuple[str, ...] = field(default=())
 
 
@@ -117,11 +123,41 @@ def prepare_socket(session: Session, fields: Fields, obj: Any = None) -> Fields:
         fields["queue_id"] = by_name(session, m.Queue, fields.pop("queue"), "queue").id
     fields.pop("queue", None)
     _positive(fields, "interval", 1)
+    check_schedule(fields, obj)
     function = fields.pop("task", None)
     if function is not None:
         processor_id = fields.get("processor_id") or (obj.processor_id if obj else None)
         fields["task_id"] = task_for(session, processor_id, function).id
     return fields
+
+
+def check_schedule(fields: Fields, obj: Any = None) -> None:
+    """A socket fires every ``interval`` seconds or on a ``cron`` schedule: one replaces the other, ``cron=""`` clears both."""
+    if fields.get("interval") and fields.get("cron"):
+        raise InvalidInput("a socket fires every -i/--interval seconds or on a --cron schedule, not both",
+                           "give one of them")
+    if fields.get("cron") is not None:
+        if fields["cron"] == "":
+            fields["cron"] = fields["interval"] = None
+            return
+        from croniter import croniter
+
+        if not croniter.is_valid(fields["cron"]):
+            raise InvalidInput(f"invalid cron expression {fields['cron']!r}",
+                               'give five fields: minute hour day-of-month month day-of-week, e.g. "*/5 * * * *"')
+    if obj is not None and fields.get("cron"):
+        fields["interval"] = None
+    elif obj is not None and fields.get("interval"):
+        fields["cron"] = None
+
+
+def socket_notes(session: Session, socket: Any) -> list[str]:
+    """What the user should know after adding or changing a socket: a schedule that will not fire."""
+    processor = socket.processor or session.get(m.Processor, socket.processor_id)
+    if (socket.interval or socket.cron) and not processor.beat:
+        return [f"processor {processor.name!r} has no -b/--beat: socket {socket.name!r}'s schedule does not fire until "
+                f"`pyfi update processor -n {processor.name} --beat`"]
+    return []
 
 
 def task_for(session: Session, processor_id: str | None, function: str) -> m.Task:
@@ -204,7 +240,7 @@ def guard_queue(session: Session, queue: m.Queue) -> None:
 
 
 def _kind(name: str, plural: str, model: type, suffix: str | None, **hooks: Any) -> Kind:
-    """Kinds with seed rights (ADD_X, ...) use them; others use CREATE/UPDATE/DELETE/READ."""
+    """Kinds with rights of their own in the original pyfi documentation (ADD_X, ...) use them; others use CREATE/UPDATE/DELETE/READ."""
     if suffix is None:
         return Kind(name, plural, model, Right.CREATE, Right.UPDATE, Right.DELETE, Right.READ, Right.READ, **hooks)
     ls_right = Right[f"LS_{suffix}S"] if f"LS_{suffix}S" in Right.__members__ else Right.READ
@@ -217,7 +253,8 @@ KINDS: dict[str, Kind] = {
     for k in (
         _kind("queue", "queues", m.Queue, "QUEUE", prepare=prepare_queue, guard_delete=guard_queue),
         _kind("processor", "processors", m.Processor, "PROCESSOR", prepare=prepare_processor, check=check_processor),
-        _kind("socket", "sockets", m.Socket, "SOCKET", prepare=prepare_socket, authorize=authorize_socket),
+        _kind("socket", "sockets", m.Socket, "SOCKET", prepare=prepare_socket, authorize=authorize_socket,
+              notes=socket_notes),
         _kind("plug", "plugs", m.Plug, "PLUG", prepare=prepare_plug, authorize=authorize_plug),
         _kind("node", "nodes", m.Node, "NODE"),
         _kind("agent", "agents", m.Agent, "AGENT", prepare=prepare_agent),
@@ -231,7 +268,7 @@ KINDS: dict[str, Kind] = {
     )
 }
 KINDS["user"] = replace(KINDS["user"], read=Right.LS_USER)
-KINDS["worker"] = replace(KINDS["worker"], ls=Right.LS_WORKERS)  # the seed has LS_WORKERS only
+KINDS["worker"] = replace(KINDS["worker"], ls=Right.LS_WORKERS)  # the original rights list has LS_WORKERS only
 
 
 def kind(name: str) -> Kind:

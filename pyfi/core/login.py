@@ -50,6 +50,17 @@ def database_user(session: Session, configured: str) -> str:
     return session.execute(_CURRENT, {"group": GROUP}).one().login
 
 
+def check_owner_login(session: Session, who: str) -> None:
+    """``who`` (an agent, a scheduler) writes for every user: on PostgreSQL it needs the database owner's login."""
+    from pyfi.errors import PermissionDenied
+
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    if not session.execute(text("SELECT pyfi_is_admin()")).scalar():
+        raise PermissionDenied(f"{who} needs the database owner's login: it writes for every user",
+                               "give it the URI of the login that ran `pyfi db init` (--db or PYFI_DB)")
+
+
 def own_login(session: Session) -> str | None:
     """The pyfi user whose own PostgreSQL role the session logged in as (None: the database owner, or SQLite)."""
     if session.get_bind().dialect.name != "postgresql":

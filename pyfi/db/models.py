@@ -226,6 +226,9 @@ class Node(Common, Base):
     load: Mapped[float | None]
     memory: Mapped[int | None] = mapped_column(BigInteger)
     disk: Mapped[int | None] = mapped_column(BigInteger)
+    #: `pyfi node cordon`: schedulers place nothing new here; `drain`: they move everything away
+    cordoned: Mapped[bool] = mapped_column(default=False)
+    draining: Mapped[bool] = mapped_column(default=False)
 
     agents: Mapped[list[Agent]] = relationship(back_populates="node", cascade="all, delete-orphan", passive_deletes=True)
 
@@ -270,15 +273,44 @@ class Scheduler(Common, Base):
 
 
 class Deployment(Common, Base):
-    """Placement of a processor onto a node."""
+    """Placement of a processor onto a node: ``cpus`` worker processes there.
+
+    ``scheduler_id`` names the scheduler that placed it; a deployment added
+    by hand has none, and a processor with one is placed by hand only.
+    """
 
     __tablename__ = "deployments"
 
     processor_id: Mapped[str] = mapped_column(ForeignKey("processors.id", ondelete="CASCADE"), index=True)
     hostname: Mapped[str] = mapped_column(String(200))
     cpus: Mapped[int] = mapped_column(default=1)
+    scheduler_id: Mapped[str | None] = mapped_column(ForeignKey("schedulers.id", ondelete="CASCADE"), index=True)
 
     processor: Mapped[Processor] = relationship(back_populates="deployments")
+
+
+class Placement(Base):
+    """A move a scheduler made: a processor's worker processes on a node, before and after, and why."""
+
+    __tablename__ = "placements"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    created: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
+    scheduler: Mapped[str] = mapped_column(String(200))
+    processor: Mapped[str] = mapped_column(String(200))
+    node: Mapped[str] = mapped_column(String(200))
+    before: Mapped[int] = mapped_column(default=0)
+    after: Mapped[int] = mapped_column(default=0)
+    reason: Mapped[str | None] = mapped_column(Text)
+
+
+class SocketTick(Base):
+    """The last tick a timed socket fired for (pyfi.scheduler.beat): the next holder of the beat goes on from it."""
+
+    __tablename__ = "socket_ticks"
+
+    socket_id: Mapped[str] = mapped_column(ForeignKey("sockets.id", ondelete="CASCADE"), primary_key=True)
+    last_tick: Mapped[dt.datetime]
 
 
 class Network(Common, Base):

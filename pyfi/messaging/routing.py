@@ -58,15 +58,16 @@ def routes_for(socket: Any, routing_key: str | None = None) -> list[Route]:
     """The broker queues a call sent to ``socket`` must be published to."""
     queue = socket.queue
     if queue.type == QueueType.DIRECT:
-        return [_route(socket)]
+        return [socket_route(socket)]
     peers = sorted(queue.sockets, key=lambda s: s.name)
     if queue.type == QueueType.TOPIC:
         key = routing_key or socket.name
         peers = [s for s in peers if topic_matches(s.name, key)]
-    return [_route(s) for s in peers]
+    return [socket_route(s) for s in peers]
 
 
-def _route(socket: Any) -> Route:
+def socket_route(socket: Any) -> Route:
+    """The route to ``socket`` itself, whatever its queue's type (a timed socket fires only itself)."""
     return Route(broker_queue(socket), socket.task.path, socket.id, socket.name, socket.processor_id)
 
 

@@ -1,12 +1,16 @@
-"""Pause and resume without killing: stop or start consuming the socket queues.
+"""Pause, resume and resize without killing: stop or start consuming the socket queues, grow or shrink the pool.
 
-The agent writes ``pause`` or ``run`` into the worker's control file; a
-watcher thread notices within ``POLL`` seconds and schedules the change on
-the consumer's own loop (``call_soon``), which is the only thread allowed to
-touch it. The worker answers by writing its state next to the control file.
+The agent writes ``pause`` or ``run`` into the worker's control file, and,
+when a deployment says how many worker processes the node runs,
+``concurrency N`` on a second line; a watcher thread notices within ``POLL``
+seconds and schedules the change on the consumer's own loop
+(``call_soon``), which is the only thread allowed to touch it. The worker
+answers by writing its state next to the control file. A pool is resized in
+place: a scheduler that moves part of a processor away stops no worker.
 """
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from pathlib import Path
@@ -14,18 +18,31 @@ from typing import Any
 
 from celery import bootsteps
 
+log = logging.getLogger("pyfi.worker")
+
 POLL = 0.1
 PAUSE, RUN = "pause", "run"
 
 
-def read_command(path: Path) -> str:
+CONCURRENCY = "concurrency"
+
+
+def read_control(path: Path) -> tuple[str, int | None]:
+    """(``pause`` or ``run``, the pool size asked for or None)."""
     try:
-        return path.read_text().strip() or RUN
+        lines = path.read_text().split("\n")
     except FileNotFoundError:
-        return RUN
+        return RUN, None
+    command = lines[0].strip() or RUN
+    sizes = [line.split()[1] for line in lines[1:] if line.startswith(CONCURRENCY + " ")]
+    return command, int(sizes[0]) if sizes and sizes[0].isdigit() and int(sizes[0]) > 0 else None
 
 
-def write_command(path: Path, command: str) -> None:
+def read_command(path: Path) -> str:
+    return read_control(path)[0]
+
+
+def write_command(path: Path, command: str, concurrency: int | None = None) -> None:
     """Atomically replace the control file (the agent's side).
 
     The file is its run directory's owner's: with ``agent start -u`` the
@@ -37,7 +54,7 @@ def write_command(path: Path, command: str) -> None:
         directory = path.parent.stat()
         if directory.st_uid != os.geteuid():
             os.fchown(fd, directory.st_uid, directory.st_gid)
-        os.write(fd, command.encode())
+        os.write(fd, (command + (f"\n{CONCURRENCY} {concurrency}" if concurrency else "")).encode())
     finally:
         os.close(fd)
     tmp.replace(path)
@@ -92,15 +109,32 @@ class PauseControl(bootsteps.StartStopStep):
         self.stopped.set()
 
     def watch(self, consumer: Any, path: Path) -> None:
-        applied = RUN
+        applied, size = RUN, None
         state_path(path).write_text("running")  # consuming: tells the agent the worker is up
         while True:
-            wanted = read_command(path)
+            wanted, wanted_size = read_control(path)
             if wanted != applied:
                 consumer.call_soon(self.apply, consumer, wanted, path)
                 applied = wanted
+            if wanted_size is not None and wanted_size != size:
+                consumer.call_soon(self.resize, consumer, wanted_size)
+                size = wanted_size  # (a shrink that finds every process busy is tried again at the next change)
             if self.stopped.wait(POLL):
                 return
+
+    @staticmethod
+    def resize(consumer: Any, size: int) -> None:
+        """Grow or shrink the pool to ``size`` processes, and the prefetch with it (as Celery's pool_grow does)."""
+        change = size - consumer.pool.num_processes
+        try:
+            if change > 0:
+                consumer.pool.grow(change)
+            elif change < 0:
+                consumer.pool.shrink(-change)
+        except ValueError:  # billiard: no idle process to take away now
+            log.warning("cannot shrink the pool to %d processes now: every process is busy", size)
+            return
+        consumer._update_prefetch_count(change)
 
     @staticmethod
     def apply(consumer: Any, command: str, path: Path) -> None:

@@ -1,11 +1,13 @@
-"""Wake the agents when a processor's requested state changes, instead of at their next tick.
+"""Wake the agents (or the schedulers) when what they act on changes, instead of at their next tick.
 
 ``pyfi proc start|stop|pause|...`` commits the request, then rings: one
-pub/sub message on :data:`CHANNEL`. Every agent sleeps between reconciles on
-its :class:`Doorbell`, which returns as soon as a ring arrives. A ring is a
+pub/sub message on :data:`AGENTS`. Every agent sleeps between reconciles on
+its :class:`Doorbell`, which returns as soon as a ring arrives. Schedulers
+sleep between placement rounds on :data:`SCHEDULERS`, which ``pyfi scheduler
+... add|remove`` and ``pyfi node cordon|uncordon|drain`` ring. A ring is a
 hint, never the request itself: the database stays the one source of truth,
-and an agent that misses a ring (pub/sub down, a message dropped) still
-reconciles at its next tick.
+and a process that misses a ring (pub/sub down, a message dropped) still
+acts at its next tick.
 """
 from __future__ import annotations
 
@@ -16,35 +18,38 @@ from typing import Any
 from pyfi.errors import BackendUnavailable, PyfiError
 from pyfi.messaging.pubsub import publisher_for, subscriber_for
 
-log = logging.getLogger("pyfi.agent")
+log = logging.getLogger("pyfi.doorbell")
 
-#: not of the form <queue>.<processor>.<channel>, so `pyfi listen` patterns do not see it
-CHANNEL = "pyfi-control.agents"
+#: the agents' doorbell; not of the form <queue>.<processor>.<channel>, so `pyfi listen` patterns do not see it
+AGENTS = "pyfi-control.agents"
+#: the schedulers' doorbell
+SCHEDULERS = "pyfi-control.schedulers"
 #: seconds between attempts to subscribe while the pub/sub backend is unavailable
 RESUBSCRIBE = 5.0
 
 
-def ring(pubsub_url: str, processor: str, namespace: str = "") -> bool:
-    """Tell every agent of the network (``namespace``) to reconcile now; True if the pub/sub backend took the message.
+def ring(pubsub_url: str, processor: str, namespace: str = "", channel: str = AGENTS) -> bool:
+    """Tell every agent (or scheduler: ``channel``) of the network (``namespace``) to act now; True if the pub/sub
+    backend took the message.
 
-    Never raises: the request is committed already, and agents see it at their next tick anyway.
+    Never raises: the request is committed already, and they see it at their next tick anyway.
     """
     try:
         publisher = publisher_for(pubsub_url, namespace)
     except PyfiError as exc:
-        log.warning("cannot ring the agents (%s); they see the request at their next tick", exc)
+        log.warning("cannot ring %s (%s); they see the change at their next tick", channel, exc)
         return False
     try:
-        return publisher.publish(CHANNEL, {"processor": processor})
+        return publisher.publish(channel, {"processor": processor})
     finally:
         publisher.close()
 
 
 class Doorbell:
-    """What an agent sleeps on: a timeout that a ring cuts short."""
+    """What an agent or scheduler sleeps on: a timeout that a ring cuts short."""
 
-    def __init__(self, pubsub_url: str, namespace: str = "") -> None:
-        self.url, self.namespace = pubsub_url, namespace
+    def __init__(self, pubsub_url: str, namespace: str = "", channel: str = AGENTS) -> None:
+        self.url, self.namespace, self.channel = pubsub_url, namespace, channel
         self._subscriber: Any = None  # a (network) Subscriber
         self._retry_at = 0.0
 
@@ -61,7 +66,7 @@ class Doorbell:
                 pass
             return True
         except BackendUnavailable as exc:
-            log.warning("agent doorbell: %s; reconciling on the tick only", exc)
+            log.warning("doorbell %s: %s; acting on the tick only", self.channel, exc)
             self.close()
             return False
 
@@ -77,8 +82,8 @@ class Doorbell:
     def _subscribed(self) -> Any:
         if self._subscriber is None and time.monotonic() >= self._retry_at:
             try:
-                self._subscriber = subscriber_for(self.url, CHANNEL, self.namespace)
+                self._subscriber = subscriber_for(self.url, self.channel, self.namespace)
             except BackendUnavailable as exc:
-                log.warning("agent doorbell: %s; retrying in %.0f s", exc, RESUBSCRIBE)
+                log.warning("doorbell %s: %s; retrying in %.0f s", self.channel, exc, RESUBSCRIBE)
                 self._retry_at = time.monotonic() + RESUBSCRIBE
         return self._subscriber
