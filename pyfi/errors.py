@@ -1,7 +1,8 @@
 """The one exception tree of pyfi.
 
 Core code raises these; front ends translate them once (the CLI turns them
-into a one-line message and an exit code). Every message should name the
+into a one-line message and an exit code; :func:`known_error` names the
+backend failures that are not pyfi's own). Every message should name the
 problem *and* the fix, because it is all the user will see.
 """
 from __future__ import annotations
@@ -72,3 +73,21 @@ class CallFailed(PyfiError):
 
 class CallTimeout(PyfiError):
     """A task call did not finish within the allowed time."""
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (its type's name when it has none)."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def known_error(exc: BaseException) -> PyfiError | None:
+    """The PyfiError for a well-known backend failure, else None; the backends' modules are not imported."""
+    name = type(exc).__name__
+    from_database = type(exc).__module__.startswith(("sqlalchemy", "psycopg2", "sqlite3"))  # kombu has these names too
+    if name in {"OperationalError", "InterfaceError"} and from_database:
+        return BackendUnavailable(f"database unavailable: {first_line(getattr(exc, 'orig', exc))}",
+                                  "check the server and the URI (--db, PYFI_DB or the ini file)")
+    if name in {"ProgrammingError"} and "does not exist" in str(exc):
+        return NotInitialized("the database schema is missing or out of date", "run `pyfi db init` or `pyfi db migrate`")
+    return None

@@ -10,7 +10,7 @@ import logging
 
 import click
 
-from pyfi.errors import PyfiError
+from pyfi.errors import PyfiError, first_line, known_error
 
 log = logging.getLogger("pyfi")
 
@@ -68,34 +68,13 @@ class LazyGroup(click.Group):
         except Exception as exc:  # noqa: BLE001 - last line of defence: one line, exit 1
             if _debug(ctx):
                 raise
-            translated = _known(exc)
+            translated = known_error(exc)
             if translated is not None:
                 raise PyfiClickError(translated) from exc
             raise click.ClickException(
-                f"unexpected {type(exc).__name__}: {_first_line(exc)} (rerun with --debug for the traceback)"
+                f"unexpected {type(exc).__name__}: {first_line(exc)} (rerun with --debug for the traceback)"
             ) from exc
 
 
 def _debug(ctx: click.Context) -> bool:
     return bool(ctx.params.get("debug"))
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
-def _known(exc: Exception) -> PyfiError | None:
-    """Map well-known backend failures to PyfiErrors without importing them eagerly."""
-    from pyfi.errors import BackendUnavailable
-
-    name = type(exc).__name__
-    from_database = type(exc).__module__.startswith(("sqlalchemy", "psycopg2", "sqlite3"))  # kombu has these names too
-    if name in {"OperationalError", "InterfaceError"} and from_database:
-        return BackendUnavailable(f"database unavailable: {_first_line(getattr(exc, 'orig', exc))}",
-                                  "check the server and the URI (--db, PYFI_DB or the ini file)")
-    if name in {"ProgrammingError"} and "does not exist" in str(exc):
-        from pyfi.errors import NotInitialized
-
-        return NotInitialized("the database schema is missing or out of date", "run `pyfi db init` or `pyfi db migrate`")
-    return None

@@ -1,4 +1,4 @@
-"""Tables (prettytable, in the seed's shapes) and JSON for ``ls`` output."""
+"""Tables (prettytable, in the shapes of the original pyfi documentation) and JSON for ``ls`` output."""
 from __future__ import annotations
 
 import datetime as dt
@@ -15,25 +15,21 @@ UPDATED: Column = ("Last Updated", lambda o: o.lastupdated)
 
 
 def _agent_status(agent: Any) -> Any:
-    from pyfi.agent.node import effective_status  # stale heartbeat -> lost
+    from pyfi.core.liveness import effective_status  # stale heartbeat -> lost
 
     return effective_status(agent)
 
 
 def _worker_status(worker: Any) -> Any:
-    from pyfi.worker.presence import (
-        shown_status,  # a hand-started worker that stopped refreshing its row -> lost
-    )
+    from pyfi.core.liveness import shown_worker_status  # a hand-started worker that stopped refreshing its row -> lost
 
-    return shown_status(worker)
+    return shown_worker_status(worker)
 
 
 def shown_processor(processor: Any) -> tuple[Any, Any]:
-    from pyfi.agent.node import (
-        shown_status,  # active, but no live agent runs it -> lost
-    )
+    from pyfi.core.liveness import shown_processor_status  # active, but no live agent runs it -> lost
 
-    return shown_status(processor)
+    return shown_processor_status(processor)
 
 
 def _name(obj: Any) -> Any:
@@ -136,7 +132,7 @@ COLUMNS: dict[str, list[Column]] = {
     "call": COMMON + [UPDATED, ("Socket", lambda o: o.socket.task.path if o.socket else o.name),
                       ("Started", lambda o: o.started), ("Finished", lambda o: o.finished), ("State", lambda o: o.state)],
     "event": COMMON + [UPDATED, ("Note", lambda o: o.note)],
-    # the seed's three columns, then the flow and the plug; a join lists every parent
+    # the original pyfi documentation's three columns, then the flow and the plug; a join lists every parent
     "provenance": [("Task", lambda o: o.id), ("Task Parent", lambda o: o.taskparent), ("Flow Parent", lambda o: o.parent),
                    ("Tracking", lambda o: o.tracking), ("Plug", lambda o: o.plug)],
     "privilege": [("Name", lambda o: o.grantee), ("Right", lambda o: o.right), ("Last Updated", lambda o: o.lastupdated),
@@ -157,7 +153,7 @@ def table(kind: str, rows: Iterable[Any]) -> str:
 
 
 def paged_table(kind: str, page: Any) -> str:
-    """The seed's listing: Page and Row columns, then the footer."""
+    """The listing of the original pyfi documentation: Page and Row columns, then the footer."""
     columns = COLUMNS[kind]
     pt = PrettyTable(["Page", "Row"] + [header for header, _ in columns])
     for number, row in enumerate(page.rows, start=1):

@@ -12,20 +12,15 @@ from typing import Any
 
 import click
 
-from pyfi.agent import MAX_SPARES, NODE_NAME, NODE_NAME_RULE
+from pyfi.agent import MAX_SPARES
 from pyfi.cli.context import AppContext, pass_app
 from pyfi.cli.options import POSITIVE_SECONDS
 from pyfi.errors import InvalidInput
+from pyfi.worker import command as worker_command
+from pyfi.worker.command import check_node_name
 
 #: 0 is refused: it would serve the health endpoint on a port chosen at random, that nobody could find
 PORT = click.IntRange(1, 65535)
-
-
-def check_node_name(_ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
-    """Click callback: refuse a node name that is not one safe directory name."""
-    if value is not None and not NODE_NAME.fullmatch(value):
-        raise click.BadParameter(f"{value!r} is not a node name: {NODE_NAME_RULE}", param=param)
-    return value
 
 
 @click.group()
@@ -99,57 +94,16 @@ def worker() -> None:
     """Run pyfi worker"""
 
 
-@worker.command("start")
-@click.option("-n", "--name", required=True, help="Processor to run")
-@click.option("--path", type=click.Path(exists=True, file_okay=False), help="Checkout holding the processor's module")
-@click.option("--control", type=click.Path(dir_okay=False), help="Control file an agent writes (pause/run)")
-@click.option("--node", callback=check_node_name, help="Node name for the worker's host name")
-@click.option("--loglevel", default="WARNING", show_default=True)
-@click.option("--concurrency", type=click.IntRange(min=1), help="Processes (default: the processor's -w)")
-@click.option("--prefetch", type=click.IntRange(min=1), help="Messages each process may hold")
-@click.option("--celery-config", help="module.object with extra Celery settings")
-@click.option("--standby", is_flag=True, hidden=True,
-              help="Import everything, then start only when a line 'go' arrives on stdin (agents keep one ready)")
-@click.option("--credentials-on-stdin", is_flag=True, hidden=True,
-              help="Read the worker's database login and signing key from a line on stdin (agents pass them so)")
-@pass_app
-def worker_start(app: AppContext, name: str, path: str | None, control: str | None, node: str | None,
-                 loglevel: str, concurrency: int | None, prefetch: int | None, celery_config: str | None,
-                 standby: bool, credentials_on_stdin: bool) -> None:
-    """Run a Celery worker for one processor's sockets (agents spawn this; started by hand, it lists itself in ls workers)"""
-    from pathlib import Path
+def _worker_start(**options: Any) -> None:
+    from pyfi.worker.command import start_worker
 
-    from pyfi.private import undumpable
-
-    undumpable()  # before any credential reaches this process's memory
-    if standby:
-        from pyfi.worker.standby import preload, wait_for_go
-
-        preload(app.settings)
-        if not wait_for_go(Path(control) if control else None):
-            return
-    from pyfi.errors import DeployError
-    from pyfi.worker.main import WorkerOptions, leave, run
-
-    credentials = None
-    if credentials_on_stdin:
-        from pyfi.worker.credentials import read_credentials
-
-        credentials = read_credentials(sys.stdin)
-    options = WorkerOptions(concurrency, prefetch, celery_config)
-    try:
-        run(app.settings, name, Path(path) if path else None, Path(control) if control else None, node, loglevel,
-            options, credentials)
-    except DeployError as exc:
-        # started by hand without --path, the processor's module is most likely just not on sys.path
-        if path is None and isinstance(exc.__cause__, ModuleNotFoundError):
-            raise DeployError(exc.message, NO_PATH_HINT) from exc
-        raise
-    leave(0)
+    start_worker(click.get_current_context().find_object(AppContext), **options)
 
 
-NO_PATH_HINT = ("this worker was started without --path: give --path CHECKOUT, the directory holding the module, "
-                "or fix the processor's -m/--module")
+#: the options and help of ``python -m pyfi.worker``, what an agent spawns (pyfi.worker.command): one command
+worker_start = click.Command("start", params=list(worker_command.start.params), callback=_worker_start,
+                             help=worker_command.start.help)
+worker.add_command(worker_start)
 
 
 @click.group()

@@ -1,5 +1,7 @@
 """The pyfi Python client: build a network and call it from Python.
 
+::
+
     from pyfi.client import Queue, Processor, Socket, pipeline
 
     q = Queue(name="pyfi.queue1", type="direct")

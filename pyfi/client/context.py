@@ -3,7 +3,7 @@
 Nothing is resolved or opened at import time, so a processor module that
 imports ``pyfi.client`` (for the decorators) loads without a database.
 Settings follow the CLI's order (argument > PYFI_* environment > ini file >
-embedded default), and so does the acting user (``pyfi.cli.context``): the
+embedded default), and so does the acting user (``pyfi.core.context``): the
 configured login user, or, when a password is configured on PostgreSQL,
 the pyfi user's own database role. The client is therefore subject to
 exactly the privilege checks (and the git allow-list) of the CLI.

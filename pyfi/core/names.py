@@ -11,6 +11,10 @@ PostgreSQL a CHECK constraint holds the database to the same rule
 A socket's function is a plain public function of the module: a Python
 identifier that does not start with an underscore (``__class__``,
 ``_private`` are refused).
+
+A node's name (``agent start -n``, ``worker start --node``) becomes a
+directory under ``$PYFI_HOME/agents``, so it is one safe path component
+(:data:`NODE_NAME`).
 """
 from __future__ import annotations
 
@@ -23,6 +27,11 @@ MAX_NAME = 200
 #: Unicode categories no name may hold
 FORBIDDEN_CATEGORIES = ("Cc", "Cf", "Zl", "Zp")
 FUNCTION_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+
+#: a node name becomes a directory under PYFI_HOME/agents: one safe path component
+#: (a hostname, made of letters, digits, '-' and '.', always is one)
+NODE_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}")
+NODE_NAME_RULE = "use letters, digits, '.', '_' and '-', not starting with '.', at most 100 characters"
 
 
 def forbidden_character(text: str) -> str | None:

@@ -20,7 +20,7 @@ from typing import Iterable
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from pyfi.agent.node import effective_status
+from pyfi.core.liveness import effective_status
 from pyfi.db.models import Agent, Deployment, Node, Placement, Processor, Scheduler
 from pyfi.enums import AgentStatus, Strategy
 from pyfi.scheduler.placement import NodeRoom, place

@@ -5,9 +5,9 @@ so it writes its own row (no agent, its pid, concurrency and the commit of
 its checkout when that is a git clone) once it consumes, keeps the row's
 ``lastupdated`` fresh every ``HEARTBEAT`` seconds, and deletes it when it
 stops. A row whose worker was killed (no clean stop) goes stale: ``ls
-workers`` shows it as lost, and the next worker started by hand anywhere
-deletes it. Listing is secondary to serving: a database that cannot be
-reached costs a warning, never the worker.
+workers`` shows it as lost (``pyfi.core.liveness.shown_worker_status``), and
+the next worker started by hand anywhere deletes it. Listing is secondary to
+serving: a database that cannot be reached costs a warning, never the worker.
 """
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from pathlib import Path
 from sqlalchemy import and_, delete, update
 from sqlalchemy.exc import SQLAlchemyError
 
-from pyfi.agent.node import HEARTBEAT, LOST_AFTER
+from pyfi.core.liveness import HEARTBEAT, LOST_AFTER
 from pyfi.db.base import utcnow
 from pyfi.db.engine import session_scope
 from pyfi.db.models import Worker
@@ -30,13 +30,6 @@ from pyfi.errors import PyfiError
 from pyfi.worker.spec import WorkerSpec
 
 log = logging.getLogger("pyfi.worker")
-
-
-def shown_status(worker: Worker) -> WorkerStatus:
-    """Lost for a hand-started worker's row that its worker stopped refreshing (killed, or its machine gone)."""
-    if worker.agent_id is None and (utcnow() - worker.lastupdated).total_seconds() > LOST_AFTER:
-        return WorkerStatus.LOST
-    return worker.status
 
 
 class Presence:
