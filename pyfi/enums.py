@@ -87,7 +87,7 @@ class Strategy(StrEnum):
 
 
 class Right(StrEnum):
-    """The seed's rights list (with its missing comma fixed)."""
+    """The rights list of the original pyfi documentation (with its missing comma fixed)."""
 
     ALL = "ALL"
     CREATE = "CREATE"

@@ -123,7 +123,7 @@ def test_processors_of_an_agent_that_stopped_heartbeating_are_shown_lost(db_url:
 
 
 def test_a_processor_asked_to_run_on_a_node_no_agent_can_serve_is_shown_lost(db_url: str, run_cli) -> None:
-    """Not ``ready`` for good: nothing would ever start it (the walk-through's `-h ghost` then `proc start`)."""
+    """Not ``ready`` for good: nothing would ever start it (`-h ghost`, then `proc start`)."""
     with session_scope(db_url) as session:
         added = processor("pinned")
         added.status = added.requested_status = ProcessorStatus.READY  # as `add processor` leaves it

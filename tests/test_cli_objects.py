@@ -88,7 +88,7 @@ def test_update_needs_a_change_and_a_known_object(db_url, run_cli):
 
 # --- processors, sockets, plugs ---------------------------------------------
 
-def test_processor_takes_every_seed_option(db_url, run_cli):
+def test_processor_takes_every_documented_option(db_url, run_cli):
     out = ok(run_cli, "add", "processor", "-n", "p1", "-m", "pkg.sample", "-h", "node7", "-w", "3", "-r", "2",
              "-g", GIT, "-c", "abc123", "-rs", "running", "-b", "-br", "develop")
     assert ID_LINE.match(out.strip())
@@ -117,7 +117,7 @@ def test_processor_takes_every_seed_option(db_url, run_cli):
 ])
 def test_processor_bad_values_exit_2(db_url, run_cli, args, needle):
     base = {"-n": "p1", "-m": "pkg.sample", "-g": GIT}
-    base.update(dict(zip(args[::2], args[1::2])))
+    base.update(dict(zip(args[::2], args[1::2], strict=True)))
     argv = [x for pair in base.items() for x in pair]
     assert needle in error(run_cli, 2, "add", "processor", *argv)
     assert names(run_cli, "processors") == set()
@@ -309,7 +309,7 @@ def test_every_ls_prints_parseable_json(db_url, run_cli):
         assert data["name"] == name and re.fullmatch(r"\d{4}-\d\d-\d\dT[\d:.]+", data["lastupdated"]), kind
 
 
-def test_plural_listing_pages_with_the_seed_footer(db_url, run_cli):
+def test_plural_listing_pages_with_the_documented_footer(db_url, run_cli):
     for i in range(12):
         ok(run_cli, "add", "queue", "-n", f"q{i:02d}")
     first = ok(run_cli, "ls", "queues")
@@ -332,7 +332,7 @@ def test_plural_listing_pages_with_the_seed_footer(db_url, run_cli):
 
 def test_users_roles_and_privileges(db_url, db_kind, run_cli):
     added = ok(run_cli, "add", "user", "-n", "joe", "-e", "joe@xyz", "-p", "12345").strip().splitlines()
-    echo = ["CREATE USER joe WITH PASSWORD '*****'"] if db_kind == "postgres" else []  # the seed's line, masked
+    echo = ["CREATE USER joe WITH PASSWORD '*****'"] if db_kind == "postgres" else []  # the documented line, masked
     assert added == echo + ['User "joe" added']
     prompted = run_cli("add", "user", input="ann\nann@xyz\nPa55-word\nPa55-word\n")
     assert prompted.exit_code == 0 and 'User "ann" added' in prompted.output

@@ -37,7 +37,7 @@ from pyfi.flow import Routed
 def a(x): return f"a({x})"
 def b(x): return f"b({x})"
 def c(x): return f"c({x})"
-def fan(x): return {"seed": x}
+def fan(x): return {"value": x}
 def left(x): return ["left", x]
 def right(x): return ["right", x]
 def d(x, y): return {"x": x, "y": y}
@@ -242,7 +242,7 @@ def test_fan_out_and_join_runs_once_with_arguments_in_position_order(net: Net):
     tracking = start["tracking"]
     d_call = wait_for(lambda: net.finished(tracking, "d"), what="the join d")[0]
     wait_for(lambda: net.finished(tracking, "left") and net.finished(tracking, "right"), what="both sides")
-    assert net.result(d_call["id"]) == {"x": ["left", {"seed": 7}], "y": ["right", {"seed": 7}]}
+    assert net.result(d_call["id"]) == {"x": ["left", {"value": 7}], "y": ["right", {"value": 7}]}
     flow = net.flow(tracking)
     assert sorted(c["socket"] for c in flow) == ["d", "fan", "left", "right"]  # d ran once
     assert net.pending_joins(tracking) == 0
@@ -261,13 +261,14 @@ def test_fan_out_and_join_runs_once_with_arguments_in_position_order(net: Net):
 
 
 def test_concurrent_flows_through_one_join_never_mix(net: Net):
-    seeds = list(range(100, 108))
-    roots = {seed: net.send("fan", str(seed)) for seed in seeds}  # sent back to back: the flows overlap
-    for seed, tracking in roots.items():
-        d_call = wait_for(lambda: net.finished(tracking, "d"), what=f"join of flow {seed}")[0]
-        assert net.result(d_call["id"]) == {"x": ["left", {"seed": seed}], "y": ["right", {"seed": seed}]}
-    for seed, tracking in roots.items():
-        wait_for(lambda: net.finished(tracking, "left") and net.finished(tracking, "right"), what="both sides")
+    values = list(range(100, 108))
+    roots = {value: net.send("fan", str(value)) for value in values}  # sent back to back: the flows overlap
+    for value, tracking in roots.items():
+        d_call = wait_for(lambda tracking=tracking: net.finished(tracking, "d"), what=f"join of flow {value}")[0]
+        assert net.result(d_call["id"]) == {"x": ["left", {"value": value}], "y": ["right", {"value": value}]}
+    for tracking in roots.values():
+        wait_for(lambda tracking=tracking: net.finished(tracking, "left") and net.finished(tracking, "right"),
+                 what="both sides")
         assert [c["socket"] for c in net.flow(tracking)].count("d") == 1
         assert net.pending_joins(tracking) == 0
 

@@ -1,8 +1,4 @@
-"""A deploy called off (new settings, a deleted processor) ends soon and leaves nothing in the way of the next.
-
-From the review of the tenth session's change, which made a cancel end the
-job's git and pip until the job has ended.
-"""
+"""A deploy called off (new settings, a deleted processor) ends soon and leaves nothing in the way of the next."""
 from __future__ import annotations
 
 import subprocess

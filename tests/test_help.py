@@ -1,4 +1,4 @@
-"""Every ``--help`` works with no ini and no database, and matches the seed's shapes."""
+"""Every ``--help`` works with no ini and no database, and matches the shapes of the original pyfi documentation."""
 from __future__ import annotations
 
 import os
@@ -14,7 +14,7 @@ import pytest
 
 SEED_COMMANDS = ["add", "agent", "api", "db", "delete", "listen", "ls", "node", "proc",
                  "scheduler", "task", "update", "web", "whoami", "worker"]
-#: commands pyfi adds beyond the seed's (each documented in docs/)
+#: commands pyfi adds beyond the documented ones (each documented in docs/)
 ADDED_COMMANDS = ["compose"]
 UNREACHABLE_DB = "postgresql://postgres@127.0.0.1:1/x"
 
@@ -68,7 +68,7 @@ def test_every_command_help_works_without_ini_or_database(no_config, run_cli):
     assert not no_config.exists(), "help must not create PYFI_HOME, an ini or a database"
 
 
-def test_root_help_lists_exactly_the_seed_commands(no_config, run_cli):
+def test_root_help_lists_exactly_the_documented_commands(no_config, run_cli):
     for args in ((), ("--help",)):
         result = run_cli(*args)
         assert result.exit_code == 0
@@ -79,7 +79,7 @@ def test_root_help_lists_exactly_the_seed_commands(no_config, run_cli):
         assert has_option(help_text, short, long), long
 
 
-def test_db_and_proc_groups_list_the_seed_subcommands(no_config, run_cli):
+def test_db_and_proc_groups_list_the_documented_subcommands(no_config, run_cli):
     assert commands_section(run_cli("db", "--help").output) == ["drop", "init", "json", "migrate", "rebuild"]
     proc_help = run_cli("proc", "--help").output
     assert commands_section(proc_help) == ["pause", "remove", "restart", "resume", "start", "stop"]
@@ -94,7 +94,7 @@ def test_add_queue_help_shows_the_type_choice_with_default_direct(no_config, run
     assert has_option(text, "-n", "--name")
 
 
-def test_add_processor_help_has_the_seed_short_flags(no_config, run_cli):
+def test_add_processor_help_has_the_documented_short_flags(no_config, run_cli):
     text = run_cli("add", "processor", "--help").output
     for short, long in (("-n", "--name"), ("-m", "--module"), ("-h", "--hostname"), ("-w", "--workers"),
                         ("-r", "--retries"), ("-g", "--gitrepo"), ("-c", "--commit"),

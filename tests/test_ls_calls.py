@@ -12,7 +12,7 @@ from pyfi.db.engine import session_scope
 from pyfi.db.models import Call, Event
 
 BASE = dt.datetime(2021, 9, 13, 19, 0, 0)
-SEED_HEADER = ["Page", "Row", "Name", "ID", "Owner", "Last Updated", "Socket", "Started", "Finished", "State"]
+DOCUMENTED_HEADER = ["Page", "Row", "Name", "ID", "Owner", "Last Updated", "Socket", "Started", "Finished", "State"]
 
 
 def ok(run_cli, *args: str) -> str:
@@ -73,10 +73,10 @@ def many_calls(db_url, socket_id) -> list[dict]:
     return rows
 
 
-def test_ls_calls_pages_3830_records_like_the_seed(many_calls, run_cli):
+def test_ls_calls_pages_3830_records_like_the_documentation(many_calls, run_cli):
     newest_first = many_calls[::-1]
     out = ok(run_cli, "ls", "calls")
-    assert header(out) == SEED_HEADER
+    assert header(out) == DOCUMENTED_HEADER
     assert out.rstrip().splitlines()[-1] == "Page 1 of 383 of 3830 total records"
     shown = body(out)
     assert [r[:2] for r in shown] == [["1", str(n)] for n in range(1, 11)]
@@ -140,9 +140,9 @@ def test_ls_call_shows_call_provenance_and_events(db_url, socket_id, run_cli):
     blocks = tables(out)
     assert [b for b in blocks if not b.startswith("+")] == ["Provenance", "Events"]
     call_table, _, provenance, _, events = blocks
-    assert header(call_table) == SEED_HEADER[2:]
+    assert header(call_table) == DOCUMENTED_HEADER[2:]
     assert [(r[0], r[1], r[2], r[7]) for r in body(call_table)] == [("pyfi.flow.step_two", ids["two"], "postgres", "finished")]
-    assert header(provenance) == ["Task", "Task Parent", "Flow Parent", "Tracking", "Plug"]  # the seed's, then two
+    assert header(provenance) == ["Task", "Task Parent", "Flow Parent", "Tracking", "Plug"]  # the documented ones, then two
     assert body(provenance) == [[ids["two"], ids["one"], ids["one"], ids["tracking"], "None"]]
     assert header(events) == ["Name", "ID", "Owner", "Last Updated", "Note"]
     assert [(r[0], r[4]) for r in body(events)] == [
@@ -189,7 +189,7 @@ def test_ls_call_errors(db_url, run_cli):
     unknown = run_cli("ls", "call", "-n", "pyfi.nothing")
     assert unknown.exit_code == 2 and "no call named 'pyfi.nothing'" in unknown.stderr
     empty = ok(run_cli, "ls", "calls")
-    assert header(empty) == SEED_HEADER and body(empty) == []
+    assert header(empty) == DOCUMENTED_HEADER and body(empty) == []
     assert empty.rstrip().endswith("Page 1 of 1 of 0 total records")
     for bad in (("-p", "0"), ("-r", "0"), ("-p", "2")):
         result = run_cli("ls", "calls", *bad)

@@ -76,7 +76,6 @@ def beat(session: Session, agent: Agent, workdir: Path, status: AgentStatus = Ag
 def release(session: Session, agent_name: str, processors: list[Processor]) -> None:
     """An agent stops: the processors it ran that no other live agent runs are shown stopped.
 
-    Without this ``ls processors`` kept saying 'running' with nothing running.
     A processor in error keeps its error: it still says what is wrong.
     """
     others = live_agents(session, excluding=agent_name)

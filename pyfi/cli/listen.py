@@ -20,8 +20,9 @@ from pyfi.errors import InvalidInput
 @click.option("-a", "--adaptor",
               help="Adaptor class (e.g. my.module.Class, found in the current directory or on PYTHONPATH); "
                    "each message goes to its put(message)")
-@click.option("--format", "fmt", type=click.Choice(["seed", "json"]), default="seed", show_default=True,
-              help="seed: one dict per message as in the docs; json: one decoded JSON message per line")
+@click.option("--format", "fmt", type=click.Choice(["dict", "json"]), default="dict", show_default=True,
+              help="dict: one Python dict per message, as the original pyfi documentation shows them; "
+                   "json: one decoded JSON message per line")
 @click.option("--timeout", type=POSITIVE_SECONDS, help="Stop after this many seconds without a message (more than 0)")
 @pass_app
 def listen(app: AppContext, name: str, channel: str, adaptor: str | None, fmt: str, timeout: float | None) -> None:
@@ -36,7 +37,7 @@ def listen(app: AppContext, name: str, channel: str, adaptor: str | None, fmt: s
     verifier = Verifier(app.db_url, namespace, lambda where, why: click.echo(unsigned_warning(where, why), err=True))
     with subscriber_for(app.settings.pubsub, pattern_for(name, channel), namespace) as subscriber:
         warn_if_no_room(app, name)  # subscribed first: nothing published meanwhile is missed
-        if fmt == "seed":
+        if fmt == "dict":
             click.echo(f"Listening to {name}")
         try:
             for received in subscriber.listen(timeout=timeout):
@@ -85,9 +86,9 @@ def deliver(message: Any, fmt: str, sink: Any) -> None:
     elif fmt == "json":
         click.echo(json.dumps(message.data), nl=True)
     else:
-        seed = message.as_dict()
-        seed["data"] = json.dumps(seed["data"])
-        click.echo(str(seed))
+        shown = message.as_dict()
+        shown["data"] = json.dumps(shown["data"])
+        click.echo(str(shown))
 
 
 def load_adaptor(path: str) -> Any:

@@ -112,7 +112,7 @@ def tree_json(root: Any) -> dict[str, Any]:
 
 
 def draw_tree(root: Any) -> str:
-    """Draw a provenance tree in asciitree's box style, as in the seed.
+    """Draw a provenance tree in asciitree's box style, as the original pyfi documentation does.
 
     Laid out exactly like ``asciitree.LeftAligned``, but iteratively: LeftAligned
     recurses once per level and re-prefixes every line below at every level,

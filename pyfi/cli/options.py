@@ -1,6 +1,6 @@
 """Option specs per object kind, shared by ``add`` and ``update``.
 
-``add`` uses them as declared (required where the seed says so); ``update``
+``add`` uses them as declared (required where the original pyfi documentation says so); ``update``
 makes every option optional and selects the object by ``-n`` or ``--id``.
 """
 from __future__ import annotations

@@ -93,7 +93,7 @@ def get_call(session: Session, actor: Actor, ident: str | None = None, name: str
 
 @dataclass(frozen=True)
 class Provenance:
-    """Where a call came from: the seed's Task / Task Parent / Flow Parent, plus flow and plug."""
+    """Where a call came from: the Task / Task Parent / Flow Parent of the original pyfi documentation, plus flow and plug."""
 
     id: str
     taskparent: str | None

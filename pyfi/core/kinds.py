@@ -240,7 +240,8 @@ def guard_queue(session: Session, queue: m.Queue) -> None:
 
 
 def _kind(name: str, plural: str, model: type, suffix: str | None, **hooks: Any) -> Kind:
-    """Kinds with rights of their own in the original pyfi documentation (ADD_X, ...) use them; others use CREATE/UPDATE/DELETE/READ."""
+    """Kinds with rights of their own in the original pyfi documentation (ADD_X, ...) use them; others use
+    CREATE/UPDATE/DELETE/READ."""
     if suffix is None:
         return Kind(name, plural, model, Right.CREATE, Right.UPDATE, Right.DELETE, Right.READ, Right.READ, **hooks)
     ls_right = Right[f"LS_{suffix}S"] if f"LS_{suffix}S" in Right.__members__ else Right.READ

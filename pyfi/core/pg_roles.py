@@ -157,7 +157,7 @@ def database(session: Session) -> str:
 
 
 def echo(session: Session, name: str) -> str:
-    """The seed's ``CREATE USER joe WITH PASSWORD '...'`` line, password masked."""
+    """The original pyfi documentation's ``CREATE USER joe WITH PASSWORD '...'`` line, password masked."""
     return f"CREATE USER {quote(session, name)} WITH PASSWORD '{MASK}'"
 
 

@@ -2,7 +2,7 @@
 
 On PostgreSQL a user is also a database login role (``pyfi.core.pg_roles``),
 created, re-passworded and dropped in the same transaction as the row; the
-masked statement is handed to ``echo`` (the CLI prints it, as the seed does).
+masked statement is handed to ``echo`` (the CLI prints it, as the original pyfi documentation shows).
 """
 from __future__ import annotations
 

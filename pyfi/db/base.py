@@ -62,7 +62,7 @@ class Base(DeclarativeBase):
 
 
 class Common:
-    """Columns every first-class object carries (as in the seed's tables)."""
+    """Columns every first-class object carries (as in the tables of the original pyfi documentation)."""
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
     name: Mapped[str] = mapped_column(String(200), unique=True)

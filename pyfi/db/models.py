@@ -121,7 +121,7 @@ class Task(Base):
 
     @property
     def path(self) -> str:
-        """The call name, ``<module>.<function>`` as in the seed."""
+        """The call name, ``<module>.<function>`` as in the original pyfi documentation."""
         return f"{self.module}.{self.name}"
 
 

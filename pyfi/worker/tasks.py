@@ -74,7 +74,7 @@ class SocketTask(Task):
 
 
 def register_tasks(app: Any, spec: WorkerSpec, module: ModuleType, hooks: TaskHooks | None = None) -> dict[str, Any]:
-    """One task per distinct ``<module>.<function>``, named as the seed's calls."""
+    """One task per distinct ``<module>.<function>``, named as the calls of the original pyfi documentation."""
     tasks = {}
     on_output = hooks.publish_output if hooks is not None else None
     for socket in spec.sockets:

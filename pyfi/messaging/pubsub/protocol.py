@@ -70,7 +70,7 @@ def build_message(
     date: str | None = None,
     **fields: Any,
 ) -> dict[str, Any]:
-    """A lifecycle (or log) message as the seed's ``pyfi listen`` shows it.
+    """A lifecycle (or log) message as ``pyfi listen`` shows it in the original pyfi documentation.
 
     Always: ``channel``, ``state``, ``date``, ``room``. Extra ``fields`` whose
     value is not None are added (e.g. ``module``, ``task``, ``resultkey``,
