@@ -55,6 +55,15 @@ def chatty(x):
 
 def boom(x):
     raise ValueError(f"boom {x}")
+
+def tick():
+    import json
+    ran = {"node": os.environ.get("PYFI_TEST_NODE"), "pid": os.getpid()}
+    marker = os.environ.get("PYFI_TEST_MARKER")
+    if marker:
+        with open(marker, "a") as fh:
+            fh.write(json.dumps(ran) + "\\n")
+    return ran
 '''
 
 
@@ -106,6 +115,7 @@ class Network:
         self.env = {**os.environ, **env}
         self.tmp = tmp
         self.agents: dict[str, subprocess.Popen] = {}
+        self.schedulers: list[subprocess.Popen] = []
         self.suffix = uuid.uuid4().hex[:6]
         self.db_url = env["PYFI_DB"]
 
@@ -155,6 +165,18 @@ class Network:
         proc.send_signal(sig)
         return proc.wait(timeout=timeout)
 
+    def start_scheduler(self, name: str, log_name: str | None = None) -> subprocess.Popen:
+        """``pyfi scheduler start -n NAME``, logging to ``scheduler-LOG_NAME.log``."""
+        log = open(self.tmp / f"scheduler-{log_name or name}.log", "ab")
+        proc = subprocess.Popen(PYFI + ["scheduler", "start", "-n", name], env=self.env, stdout=log,
+                                stderr=subprocess.STDOUT)
+        self.schedulers.append(proc)
+        return proc
+
+    def scheduler_log(self, log_name: str) -> str:
+        path = self.tmp / f"scheduler-{log_name}.log"
+        return path.read_text() if path.exists() else ""
+
     def agent_log(self, node: str) -> str:
         path = self.tmp / f"agent-{node}.log"
         return path.read_text() if path.exists() else ""
@@ -166,6 +188,12 @@ class Network:
         return time.monotonic() - start
 
     def close(self) -> None:
+        for proc in self.schedulers:
+            proc.terminate()
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
         for node in list(self.agents):
             try:
                 self.stop_agent(node)

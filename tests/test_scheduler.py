@@ -18,7 +18,7 @@ from test_cli_objects import GIT, error, ok, rows
 
 from pyfi.db.base import utcnow
 from pyfi.db.engine import session_scope
-from pyfi.db.models import Agent, Deployment, Node, Placement, Scheduler
+from pyfi.db.models import Agent, Deployment, Node, Placement, Processor, Scheduler
 from pyfi.enums import AgentStatus
 from pyfi.scheduler.lease import Lease
 from pyfi.scheduler.placer import place_round
@@ -201,3 +201,34 @@ def test_a_timed_socket_without_beat_warns_and_ls_shows_when_it_fires(db_url, ru
     ok(run_cli, "update", "socket", "-n", "s", "--cron", "")
     shown = rows(run_cli, "sockets")[0]
     assert shown["interval"] is None and shown["cron"] is None and shown["next_fire"] is None
+
+
+def test_two_beat_holders_never_fire_one_tick_twice(db_url, run_cli):
+    """An old holder that lost its lease without knowing it yet, and the new one, claim the same tick: one wins."""
+    from sqlalchemy.orm import Session
+
+    from pyfi.config import resolve
+    from pyfi.db.engine import get_engine
+    from pyfi.db.models import Socket, SocketTick
+    from pyfi.scheduler.beat import Beat, latest_tick
+
+    ok(run_cli, "add", "queue", "-n", "q")
+    processor(run_cli, "p", 1, "-b")
+    ok(run_cli, "add", "socket", "-n", "s", "-q", "q", "-pn", "p", "-t", "run", "-i", "2")
+    with session_scope(db_url) as session:
+        session.execute(Processor.__table__.update().values(status="running"))
+    old, new = Beat(resolve()), Beat(resolve())
+    now = dt.datetime(2026, 1, 1, 12, 0, 1)
+    with session_scope(db_url) as session:
+        assert old.claim_due(session, now) == []  # first sight: counted from now, fires at the next tick
+    later = now + dt.timedelta(seconds=5)
+    engine = get_engine(db_url)
+    with Session(engine) as first, Session(engine) as second:
+        assert second.scalar(select(SocketTick)) is not None  # the new holder read the last tick before the old one moved it
+        claimed_first = old.claim_due(first, later)
+        first.commit()
+        claimed_second = new.claim_due(second, later)
+        second.commit()
+    assert [t for _, t in claimed_first] == [dt.datetime(2026, 1, 1, 12, 0, 6)] and claimed_second == []
+    with session_scope(db_url) as session:
+        assert session.scalar(select(SocketTick.last_tick)) == latest_tick(session.scalar(select(Socket)), later)

@@ -41,11 +41,13 @@ def plan(session: Session, actor: Actor, socket_name: str, routing_key: str | No
 
 
 def send(app: Any, routes: list[Route], args: list[Any], parent: str | None = None, tracking: str | None = None,
-         plug: str | None = None, taskparent: str | None = None) -> list[SentCall]:
-    """Publish one call per route, declaring each broker queue first."""
+         plug: str | None = None, taskparent: str | None = None, call_id: str | None = None) -> list[SentCall]:
+    """Publish one call per route, declaring each broker queue first (``call_id``: the id of a call to one route)."""
+    if call_id is not None and len(routes) != 1:
+        raise ValueError("a call id names one call: give one route")
     sent = []
     for route in routes:
-        call_id = str(uuid.uuid4())
+        call_id = call_id or str(uuid.uuid4())
         queue = kombu_queue(route.broker_queue)
         app.send_task(
             route.task_name, args=args, task_id=call_id, queue=queue, routing_key=route.broker_queue,

@@ -12,9 +12,11 @@ tick: if the holder dies, at most one tick is missed. A socket fires only
 while its processor has ``-b/--beat`` and is running; a tick missed
 meanwhile is not made up for.
 
-A fired call is an ordinary call, sent to the socket with no arguments and
-signed with the processor's key: recorded, published, and sent along plugs
-like any other.
+A fired call is an ordinary call, sent to the socket with no arguments (the
+socket's function takes none, or has defaults) and signed with the
+processor's key: recorded, published, and sent along plugs like any other.
+Its id is derived from the socket and the tick (:func:`tick_call_id`), so
+one tick is one call whoever fires it.
 """
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ import datetime as dt
 import logging
 import math
 import time
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,6 +44,8 @@ from pyfi.scheduler.lease import Lease
 
 log = logging.getLogger("pyfi.scheduler")
 
+#: the requested states of a processor whose timed sockets fire (while it runs)
+RUN = (ProcessorStatus.READY, ProcessorStatus.RUNNING)
 #: seconds between a non-holder's attempts at the beat's lease
 STANDBY_POLL = 2.0
 _EPOCH = dt.datetime(1970, 1, 1)
@@ -67,6 +72,11 @@ def next_tick(socket: Any, now: dt.datetime) -> dt.datetime | None:
 
         return croniter(socket.cron, now).get_next(dt.datetime)
     return None
+
+
+def tick_call_id(socket_id: str, tick: dt.datetime) -> str:
+    """The id of the call a socket fires for a tick: one tick, one call id (``ls call --id`` finds it)."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"pyfi:tick:{socket_id}:{tick.isoformat()}"))
 
 
 @dataclass(frozen=True)
@@ -117,7 +127,7 @@ class Beat:
 
     def fire(self, socket: Any, tick: dt.datetime) -> Firing:
         app = self.app_for(socket.processor_id)
-        [call] = send(app, [socket_route(socket)], [])
+        [call] = send(app, [socket_route(socket)], [], call_id=tick_call_id(socket.id, tick))
         log.info("timed socket %s fired for %s: call %s", socket.name, tick.isoformat(sep=" "), call.id)
         return Firing(socket.name, tick, call.id)
 
@@ -139,6 +149,6 @@ def timed_sockets(session: Session) -> list[Socket]:
     """Sockets with an interval or a cron schedule whose processor has ``-b/--beat`` and is running."""
     query = (select(Socket).join(Socket.processor)
              .where((Socket.interval.is_not(None)) | (Socket.cron.is_not(None)), Processor.beat.is_(True),
-                    Processor.requested_status == ProcessorStatus.RUNNING, Processor.status == ProcessorStatus.RUNNING)
+                    Processor.requested_status.in_(RUN), Processor.status == ProcessorStatus.RUNNING)
              .options(selectinload(Socket.task), selectinload(Socket.queue)))
     return list(session.scalars(query))

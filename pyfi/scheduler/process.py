@@ -45,7 +45,7 @@ class SchedulerProcess:
         self.lease = Lease(settings.db, f"scheduler:{name}")
         self.stop_event = threading.Event()
         self.next_round = 0.0
-        self.holding = False
+        self.holding: bool | None = None  # (unknown: the first step says which it is)
         self.live: set[str] = set()  # the scheduler's live nodes at the last round
         self.channels = ""  # the network's pub/sub prefix
 
