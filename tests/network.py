@@ -56,6 +56,10 @@ def chatty(x):
 def boom(x):
     raise ValueError(f"boom {x}")
 
+def host(x):
+    import socket
+    return socket.gethostname()
+
 def tick():
     import json
     ran = {"node": os.environ.get("PYFI_TEST_NODE"), "pid": os.getpid()}
