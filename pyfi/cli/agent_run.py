@@ -61,7 +61,8 @@ def bind_health(port: int) -> ThreadingHTTPServer:
 
 
 def serve_health(server: ThreadingHTTPServer, agent: Any) -> None:
-    """Answer GET / with JSON: the agent's name, the workers it supervises, the spares it keeps and what it deploys."""
+    """Answer GET / with JSON: the agent's name, the workers it supervises, the spares it keeps, what it deploys, and
+    whether it holds the network's beat."""
     server.agent = agent  # type: ignore[attr-defined] - read by Health for each request
     threading.Thread(target=server.serve_forever, daemon=True, name="pyfi-health").start()
 
@@ -77,6 +78,7 @@ class Health(BaseHTTPRequestHandler):
             "workers": {h.processor: {"pid": h.pid, "alive": h.alive()} for h in list(agent.handles.values())},
             "spares": {s.processor: {"pid": s.proc.pid, "ready": s.ready()} for s in list(agent.spares.values())},
             "deploying": agent.deployer.deploying(),
+            "beat": agent.beat.holding,  # whether this agent fires the network's timed sockets
         }).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")

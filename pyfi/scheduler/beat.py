@@ -47,7 +47,7 @@ log = logging.getLogger("pyfi.scheduler")
 #: the requested states of a processor whose timed sockets fire (while it runs)
 RUN = (ProcessorStatus.READY, ProcessorStatus.RUNNING)
 #: seconds between a non-holder's attempts at the beat's lease
-STANDBY_POLL = 2.0
+STANDBY_POLL = 1.0
 _EPOCH = dt.datetime(1970, 1, 1)
 
 
@@ -93,19 +93,25 @@ class Beat:
         self.settings = settings
         self.lease = Lease(settings.db, "beat")
         self.retry_at = 0.0
+        self.holding = False  # (as of the last tick: what the agent's health endpoint shows)
         self.apps: dict[str, Any] = {}  # processor id -> an app that signs with its key
 
     def tick(self) -> list[Firing]:
-        if not self.lease.held():
-            if time.monotonic() < self.retry_at:
-                return []
-            self.retry_at = time.monotonic() + STANDBY_POLL
-            if not self.lease.acquire():
-                return []
-            log.info("this agent fires the network's timed sockets (it holds the beat)")
+        self.holding = self.lease.held() or self.take_lease()
+        if not self.holding:
+            return []
         with session_scope(self.settings.db) as session:
             due = self.claim_due(session, utcnow())
         return [self.fire(socket, tick) for socket, tick in due]
+
+    def take_lease(self) -> bool:
+        if time.monotonic() < self.retry_at:
+            return False
+        self.retry_at = time.monotonic() + STANDBY_POLL
+        if not self.lease.acquire():
+            return False
+        log.info("this agent fires the network's timed sockets (it holds the beat)")
+        return True
 
     def claim_due(self, session: Session, now: dt.datetime) -> list[tuple[Any, dt.datetime]]:
         """The timed sockets due to fire, their ticks moved on in the database (by compare-and-set) in this transaction."""
@@ -139,6 +145,7 @@ class Beat:
         return self.apps[processor_id]
 
     def close(self) -> None:
+        self.holding = False
         self.lease.release()
         for app in self.apps.values():
             app.close()
