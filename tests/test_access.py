@@ -270,6 +270,9 @@ EXAMPLES = {
     "task run": ["task", "run", "-s", "x", "-d", "1"],
     "db migrate": ["db", "migrate"], "db drop": ["db", "drop", "-y"], "db rebuild": ["db", "rebuild", "-y"],
     "db json": ["db", "json"],
+    "scheduler add": ["scheduler", "-n", "x", "add", "--node", "y"],
+    "scheduler remove": ["scheduler", "-n", "x", "remove", "--node", "y"],
+    "scheduler start": ["scheduler", "start", "-n", "x"],
 }
 UNCHECKED = {"db init", "whoami", "agent start"}  # no right, no right, its own test (it would run an agent)
 

@@ -116,8 +116,8 @@ SPECS: dict[str, list[Opt]] = {
         Opt(("-t", "--task"), "task", "Task function of the processor's module", required=True),
         Opt(("-i", "--interval"), "interval", "Run every N seconds (once per tick for the whole network, while its "
             "processor runs with -b/--beat)", type=click.IntRange(min=1)),
-        Opt(("--cron",), "cron", 'Run on a cron schedule, in UTC (e.g. "*/5 * * * *"), as -i/--interval does; '
-            'update with --cron "" to remove the schedule'),
+        Opt(("--cron",), "cron", 'Run on a cron schedule (five fields: minute hour day month weekday, in UTC), as '
+            '-i/--interval does; update with --cron "" to remove the schedule'),
         Opt(("--wait",), "wait", "Join: run once every plugged argument has arrived", flag=True),
     ],
     "plug": [

@@ -29,6 +29,13 @@ OTHER: dict[str, Right | None] = {
     "ls call": Right.READ,
     "task run": Right.RUN_TASK,
     "agent start": Right.START_AGENT,
+    "scheduler add": Right.UPDATE_SCHEDULER,
+    "scheduler remove": Right.UPDATE_SCHEDULER,
+    "scheduler start": Right.UPDATE_SCHEDULER,
+    "node cordon": Right.UPDATE_NODE,
+    "node uncordon": Right.UPDATE_NODE,
+    "node drain": Right.UPDATE_NODE,
+    "ls placements": Right.READ,
     "db init": None,
     "db migrate": Right.DB_INIT,
     "db drop": Right.DB_DROP,
@@ -36,6 +43,8 @@ OTHER: dict[str, Right | None] = {
     "db json": Right.READ,
     "whoami": None,
 }
+#: commands among OTHER that change an object: another user's needs UPDATE too
+CHANGES = {"scheduler add", "scheduler remove", "node cordon", "node uncordon", "node drain"}
 NOTES = {
     "db init": "none: it creates the schema and makes the configured user its administrator (ALL)",
     "whoami": "none",
@@ -53,12 +62,18 @@ def _kind_rows() -> list[tuple[str, str]]:
     return rows
 
 
+def _other(command: str, right: Right | None) -> str:
+    if right is None:
+        return NOTES[command]
+    return f"{right.value}; another user's: also {NOT_OWNER['update'].value}" if command in CHANGES else right.value
+
+
 def command_rights() -> list[tuple[str, str]]:
     """(command, right needed) for every command that touches the database, sorted by command."""
     rows = _kind_rows()
     rows += [(f"proc {action}", f"{right.value}; another user's: also {NOT_OWNER['update'].value}")
              for action, (right, _status) in ACTIONS.items()]
-    rows += [(command, right.value if right else NOTES[command]) for command, right in OTHER.items()]
+    rows += [(command, _other(command, right)) for command, right in OTHER.items()]
     return sorted(rows)
 
 
