@@ -45,8 +45,13 @@ def live_agents(session: Session, excluding: str | None = None) -> set[str]:
 
 
 def runs_on(processor: Processor, agents: set[str]) -> bool:
-    """Whether one of *agents* runs the processor: a pinned one only on its node, an unpinned one on every agent."""
-    return processor.hostname in agents if processor.hostname else bool(agents)
+    """Whether one of *agents* runs the processor: a pinned one only on its node, a deployed one on its deployments'
+    nodes, any other on every agent (of a node no scheduler places on)."""
+    if processor.hostname:
+        return processor.hostname in agents
+    if processor.deployments:
+        return any(d.hostname in agents for d in processor.deployments)
+    return bool(agents)
 
 
 def shown_processor_status(processor: Processor) -> tuple[ProcessorStatus, str | None]:
