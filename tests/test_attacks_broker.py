@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import uuid
 from pathlib import Path
+from typing import Callable
 
 import pytest
 from sqlalchemy import select
@@ -39,30 +40,49 @@ def call_row(net: Network, call_id: str) -> tuple[str, str | None, list[str]] | 
         return str(call.state), call.sender, notes
 
 
-def send(net: Network, socket_name: str, args: list, *, signer=None, task: str | None = None,
-         tamper: bool = False) -> str:
-    """Publish a call to the socket's broker queue as any Celery client could (signed by ``signer``, if given)."""
-    from celery import signals
-
-    settings = resolve(env=net.env)
+def route_of(net: Network, socket_name: str) -> tuple[str, str, str, str]:
+    """(broker queue, socket id, task, processor id) of a socket."""
     with session_scope(net.db_url) as session:
         socket = session.scalar(select(Socket).where(Socket.name == socket_name))
-        queue, socket_id, task_name, processor_id = broker_queue(socket), socket.id, socket.task.path, socket.processor_id
-    app = make_app(settings, signer=signer)
-    call_id = str(uuid.uuid4())
+        return broker_queue(socket), socket.id, socket.task.path, socket.processor_id
+
+
+def send(net: Network, socket_name: str, args: list, *, signer=None, task: str | None = None,
+         tamper: bool = False, change: Callable[[dict, tuple], None] | None = None, headers: dict | None = None,
+         **options) -> str:
+    """Publish a call to the socket's broker queue as any Celery client could (signed by ``signer``, if given).
+
+    ``tamper`` changes its first argument after signing, ``change(headers, body)`` whatever it likes; ``headers``
+    replace pyfi's (the socket's and processor's ids); ``options`` go to Celery's ``send_task``.
+    """
+    from celery import signals
+
+    queue, socket_id, task_name, processor_id = route_of(net, socket_name)
+    app = make_app(resolve(env=net.env), signer=signer)
+    call_id = options.pop("task_id", None) or str(uuid.uuid4())
 
     def change_after_signing(headers=None, body=None, **_):
         if tamper and headers.get(SIG_HEADER):
             body[0][0] = "changed"
+        if change is not None:
+            change(headers, body)
 
     signals.before_task_publish.connect(change_after_signing, weak=False)
     try:
         app.send_task(task or task_name, args=args, task_id=call_id, queue=kombu_queue(queue), routing_key=queue,
-                      declare=[kombu_queue(queue)], headers={"pyfi_socket": socket_id, "pyfi_processor": processor_id})
+                      declare=[kombu_queue(queue)],
+                      headers=headers if headers is not None else {"pyfi_socket": socket_id, "pyfi_processor": processor_id},
+                      **options)
     finally:
         signals.before_task_publish.disconnect(change_after_signing)
         app.close()
     return call_id
+
+
+def finished(net: Network, call_id: str) -> tuple:
+    """The row of a call once it finished."""
+    return wait_for(lambda: (call_row(net, call_id) or ("",))[0] == "finished" and call_row(net, call_id), 30,
+                    f"call {call_id} to finish")
 
 
 def refused_with(net: Network, call_id: str, reason: str) -> tuple:
@@ -121,3 +141,32 @@ def test_a_revoked_right_stops_a_senders_calls_within_a_second_or_two(net: Netwo
         return row[0] == "refused"
 
     wait_for(refused_now, 10, "ann's calls to be refused", interval=0.5)
+
+
+def step_to(net: Network, socket_name: str, args: list) -> dict:
+    """A workflow step calling ``socket_name`` with ``args``, as a Celery signature travels in a body's embed."""
+    queue, socket_id, task_name, processor_id = route_of(net, socket_name)
+    return {"task": task_name, "args": args, "kwargs": {}, "subtask_type": None, "immutable": True,
+            "options": {"task_id": str(uuid.uuid4()), "queue": queue, "routing_key": queue,
+                        "headers": {"pyfi_socket": socket_id, "pyfi_processor": processor_id}}}
+
+
+def test_a_step_added_to_a_signed_call_is_refused_and_a_signed_one_runs(net: Network):
+    names = build(net, {"echo": "echo", "upper": "upper"})
+    with session_scope(net.db_url) as session:
+        users.add_user(session, ADMIN, "ann", "ann@xyz", "pw-ann")
+        users.add_privilege(session, ADMIN, "RUN_TASK", user="ann")
+        ann = user_signer(session, Actor("ann"))
+    net.start_agent("n1")
+    net.wait_status("p", "running", 60)
+
+    injected = step_to(net, names["upper"], ["injected"])
+    added = send(net, names["echo"], ["legit"], signer=ann,  # a broker-only attacker adds a step to ann's call
+                 change=lambda headers, body: body[2].update(chain=[injected]))
+    refused_with(net, added, "does not match")
+    assert call_row(net, injected["options"]["task_id"]) is None
+
+    signed = step_to(net, names["upper"], ["signed"])
+    first = send(net, names["echo"], ["legit"], signer=ann, chain=[signed])
+    assert finished(net, first)[1] == "ann"
+    assert finished(net, signed["options"]["task_id"])[1] == "p (admin)"  # sent by p's worker once ann's call ended

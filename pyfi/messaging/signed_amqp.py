@@ -25,7 +25,8 @@ class SigningAMQP(AMQP):
             extra.pop(SIG_HEADER, None)
         if signer is not None:
             headers = message.headers
-            signer.sign(headers if not extra else _Merged(headers, extra), args or (), kwargs or {})
+            embed = message.body[2]  # (args, kwargs, embed): the calls Celery sends once this one ends
+            signer.sign(headers if not extra else _Merged(headers, extra), args or (), kwargs or {}, embed)
         return message
 
 

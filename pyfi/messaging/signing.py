@@ -14,9 +14,12 @@ call keys of every sender for P, and only for P, from the database
 (``pyfi_call_key()``, migration 0013), so they can check calls to them
 without being able to sign a call to any other processor; whatever P's own
 code could take from its worker lets it forge only calls to P itself. The
-signature covers what decides what runs and as whom: the key, the call's id,
-task, processor, socket, plug, flow and parent, and a digest of its
-arguments. It costs a sender and a worker a few microseconds a call
+signature covers everything in the message that makes a worker do something
+and says as whom: the key, the call's id, task, processor, socket, plug,
+flow, parent and group, and a digest of its arguments and of its body's
+*embed* (the calls Celery sends once it ends: a workflow's next steps, its
+callbacks and errbacks, a funnel's last call), so no step can be added to a
+captured call. It costs a sender and a worker a few microseconds a call
 (``bench/README.md``).
 
 The key's public half (Ed25519) signs what a worker publishes on pub/sub,
@@ -43,9 +46,11 @@ from kombu.utils import json as kombu_json
 from pyfi.messaging.routing import PLUG_HEADER, PROCESSOR_HEADER, SOCKET_HEADER, TASKPARENT_HEADER
 
 KEY_HEADER, SIG_HEADER = "pyfi_key", "pyfi_sig"
-#: headers the signature covers besides Celery's own id, task, root_id and parent_id
+#: Celery's headers the signature covers: what a call is, its flow and its group (a funnel joins by it)
+CELERY_HEADERS = ("id", "task", "root_id", "parent_id", "group", "group_index")
+#: pyfi's headers the signature covers
 SIGNED_HEADERS = (PROCESSOR_HEADER, SOCKET_HEADER, PLUG_HEADER, TASKPARENT_HEADER)
-VERSION = "pyfi-call-2"
+VERSION = "pyfi-call-3"
 CALLS = b"pyfi-calls\n"
 
 
@@ -62,15 +67,20 @@ def call_key(secret: str, processor_id: str) -> bytes:
     return hashlib.sha256(master + processor_id.encode()).digest()
 
 
-def signed_content(key_id: str, headers: Mapping[str, Any], args: Any, kwargs: Any) -> bytes:
+def signed_content(key_id: str, headers: Mapping[str, Any], args: Any, kwargs: Any,
+                   embed: Mapping[str, Any] | None = None) -> bytes:
     """What a call's signature covers, as bytes (the same on the sending and the checking side).
 
-    The arguments are taken as their JSON text, which a JSON round trip
-    through the broker leaves as it was (a tuple is sent as a list).
+    The arguments and the embed (the body's third part: ``chain``,
+    ``callbacks``, ``errbacks``, ``chord`` and whatever else it holds) are
+    taken as their JSON text, which a JSON round trip through the broker
+    leaves as it was (a tuple is sent as a list). An embed's empty entries
+    count as absent, as they do for Celery.
     """
-    arguments = hashlib.sha256(kombu_json.dumps([list(args or ()), kwargs or {}]).encode()).hexdigest()
-    fields = [VERSION, key_id, headers.get("id"), headers.get("task"), headers.get("root_id"),
-              headers.get("parent_id"), *(headers.get(name) for name in SIGNED_HEADERS), arguments]
+    embed = embed or {}
+    body = kombu_json.dumps([list(args or ()), kwargs or {}, {key: embed[key] for key in sorted(embed) if embed[key]}])
+    fields = [VERSION, key_id, *(headers.get(name) for name in CELERY_HEADERS),
+              *(headers.get(name) for name in SIGNED_HEADERS), hashlib.sha256(body.encode()).hexdigest()]
     return "\n".join("" if value is None else str(value) for value in fields).encode()
 
 
@@ -94,7 +104,7 @@ class Signer:
     def __post_init__(self) -> None:
         object.__setattr__(self, "_key", Ed25519PrivateKey.from_private_bytes(bytes.fromhex(self.private_key)))
 
-    def sign(self, headers: dict[str, Any], args: Any, kwargs: Any) -> None:
+    def sign(self, headers: dict[str, Any], args: Any, kwargs: Any, embed: Mapping[str, Any] | None = None) -> None:
         """Add the key and the signature to a call's ``headers`` (its id, task and pyfi headers, the processor's
         among them: a call named for no processor cannot be signed, and no worker runs it)."""
         processor_id = headers.get(PROCESSOR_HEADER)
@@ -104,7 +114,7 @@ class Signer:
         if key is None:
             key = self._call_keys[processor_id] = call_key(self.private_key, processor_id)
         headers[KEY_HEADER] = self.key_id
-        headers[SIG_HEADER] = call_signature(key, signed_content(self.key_id, headers, args, kwargs))
+        headers[SIG_HEADER] = call_signature(key, signed_content(self.key_id, headers, args, kwargs, embed))
 
     def sign_bytes(self, content: bytes) -> str:
         """The Ed25519 signature of ``content``, as hex (what a worker publishes)."""

@@ -7,7 +7,9 @@ looks at it (:class:`pyfi.worker.consumer.SocketConsumer`):
    tasks are not served on a socket's queue; a funnel's ``chord_unlock`` on
    the embedded default is, like a call: signed, by a sender who may run it);
 2. it is for this worker's processor and signed (:mod:`pyfi.messaging.signing`)
-   with a key the database knows, under that key's call key for the processor;
+   with a key the database knows, under that key's call key for the processor,
+   unchanged since: its pyfi headers, its arguments and the calls its body
+   embeds (a workflow's next steps, callbacks, errbacks, a funnel's last call);
 3. the key's owner may run it: a user holding RUN_TASK, or a processor's
    key whose owner does (a processor's own calls to its own sockets, such
    as retries, always pass).
@@ -102,11 +104,10 @@ class Gate:
         owner, key = self.key(key_id), self.call_key(key_id)
         if owner is None or key is None:
             return Refusal(f"the call is signed with a key the network does not know ({key_id[:36]})")
-        try:
-            args, kwargs, _embed = message.decode()
-        except Exception:  # noqa: BLE001 - a body that is not Celery's: it cannot have been signed
+        body = _body(message)
+        if body is None:
             return Refusal("the call's body cannot be read", owner.sender)
-        if not valid_call_signature(key, signature, signed_content(key_id, headers, args, kwargs)):
+        if not valid_call_signature(key, signature, signed_content(key_id, headers, *body)):
             return Refusal("the call's signature does not match it (changed after it was signed)", owner.sender)
         if owner.processor_id != self.processor_id and not self.may_run(owner.authority):
             return Refusal(f"user {owner.authority!r} lacks the right RUN_TASK", owner.sender)
@@ -158,6 +159,17 @@ class Gate:
             return cached[1]
         store[key] = (time.monotonic() + self.ttl, value)
         return value
+
+
+def _body(message: Any) -> tuple[list, dict, dict] | None:
+    """(args, kwargs, embed) of a call's body, or None when it is not Celery's (it cannot have been signed)."""
+    try:
+        args, kwargs, embed = message.decode()
+    except Exception:  # noqa: BLE001 - anything a sender could put there
+        return None
+    if not isinstance(args, list) or not isinstance(kwargs, dict) or not isinstance(embed, (dict, type(None))):
+        return None
+    return args, kwargs, embed or {}
 
 
 def _short(headers: Any, name: str) -> str:
