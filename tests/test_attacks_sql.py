@@ -93,6 +93,7 @@ ATTACKS_WITHOUT_RIGHTS = [
     "INSERT INTO privileges (id, \"right\", user_id, owner, created, lastupdated) SELECT 'x', 'ALL', id, 'joe', now(),"
     " now() FROM users WHERE name = 'joe'",
     "UPDATE users SET email = 'evil@x'",
+    "UPDATE privileges SET \"right\" = 'ALL'",
     "INSERT INTO tasks (id, name, module, created, lastupdated) VALUES ('t9', 'system', 'os', now(), now())",
 ]
 
@@ -162,18 +163,63 @@ def test_proc_rights_allow_exactly_their_change_of_ones_own_processor(scram_db):
     assert attempt(alice, socket.format("'ap'")) == "ok: 1 rows"
 
 
-def test_names_with_control_characters_are_refused_by_the_database_too(scram_db):
+NEW_PROCESSOR = ("INSERT INTO processors (id, name, owner, module, gitrepo, branch, workers, retries, beat,"
+                 " requested_status, status, error, created, lastupdated) VALUES (%s, %s, 'alice', 'sample', %s, %s, 1,"
+                 " 0, false, 'ready', %s, %s, now(), now())")
+
+
+def new_processor(name: str, gitrepo: str = "x", branch: str = "main", status: str = "ready",
+                  error: str | None = None) -> tuple[str, tuple]:
+    return NEW_PROCESSOR, (name[:8], name, gitrepo, branch, status, error)
+
+
+def test_names_and_text_the_cli_refuses_are_refused_by_the_database_too(scram_db):
     url, _ = scram_db
     network_of_admin(url)
     alice = login(url, "alice", "pw-alice")
-    for name in ("two\nlines", "esc\x1b[2J", "rtl\u202eevil"):
-        result = attempt(alice, "INSERT INTO processors (id, name, owner, module, gitrepo, workers, retries, beat,"
-                                " requested_status, status, created, lastupdated) VALUES (%s, %s, 'alice', 'sample',"
-                                " 'x', 1, 0, false, 'ready', 'ready', now(), now())", (name[:8], name))
-        assert "ck_processors_printable_name" in result, result
+    for name in ("two\nlines", "esc\x1b[2J", "rtl\u202eevil", "p\u3164", "p\u034f", "p\u2800", "no\u00a0break",
+                 " p", "p ", "", "queue1.proc1"):
+        result = attempt(alice, *new_processor(name))
+        assert "ck_processors_visible_name" in result, (name, result)
+    for column, value in (("gitrepo", "x\n|  1 | FAKE-ROW"), ("branch", "main\x1b[2J")):
+        fields = {"gitrepo": "x", "branch": "main", column: value}
+        result = attempt(alice, *new_processor("ap", fields["gitrepo"], fields["branch"]))
+        assert f"ck_processors_{column}_printable" in result, result
+    for status, error in (("running", None), ("ready", "\x1b[2Jfake")):  # only agents write a processor's status
+        assert "only agents write its status" in attempt(alice, *new_processor("ap", status=status, error=error))
+    assert attempt(alice, *new_processor("ap")) == "ok: 1 rows"
     assert "ck_tasks_public_function" in attempt(
         alice, "INSERT INTO tasks (id, name, module, created, lastupdated) VALUES ('t', '__class__', 'sample', now(),"
                " now())")
+    owner = psycopg2.connect(url.replace("+psycopg2", ""))  # even the database owner
+    owner.autocommit = True
+    assert "ck_queues_visible_name" in attempt(
+        owner, "INSERT INTO queues (id, name, owner, type, durable, created, lastupdated) VALUES ('q2', 'q ', 'admin',"
+               " 'direct', true, now(), now())")
+    owner.close()
+
+
+@pytest.mark.parametrize("right, statement", [
+    ("UPDATE_PRIVILEGE", "UPDATE privileges SET \"right\" = 'ALL' WHERE user_id = (SELECT id FROM users WHERE name = 'bob')"),
+    ("UPDATE_PRIVILEGE", "UPDATE privileges SET user_id = (SELECT id FROM users WHERE name = 'bob')"),
+    ("UPDATE_ROLE", "UPDATE roles SET owner = 'bob'"),
+    ("ADD_USER", "INSERT INTO users (id, name, email, owner, created, lastupdated) VALUES ('m', 'mallory', 'm@x', 'bob',"
+                 " now(), now())"),
+])
+def test_a_right_no_command_uses_grants_nothing_through_raw_sql(scram_db, right, statement):
+    """Privileges and roles never change once written; a user row needs its database role (made with CREATEROLE)."""
+    url, _ = scram_db
+    network_of_admin(url)
+    with session_scope(url) as session:
+        users.add_user(session, ADMIN, "bob", "b@xyz", "pw-bob")
+        users.add_privilege(session, ADMIN, right, user="bob")
+        users.add_role(session, ADMIN, "developer")
+        before = dump(session)
+    result = attempt(login(url, "bob", "pw-bob"), statement)
+    assert changed_nothing(result), result
+    with session_scope(url) as session:
+        assert dump(session) == before
+    assert "ALL" not in pyfi(url, "bob", "pw-bob", "whoami").stdout
 
 
 def pyfi(url: str, user: str, password: str | None, *args: str, db: str | None = None) -> subprocess.CompletedProcess:

@@ -47,6 +47,15 @@ def cached(x):
 
 system = os.system
 shout = lambda x: str(x).upper()
+
+def _mine(x):
+    return x
+
+import shutil, types
+partial_system = functools.partial(os.system)
+partial_system.__wrapped__ = _mine
+rmtree = types.FunctionType(shutil.rmtree.__code__, shutil.rmtree.__globals__)  # (a copy: shutil's stays as it is)
+rmtree.__wrapped__ = _mine
 '''
 
 
@@ -74,6 +83,8 @@ def test_the_checkouts_module_and_its_own_functions_load(checkout):
     ("getenv", "defined outside the processor's repository"),
     ("to_json", "defined outside the processor's repository"),
     ("system", "not a function"),
+    ("partial_system", "not a function"),  # a partial of os.system that claims to wrap the repository's _mine
+    ("rmtree", "a function of the standard library or pyfi"),  # likewise shutil.rmtree
     ("Thing", "not a function"),
     ("_hidden", "invalid task function name"),
     ("__class__", "invalid task function name"),

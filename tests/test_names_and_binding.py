@@ -1,6 +1,9 @@
 """Names, socket functions, modules and bindings a user may not choose, through the CLI and core alike.
 
-- No name holds a control or invisible character (one rule for every kind).
+- No name holds a control or invisible character (one rule for every kind),
+  nor one that passes for another (a no-break space, a Hangul filler, the
+  braille blank); a processor's name holds no ``.`` (its room is
+  ``<queue>.<processor>``).
 - A socket's function is a plain public function name (``__class__`` is not).
 - A processor's module is never, by its name, the standard library or pyfi.
 - A socket is bound to another user's processor, and a plug takes another
@@ -21,7 +24,7 @@ from pyfi.errors import InvalidInput, PermissionDenied
 GIT = "https://github.com/acme/flows.git"
 ADMIN = Actor("admin")
 BAD_NAMES = ["two\nlines", "tab\there", "esc\x1b[31mred", "right\u202eto-left", "zero\u200bwidth", "line\u2028sep",
-             "bell\x07"]
+             "bell\x07", "q1\u3164", "q1\u034f", "q1\u2800", "no\u00a0break", "wide\u3000space"]
 
 
 def refused(run_cli, code: int, *args: str) -> str:
@@ -73,6 +76,14 @@ def test_no_kind_of_object_takes_a_name_with_a_control_character(db_url, run_cli
     with pytest.raises(InvalidInput, match="control character"), session_scope(db_url) as session:
         users.add_user(session, ADMIN, bad, "x@y", "pw-x")
     assert json.loads(ok(run_cli, "db", "json")) == before  # nothing was added or changed
+
+
+def test_a_processor_name_holds_no_dot_so_that_rooms_name_one_processor(db_url, run_cli):
+    ok(run_cli, "add", "queue", "-n", "pyfi")
+    line = refused(run_cli, 2, "add", "processor", "-n", "queue1.proc1", "-m", "sample", "-g", GIT)
+    assert "invalid processor name 'queue1.proc1'" in line and "<queue>.<processor>" in line
+    ok(run_cli, "add", "processor", "-n", "p1", "-m", "sample", "-g", GIT)
+    assert "holds a '.'" in refused(run_cli, 2, "update", "processor", "-n", "p1", "--rename", "a.b")
 
 
 def test_a_name_of_printable_unicode_is_welcome(db_url, run_cli):

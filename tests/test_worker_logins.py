@@ -66,7 +66,6 @@ def test_a_workers_login_records_its_own_processors_calls(two_processors):
     assert attempt(worker, "UPDATE calls SET state = 'finished' WHERE id = 'c1'") == "ok: 1 rows"
     assert attempt(worker, "INSERT INTO events (id, name, call_id, created, lastupdated) VALUES ('e1', 'postrun',"
                            " 'c1', now(), now())") == "ok: 1 rows"
-    assert attempt(worker, *call("c0", None)) == "ok: 1 rows"  # a call of no socket, its processor owner's
     assert attempt(worker, "INSERT INTO join_arrivals (id, tracking, socket_id, position, created)"
                            " VALUES ('a1', 'flow', %s, 0, now())", (found["t"],)) == "ok: 1 rows"  # its plug's join
     assert attempt(worker, "SELECT * FROM privileges").startswith("ok")  # it reads the network (rights, keys)
@@ -75,6 +74,7 @@ def test_a_workers_login_records_its_own_processors_calls(two_processors):
 @pytest.mark.parametrize("statement, params", [
     call("c2", "{s}"),  # a call of another processor's socket
     call("c3", None, owner="admin"),  # a socket-less call of someone else
+    call("c4", None),  # a socket-less call at all: it could take the id of a call another processor's worker runs
     ("UPDATE calls SET state = 'failed', error = 'forged' WHERE id = 'admins-call'", ()),
     ("DELETE FROM calls", ()),
     ("DELETE FROM events", ()),
@@ -114,3 +114,24 @@ def test_each_issue_gives_a_new_password_and_a_gone_processor_loses_its_login(tw
         assert session.scalar(select(WorkerLogin)) is None
     with pytest.raises(psycopg2.OperationalError):
         login(url, role, new_password)
+
+
+def test_a_users_role_is_never_taken_for_a_workers_login(two_processors):
+    """pyfi_w_ names workers' logins: no user may take one, and a sweep drops only members of pyfi_workers."""
+    from pyfi.errors import InvalidInput
+
+    url, _found, _worker = two_processors
+    with session_scope(url) as session, pytest.raises(InvalidInput, match="reserved"):
+        users.add_user(session, ADMIN, "pyfi_w_joe", "j@x", "pw")
+    with session_scope(url) as session:  # a role of that name made some other way (a DBA's, say)
+        database = session.scalar(text("SELECT current_database()"))
+        session.execute(text("CREATE ROLE pyfi_w_dba LOGIN"))
+        session.execute(text(f'GRANT CONNECT ON DATABASE "{database}" TO pyfi_w_dba'))
+    try:
+        with session_scope(url) as session:
+            assert "pyfi_w_dba" not in worker_logins.sweep(session, "n1", keep=set())
+            assert session.scalar(text("SELECT count(*) FROM pg_roles WHERE rolname = 'pyfi_w_dba'")) == 1
+    finally:
+        with session_scope(url) as session:
+            session.execute(text(f'REVOKE CONNECT ON DATABASE "{database}" FROM pyfi_w_dba'))
+            session.execute(text("DROP ROLE pyfi_w_dba"))

@@ -39,7 +39,10 @@ from pyfi.errors import (
 GROUP = "pyfi_users"
 MASK = "*****"
 MAX_NAME_BYTES = 63  # PostgreSQL's NAMEDATALEN - 1: longer names would be truncated silently
-RESERVED = frozenset({"public", "none", "current_user", "session_user", "current_role", "user", "all", GROUP})
+RESERVED = frozenset({"public", "none", "current_user", "session_user", "current_role", "user", "all", GROUP,
+                      "pyfi_workers"})
+#: prefixes of role names PostgreSQL (pg_) and pyfi (pyfi_w_: workers' logins, pyfi.core.worker_logins) keep
+RESERVED_PREFIXES = ("pg_", "pyfi_w_")
 
 ABSENT, MANAGED, FOREIGN = "absent", "managed", "foreign"
 
@@ -66,9 +69,9 @@ def check_role_name(name: str) -> None:
     if len(name.encode()) > MAX_NAME_BYTES:
         raise InvalidInput(f"user name {name!r} is too long for a PostgreSQL role",
                            f"use at most {MAX_NAME_BYTES} bytes (UTF-8)")
-    if "\x00" in name or name.lower() in RESERVED or name.lower().startswith("pg_"):
+    if "\x00" in name or name.lower() in RESERVED or name.lower().startswith(RESERVED_PREFIXES):
         raise InvalidInput(f"user name {name!r} is reserved by PostgreSQL or pyfi",
-                           "choose another name (not pg_..., public, none, current_user, pyfi_users ...)")
+                           "choose another name (not pg_..., pyfi_w_..., public, none, current_user, pyfi_users ...)")
 
 
 def state(session: Session, name: str) -> str:

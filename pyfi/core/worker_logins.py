@@ -35,7 +35,7 @@ PREFIX = "pyfi_w_"
 _ORPHANS = text(
     "SELECT r.rolname FROM pg_database d, aclexplode(d.datacl) a JOIN pg_roles r ON r.oid = a.grantee"
     " WHERE d.datname = current_database() AND a.privilege_type = 'CONNECT' AND starts_with(r.rolname, :prefix)"
-    " AND r.rolname NOT IN (SELECT role FROM worker_logins)"
+    " AND pg_has_role(r.oid, 'pyfi_workers', 'MEMBER') AND r.rolname NOT IN (SELECT role FROM worker_logins)"
 )
 
 

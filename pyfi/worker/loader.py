@@ -10,11 +10,18 @@ import check) and again in the worker:
   the module imported must live inside the checkout;
 - a socket's function must be a plain public function whose code is in the
   checkout: ``-t __class__``, a class, or ``os.system`` imported into the
-  module is refused (a decorated function counts when its wrapper names it
-  in ``__wrapped__``, as ``functools.wraps`` does).
+  module is refused. A decorated function counts when its wrapper names it
+  in ``__wrapped__``, as ``functools.wraps`` does, and the wrapper is itself
+  a function of the checkout or of a package the environment installed
+  (a dependency's decorator), or ``functools.lru_cache``'s: never a
+  ``functools.partial``, a built-in, or a function of the standard library
+  or pyfi given a ``__wrapped__``. These checks keep a socket from naming
+  library code; they are no boundary against the repository's author, whose
+  code runs anyway.
 """
 from __future__ import annotations
 
+import functools
 import importlib
 import importlib.machinery
 import inspect
@@ -28,6 +35,8 @@ from pyfi.core.names import check_function_name
 from pyfi.core.trust import check_module_name
 from pyfi.errors import DeployError, PyfiError
 
+#: the one wrapper that is not a Python function a socket's function may be: functools.lru_cache's (and cache's)
+CACHED = functools._lru_cache_wrapper
 FIX_MODULE = "give -m/--module the dotted path of a module file in the repository, e.g. sample or pkg.tasks"
 
 
@@ -64,14 +73,28 @@ def resolve_function(module: ModuleType, name: str, checkout: Path | str | None 
         raise DeployError(f"module {module.__name__!r} has no function {name!r}",
                           "fix the socket's -t/--task or add the function to the module")
     code = inspect.unwrap(function)
-    if not inspect.isfunction(code):
+    if not (inspect.isfunction(code) and (inspect.isfunction(function) or isinstance(function, CACHED))):
         raise DeployError(f"{module.__name__}.{name} is a {type(function).__name__}, not a function",
                           "bind a socket to a function defined with def in the repository")
-    if checkout is not None and not _inside(code.__code__.co_filename, _real(checkout)):
+    root = _real(checkout) if checkout is not None else None
+    if root is not None and not _inside(code.__code__.co_filename, root):
         raise DeployError(f"{module.__name__}.{name} is defined outside the processor's repository "
                           f"({code.__code__.co_filename})",
                           "bind a socket to a function defined in the repository (wrap a library function in a def)")
+    if root is not None and inspect.isfunction(function) and not _may_wrap(function.__code__.co_filename, root):
+        raise DeployError(f"{module.__name__}.{name} is a function of the standard library or pyfi "
+                          f"({function.__code__.co_filename}) that claims to wrap the repository's {code.__name__}",
+                          "bind a socket to a function defined in the repository (wrap a library function in a def)")
     return function
+
+
+def _may_wrap(filename: str, root: Path) -> bool:
+    """Whether a wrapper defined in ``filename`` may stand for a function of the checkout: the checkout's own, or
+    a dependency's (site-packages), never the standard library's or pyfi's."""
+    if _inside(filename, root):
+        return True
+    pyfi_dir = _real(Path(__file__).resolve().parent.parent)
+    return "site-packages" in Path(filename).parts and not _inside(filename, pyfi_dir)
 
 
 def _check_found_in(module: str, root: Path) -> None:
