@@ -9,9 +9,11 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket as net_socket
 import subprocess
 import sys
 import time
+import urllib.request
 import uuid
 from pathlib import Path
 from typing import Any, Callable
@@ -238,3 +240,30 @@ def child_pids(pid: int) -> list[int]:
         except OSError:
             pass
     return children
+
+
+def health(port: int) -> dict | None:
+    """What the agent's health endpoint (-p/--port) answers; None while it does not answer."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as answer:
+            return json.loads(answer.read())
+    except OSError:
+        return None
+
+
+def free_port() -> int:
+    with net_socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def deployments(net: Network) -> dict[str, int]:
+    """node -> worker processes of processor p's deployments."""
+    return {row["hostname"]: row["cpus"] for row in net.json("ls", "deployments", "-r", "100")["rows"]
+            if row["processor"] == "p"}
+
+
+def serving(net: Network, column: str = "concurrency") -> dict[str, int]:
+    """node -> concurrency (or another column) of the live workers of processor p, as ``ls workers`` shows them."""
+    rows = net.json("ls", "workers", "-r", "100")["rows"]
+    return {row["agent"]: row[column] for row in rows if row["processor"] == "p" and row["status"] == "running"}

@@ -11,25 +11,12 @@ import os
 import signal
 from pathlib import Path
 
-from network import Network, build, wait_for
+from network import Network, build, deployments, free_port, health, serving, wait_for
 from sqlalchemy import select
-from test_runtime import free_port, health
 
 from pyfi.db.engine import session_scope
 from pyfi.db.models import Call, Socket
 from pyfi.scheduler.beat import latest_tick, tick_call_id
-
-
-def deployments(net: Network) -> dict[str, int]:
-    """node -> worker processes of processor p's deployments."""
-    return {row["hostname"]: row["cpus"] for row in net.json("ls", "deployments", "-r", "100")["rows"]
-            if row["processor"] == "p"}
-
-
-def serving(net: Network, column: str = "concurrency") -> dict[str, int]:
-    """node -> concurrency (or another column) of the live workers of processor p, as ``ls workers`` shows them."""
-    rows = net.json("ls", "workers", "-r", "100")["rows"]
-    return {row["agent"]: row[column] for row in rows if row["processor"] == "p" and row["status"] == "running"}
 
 
 def started_scheduler(net: Network, *nodes: str) -> None:

@@ -17,9 +17,9 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from network import PYFI, Network, build, child_pids, free_port, health, make_repo, stack_env, wait_for
 from sqlalchemy import func, select
 
-from network import PYFI, Network, build, child_pids, make_repo, stack_env, wait_for
 from pyfi.db.engine import session_scope
 from pyfi.db.models import Call, Event, Processor, Worker
 from pyfi.worker.processes import spare_processes, worker_processes
@@ -234,21 +234,6 @@ def test_killed_worker_child_call_is_redelivered_once(net: Network, tmp_path: Pa
     assert len(marker.read_text().split()) == 2, "the call ran again after its worker child was killed"
     net.stop_agent("node1")  # the worker stops by itself, as after any other call
     assert "did not stop within" not in net.agent_log("node1"), net.agent_log("node1")
-
-
-def health(port: int) -> dict | None:
-    """What the agent's health endpoint (-p/--port) answers; None while it does not answer."""
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as answer:
-            return json.loads(answer.read())
-    except OSError:
-        return None
-
-
-def free_port() -> int:
-    with net_socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def test_agent_restart_adopts_workers_without_duplicates(net: Network) -> None:

@@ -12,9 +12,9 @@ import sys
 import textwrap
 
 import pytest
+from clihelp import GIT, error, ok, rows
 from network import wait_for
 from sqlalchemy import select
-from test_cli_objects import GIT, error, ok, rows
 
 from pyfi.db.base import utcnow
 from pyfi.db.engine import session_scope

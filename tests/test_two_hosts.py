@@ -16,16 +16,9 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 from conftest import IN_CI
 from hosts import Hosts, can_make_hosts
-from network import SAMPLE, Network, make_repo, wait_for
-from test_cluster import deployments, serving
+from network import SAMPLE, Network, deployments, free_port, make_repo, serving, wait_for
 
 REDIS_PORT, PG_PORT = 6379, 5432
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture
