@@ -170,3 +170,38 @@ def test_a_step_added_to_a_signed_call_is_refused_and_a_signed_one_runs(net: Net
     first = send(net, names["echo"], ["legit"], signer=ann, chain=[signed])
     assert finished(net, first)[1] == "ann"
     assert finished(net, signed["options"]["task_id"])[1] == "p (admin)"  # sent by p's worker once ann's call ended
+
+
+def with_ann(net: Network) -> object:
+    """User ann, holding RUN_TASK: her signer."""
+    with session_scope(net.db_url) as session:
+        users.add_user(session, ADMIN, "ann", "ann@xyz", "pw-ann")
+        users.add_privilege(session, ADMIN, "RUN_TASK", user="ann")
+        return user_signer(session, Actor("ann"))
+
+
+def test_celery_chord_unlock_is_refused_whoever_signed_it(net: Network):
+    names = build(net, {"echo": "echo", "upper": "upper"})
+    ann = with_ann(net)
+    net.start_agent("n1")
+    net.wait_status("p", "running", 60)
+    callback = step_to(net, names["upper"], ["sent by the unlock"])  # ann's body, to go out under p's key
+    unlock = send(net, names["echo"], [str(uuid.uuid4()), callback], signer=ann, task="celery.chord_unlock",
+                  kwargs={"interval": 1, "max_retries": None, "result": []})
+    refused_with(net, unlock, "not a task of this worker's sockets")
+    assert call_row(net, callback["options"]["task_id"]) is None
+
+
+def test_a_retry_goes_as_its_sender_signed_it_and_stops_once_their_right_is_revoked(net: Network):
+    names = build(net, {"boom": "boom"}, "p", "-r", "5")  # retried after 0.5, 1, 2, 4 and 8 s
+    ann = with_ann(net)
+    net.start_agent("n1")
+    net.wait_status("p", "running", 60)
+    call = send(net, names["boom"], ["x"], signer=ann)
+    wait_for(lambda: any(n.startswith("Retry") for n in (call_row(net, call) or ("", "", []))[2]), 30, "a retry")
+    with session_scope(net.db_url) as session:
+        users.delete_privilege(session, ADMIN, "RUN_TASK", user="ann")
+    row = wait_for(lambda: (lambda r: r if r and any("lacks the right RUN_TASK" in n for n in r[2]) else None)(
+        call_row(net, call)), 30, "a retry of ann's call to be refused")
+    assert row[0] == "retry" and row[1] == "ann", row  # never run again, never sent as p's
+    assert not any(n.startswith("Failure") for n in row[2]), row

@@ -117,9 +117,9 @@ def build(app: Any, item: Step | Workflow, routes: dict[str, Route], ids: Ids, t
         return group(parts, app=app)
     last_of_header = ids.last
     body = build(app, item.into, routes, ids, tracking)
-    # The body is sent by whichever process sees the header finish (a worker,
-    # or Celery's chord_unlock task on backends without native chords); name a
-    # real call of the flow as its parent so provenance is the same on both.
+    # The body is sent by the worker that ends the header's last call (on every
+    # result backend pyfi uses: pyfi.messaging.chords), whichever call that is;
+    # name a real call of the flow as its parent so provenance does not depend on it.
     _set_parent(body, last_of_header)
     return chord(group(parts, app=app), body, app=app)
 

@@ -12,6 +12,8 @@ VISIBILITY_TIMEOUT = 300
 
 #: transport option naming a worker's holder id on Redis (see pyfi.messaging.redis_transport)
 HOLDER_OPTION = "pyfi_holder"
+#: the database result backend, with funnels joined natively (see pyfi.messaging.chords)
+CHORDS = "pyfi.messaging.chords:DatabaseBackend"
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:
@@ -82,6 +84,8 @@ def make_app(settings: Settings, main: str = "pyfi", signer: Any = None) -> Any:
         if path is not None:
             private_file(path)
     app = Celery(main, set_as_current=False, amqp=SigningAMQP)
+    # db+ result backends join funnels where their last call ends, never by Celery's chord_unlock (pyfi.messaging.chords)
+    app.loader.override_backends = {**app.loader.override_backends, "db": CHORDS, "database": CHORDS}
     app.conf.update(celery_config(settings))
     app.conf.pyfi_signer = signer
     return app

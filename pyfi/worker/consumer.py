@@ -2,7 +2,8 @@
 
 Every message first goes through the worker's :class:`~pyfi.worker.gate.Gate`
 (``app.conf.pyfi_gate``), which checks who sent it against what it is
-signed with, before anything here or in Celery reads it.
+signed with, before anything here or in Celery reads it; a call held until
+its time (a retry's countdown) goes through it again when it is due.
 
 A call is addressed to a socket (its ``pyfi_socket`` header, and the
 socket's own broker queue), but its message also names the task
@@ -20,6 +21,7 @@ import logging
 from typing import Any, Callable
 
 from celery.worker.consumer import Consumer
+from celery.worker.state import task_ready
 
 from pyfi.messaging.routing import SOCKET_HEADER
 
@@ -42,13 +44,21 @@ class SocketConsumer(Consumer):
             headers = message.headers
             task = current.get(headers.get(SOCKET_HEADER)) if isinstance(headers, dict) else None
             named = headers.get("task") if task is not None else None
-            # Celery's own tasks of a call (a funnel's chord_unlock) carry its headers too: they stay what they are
             if task is not None and named != task and (named in ours or named not in registered):
                 _note_rename(renamed, named, task)
                 headers["task"] = task
             return handle(message)
 
         return on_task_received
+
+    def apply_eta_task(self, task: Any) -> None:
+        """A call held until its time (a retry's countdown) is due: it runs only if its sender may still run it."""
+        gate = self.app.conf.get("pyfi_gate")
+        if gate is not None and not gate.readmit(task.message):
+            task_ready(task)  # refused (acknowledged) or back in its queue: this worker holds it no more
+            self.qos.decrement_eventually()
+            return
+        super().apply_eta_task(task)
 
 
 def _note_rename(renamed: set[tuple[str, str]], old: str, new: str) -> None:

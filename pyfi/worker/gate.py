@@ -3,16 +3,18 @@
 Checked in the worker's parent process, for every message, before Celery
 looks at it (:class:`pyfi.worker.consumer.SocketConsumer`):
 
-1. the message names a task of one of the worker's sockets (Celery's own
-   tasks are not served on a socket's queue; a funnel's ``chord_unlock`` on
-   the embedded default is, like a call: signed, by a sender who may run it);
+1. the message names a task of one of the worker's sockets, never one of
+   Celery's own (``celery.chord_unlock`` included: funnels are joined where
+   their last call ends, :mod:`pyfi.messaging.chords`);
 2. it is for this worker's processor and signed (:mod:`pyfi.messaging.signing`)
    with a key the database knows, under that key's call key for the processor,
    unchanged since: its pyfi headers, its arguments and the calls its body
    embeds (a workflow's next steps, callbacks, errbacks, a funnel's last call);
 3. the key's owner may run it: a user holding RUN_TASK, or a processor's
-   key whose owner does (a processor's own calls to its own sockets, such
-   as retries, always pass).
+   key whose owner does (a processor's own calls to its own sockets always
+   pass). A retry carries its call's signature, as its sender signed it
+   (:mod:`pyfi.messaging.signed_amqp`), so it is checked against that
+   sender again.
 
 A call that passes carries its sender, as checked, to the records
 (:data:`SENDER_HEADER`, set here whatever the message said). One that does
@@ -21,7 +23,10 @@ not is acknowledged without running and recorded and published as
 message's body.
 
 Keys and rights are cached for :data:`TTL` seconds: a revoked right, a
-deleted user or a new password stops their calls within that time.
+deleted user or a new password stops their calls within that time. A call
+held until its time (a retry's countdown) is checked again when it is due
+(:meth:`Gate.readmit`), so it too is refused once its sender may no longer
+run it.
 """
 from __future__ import annotations
 
@@ -39,8 +44,6 @@ log = logging.getLogger("pyfi.worker")
 TTL = 1.0
 #: set on an admitted call by the gate: who sent it (the records read it; a sender's own value is overwritten)
 SENDER_HEADER = "pyfi_sent_by"
-#: Celery's own tasks a socket's queue may carry (a funnel's unlock step, on backends without native chords)
-CELERY_TASKS = frozenset({"celery.chord_unlock"})
 RUN_TASK = "RUN_TASK"
 
 
@@ -59,7 +62,7 @@ class Gate:
                  on_refused: Callable[[Any, Refusal], None] | None = None, ttl: float = TTL) -> None:
         self.db_url, self.processor_id = db_url, processor_id
         self.socket_ids = frozenset(socket_ids)
-        self.allowed = frozenset(task_names) | CELERY_TASKS
+        self.allowed = frozenset(task_names)
         self.on_refused = on_refused
         self.ttl = ttl
         self._keys: dict[str, tuple[float, Any]] = {}
@@ -72,9 +75,16 @@ class Gate:
         A call whose sender cannot be looked up (the database is down and
         the key was never seen) goes back to its queue, after a pause.
         """
+        return self._decide(message, self.check)
+
+    def readmit(self, message: Any) -> bool:
+        """:meth:`admit` for a call admitted earlier and held until its time: is its sender still allowed?"""
+        return self._decide(message, self.recheck)
+
+    def _decide(self, message: Any, check: Callable[[Any, dict[str, Any]], Refusal | None]) -> bool:
         headers = message.headers
         try:
-            refusal = self.check(message, headers) if isinstance(headers, dict) else Refusal("no headers")
+            refusal = check(message, headers) if isinstance(headers, dict) else Refusal("no headers")
         except Exception as exc:  # noqa: BLE001 - the database is away: the call waits for it
             log.warning("cannot check call %s now (%s); it goes back to its queue", _short(headers, "id"),
                         str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
@@ -109,6 +119,17 @@ class Gate:
             return Refusal("the call's body cannot be read", owner.sender)
         if not valid_call_signature(key, signature, signed_content(key_id, headers, *body)):
             return Refusal("the call's signature does not match it (changed after it was signed)", owner.sender)
+        return self.authority(owner, headers)
+
+    def recheck(self, message: Any, headers: dict[str, Any]) -> Refusal | None:
+        """None when the sender of a call :meth:`check` admitted may still run it; the reason it may not otherwise."""
+        owner = self.key(headers[KEY_HEADER])
+        if owner is None:
+            return Refusal("the call is signed with a key the network no longer knows")
+        return self.authority(owner, headers)
+
+    def authority(self, owner: Any, headers: dict[str, Any]) -> Refusal | None:
+        """None when the key's owner may run the call (noted in its headers); the reason it may not otherwise."""
         if owner.processor_id != self.processor_id and not self.may_run(owner.authority):
             return Refusal(f"user {owner.authority!r} lacks the right RUN_TASK", owner.sender)
         headers[SENDER_HEADER] = owner.sender
@@ -116,7 +137,7 @@ class Gate:
 
     def serves(self, task: Any, socket_id: Any) -> bool:
         """A task of its sockets, or a call to one of its sockets sent under the socket's earlier function name
-        (the consumer runs the function the socket names now); never another of Celery's own tasks."""
+        (the consumer runs the function the socket names now); never one of Celery's own tasks."""
         if task in self.allowed:
             return True
         return socket_id in self.socket_ids and isinstance(task, str) and not task.startswith("celery.")
