@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import threading
 import time
 from contextlib import contextmanager
 from typing import Iterator
@@ -26,6 +27,7 @@ from pyfi.errors import (
 from pyfi.private import private_file
 
 _ENGINES: dict[tuple[int, str], Engine] = {}
+_ENGINES_LOCK = threading.Lock()  # an agent's threads (deploys, health, the loop) ask for engines at once
 SQLITE_BUSY_MS = 30_000
 INSUFFICIENT_PRIVILEGE = "42501"  # PostgreSQL: a GRANT or row-level security policy said no
 
@@ -56,9 +58,13 @@ def _enable_wal(cursor) -> None:  # noqa: ANN001 - DBAPI cursor
 def get_engine(url: str) -> Engine:
     """Return this process's engine for ``url``, creating it on first use."""
     key = (os.getpid(), url)
-    if key not in _ENGINES:
-        _ENGINES[key] = _create(url)
-    return _ENGINES[key]
+    engine = _ENGINES.get(key)
+    if engine is None:
+        with _ENGINES_LOCK:
+            engine = _ENGINES.get(key)
+            if engine is None:
+                engine = _ENGINES[key] = _create(url)
+    return engine
 
 
 def _create(url: str) -> Engine:
@@ -89,9 +95,11 @@ def _connect_args(parsed) -> dict:  # noqa: ANN001
 
 def dispose_all() -> None:
     """Close pooled connections (tests, and before a process forks)."""
-    for engine in _ENGINES.values():
+    with _ENGINES_LOCK:
+        engines = list(_ENGINES.values())
+        _ENGINES.clear()
+    for engine in engines:
         engine.dispose()
-    _ENGINES.clear()
 
 
 @contextmanager
