@@ -205,3 +205,42 @@ def test_a_retry_goes_as_its_sender_signed_it_and_stops_once_their_right_is_revo
         call_row(net, call)), 30, "a retry of ann's call to be refused")
     assert row[0] == "retry" and row[1] == "ann", row  # never run again, never sent as p's
     assert not any(n.startswith("Failure") for n in row[2]), row
+
+
+def call_columns(net: Network, call_id: str) -> dict | None:
+    """What ``ls call`` shows of a call: its state, name, sender, socket and tracking."""
+    with session_scope(net.db_url) as session:
+        call = session.get(Call, call_id)
+        return None if call is None else {"state": str(call.state), "name": call.name, "sender": call.sender,
+                                           "socket": call.socket_id, "tracking": call.tracking}
+
+
+def refused_event(net: Network, call_id: str) -> bool:
+    row = call_row(net, call_id)
+    return bool(row) and any(note.startswith("Refused task") for note in row[2])
+
+
+def test_a_refusal_never_changes_the_call_whose_id_it_takes(net: Network):
+    names = build(net, {"echo": "echo"})
+    ann = with_ann(net)
+    with session_scope(net.db_url) as session:
+        users.add_user(session, ADMIN, "joe", "joe@xyz", "pw-joe")  # no rights
+        joe = user_signer(session, Actor("joe"))
+    net.start_agent("n1")
+    net.wait_status("p", "running", 60)
+    _, socket_id, task_name, _ = route_of(net, names["echo"])
+    ran = {"state": "finished", "name": task_name, "sender": "ann", "socket": socket_id}
+
+    def joes_copy(call_id: str) -> None:  # a message with the id of ann's call, naming another task and flow
+        send(net, names["echo"], ["x"], signer=joe, task="attacker.name", task_id=call_id, root_id="attacker-tracking")
+        wait_for(lambda: refused_event(net, call_id), 30, f"the refusal of {call_id}")
+
+    first = str(uuid.uuid4())
+    joes_copy(first)  # taken before ann's call (a broker-only attacker puts it at the popping end)
+    send(net, names["echo"], ["legit"], signer=ann, task_id=first)
+    wait_for(lambda: call_columns(net, first) == {**ran, "tracking": first}, 30, "ann's call as it ran")
+
+    after = send(net, names["echo"], ["legit"], signer=ann)
+    finished(net, after)
+    joes_copy(after)
+    assert call_columns(net, after) == {**ran, "tracking": after}

@@ -190,6 +190,35 @@ def test_retried_call_records_each_attempt_and_ends_finished(db_url: str, record
     assert [e.note for e in events_of(db_url, revoked_id) if e.name == EventName.REVOKED] == [f"Revoked task {NAME}"]
 
 
+@pytest.mark.parametrize("one_batch", [True, False], ids=["one-batch", "separate-batches"])
+@pytest.mark.parametrize("refused_first", [True, False], ids=["refused-first", "refused-after"])
+def test_a_refusal_of_a_calls_id_changes_none_of_its_columns(db_url: str, recorder: Recorder, one_batch: bool,
+                                                              refused_first: bool) -> None:
+    socket_id, call_id = make_socket(db_url), new_id()
+
+    def refusal() -> None:
+        recorder.refused(call_id, "attacker.name", None, "user 'joe' lacks the right RUN_TASK", T0, sender="joe",
+                         tracking="attacker-tracking")
+
+    def the_call() -> None:
+        recorder.received(call_id, NAME, socket_id, tracking=call_id, when=T0 + dt.timedelta(seconds=1),
+                          sender="ann")
+        recorder.started(call_id, T0 + dt.timedelta(seconds=2), name=NAME)
+        recorder.finished(call_id, "rk-1", T0 + dt.timedelta(seconds=3), name=NAME)
+
+    for step in (refusal, the_call) if refused_first else (the_call, refusal):
+        step()
+        if not one_batch:
+            assert recorder.flush(DEADLINE)
+    assert recorder.flush(DEADLINE)
+
+    call = calls_by_id(db_url)[call_id]
+    assert (call.state, call.name, call.sender, call.socket_id, call.tracking, call.resultkey) == (
+        CallState.FINISHED, NAME, "ann", socket_id, call_id, "rk-1")
+    assert call.created == T0 + dt.timedelta(seconds=1)
+    assert sorted(e.name for e in events_of(db_url, call_id)) == ["postrun", "prerun", "received", "refused"]
+
+
 def test_call_of_a_vanished_socket_is_kept_without_it(db_url: str, recorder: Recorder) -> None:
     good, orphan = new_id(), new_id()
     recorder.received(good, NAME, None)

@@ -87,7 +87,11 @@ class Recorder:
 
     def refused(self, call_id: str, name: str, socket_id: str | None, reason: str, when: dt.datetime | None = None, *,
                 sender: str | None = None, tracking: str | None = None) -> None:
-        """The worker's gate would not run it (:mod:`pyfi.worker.gate`); a call of that id that ran stays as it is."""
+        """The worker's gate would not run it (:mod:`pyfi.worker.gate`).
+
+        A call of that id that ran gets the refusal's event and keeps every column as it is; one that runs
+        later replaces the columns this wrote (:mod:`pyfi.worker.rows`).
+        """
         self._put(call_id, CallState.REFUSED, EventName.REFUSED, when, 0, f"Refused task {name or call_id}: {reason}",
                   None, name=name, socket_id=socket_id, sender=sender, tracking=tracking or call_id)
 

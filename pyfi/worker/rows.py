@@ -5,9 +5,13 @@ write is a commutative, idempotent merge: the state only moves forward by
 :data:`RANK` (a retried call stays ``retry`` until an attempt ends);
 ``started``/``created`` keep the earliest value, other columns the first
 written; event ids derive from (call, event, attempt), so duplicates are
-ignored. A batch the database rejects for its data is written call by call,
-then without socket/plug ids; only an outage (:data:`OUTAGE`) is raised, for
-the recorder to keep the batch and retry.
+ignored. A refusal (the gate's: :mod:`pyfi.worker.gate`) holds what a sender
+chose, so it never outweighs a call that ran: a refusal of a call's id adds
+its event and changes none of the call's columns, and the first record of a
+call that ran replaces the columns a refusal of its id wrote before it. A
+batch the database rejects for its data is written call by call, then
+without socket/plug ids; only an outage (:data:`OUTAGE`) is raised, for the
+recorder to keep the batch and retry.
 """
 from __future__ import annotations
 
@@ -19,7 +23,7 @@ import uuid
 from dataclasses import dataclass, replace
 from typing import Any
 
-from sqlalchemy import Engine, case, func
+from sqlalchemy import Engine, and_, case, func
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -43,6 +47,9 @@ RANK: dict[CallState, int] = {CallState(state): rank for rank, state in enumerat
 FIRST_WINS = ("owner", "socket_id", "plug_id", "parent", "taskparent", "tracking", "resultkey", "error", "finished",
               "sender")
 FOREIGN_KEYS = ("socket_id", "plug_id")
+#: what a call that ran takes over from a refusal of its id recorded first
+TAKEN_OVER = (*(key for key in FIRST_WINS if key != "owner"), "name", "started")
+REFUSED = CallState.REFUSED
 CALL_COLUMNS = tuple(c.name for c in CALLS.columns)
 #: the database is unreachable or asks to try again (deadlock, locked): keep the records and retry
 OUTAGE = (OperationalError, InterfaceError, PoolTimeout, ConnectionError, TimeoutError)
@@ -146,6 +153,10 @@ _VARIANT = {digit: "89ab"[int(digit, 16) & 3] for digit in "0123456789abcdef"}
 
 def _merge(row: dict, record: Record) -> None:
     """Fold ``record`` into its call's ``row``: the in-batch twin of the upsert's conflict clause."""
+    if record.state == REFUSED and row["state"] != REFUSED:
+        return  # a refusal of a call that ran: its event only
+    if row["state"] == REFUSED and record.state != REFUSED:  # the call itself, after a refusal of its id
+        row.update(dict.fromkeys(TAKEN_OVER), name="", state=record.state, created=record.when)
     if RANK[record.state] > RANK[row["state"]]:
         row["state"] = record.state
     if row["created"] is None or record.when < row["created"]:
@@ -168,13 +179,17 @@ def _statements(dialect: str) -> tuple[Insert, Insert]:
     insert = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}[dialect]
     stmt = insert(CALLS)
     old, new = CALLS.c, stmt.excluded
+    refused = REFUSED.value
+    takeover = and_(old.state == refused, new.state != refused)  # the call, after a refusal of its id
+    ignored = and_(new.state == refused, old.state != refused)  # a refusal of a call that ran
     merged = {
         "state": case((_rank(new.state) > _rank(old.state), new.state), else_=old.state),
-        "started": _earliest(old.started, new.started),
-        "created": _earliest(old.created, new.created),
-        "name": case((old.name == "", new.name), else_=old.name),
-        "lastupdated": new.lastupdated,
-        **{key: func.coalesce(old[key], new[key]) for key in FIRST_WINS},
+        "started": case((takeover, new.started), else_=_earliest(old.started, new.started)),
+        "created": case((takeover, new.created), (ignored, old.created), else_=_earliest(old.created, new.created)),
+        "name": case((takeover, new.name), (ignored, old.name), (old.name == "", new.name), else_=old.name),
+        "lastupdated": case((ignored, old.lastupdated), else_=new.lastupdated),
+        **{key: case((takeover, new[key]), (ignored, old[key]), else_=func.coalesce(old[key], new[key]))
+           for key in FIRST_WINS},
     }
     upsert = stmt.on_conflict_do_update(index_elements=[old.id], set_=merged)
     events = insert(EVENTS).on_conflict_do_nothing(index_elements=[EVENTS.c.id])
