@@ -244,3 +244,22 @@ def test_a_refusal_never_changes_the_call_whose_id_it_takes(net: Network):
     finished(net, after)
     joes_copy(after)
     assert call_columns(net, after) == {**ran, "tracking": after}
+
+
+def test_malformed_headers_are_refused_at_once_and_never_wait_for_the_database(net: Network):
+    names = build(net, {"echo": "echo"})
+    net.start_agent("n1")
+    net.wait_status("p", "running", 60)
+    _, socket_id, task_name, processor_id = route_of(net, names["echo"])
+    ours = {"pyfi_socket": socket_id, "pyfi_processor": processor_id}
+    poisons = [("other.task", {"pyfi_socket": [socket_id]}), (task_name, {"pyfi_processor": {"id": 1}}),
+               (task_name, {"pyfi_key": "k" * 100_000, "pyfi_sig": "00"}), ("x" * 100_000, {}),
+               (task_name, {"pyfi_plug": "\x00"}), (task_name, {"group_index": "0"})]
+    sent = [send(net, names["echo"], ["x"], task=task, headers=ours, change=lambda headers, _, poison=poison:
+                 headers.update(poison)) for task, poison in poisons]
+    for call_id in sent:
+        refused_with(net, call_id, "the call's headers are not pyfi's")
+    after = net.cli("task", "run", "-s", names["echo"], "-d", '"after"', "--no-wait").stdout.strip()
+    assert finished(net, after)[1] == "admin"
+    logs = "".join(path.read_text() for path in Path(net.env["PYFI_HOME"]).glob("agents/n1/run/*/worker.log"))
+    assert "goes back to its queue" not in logs

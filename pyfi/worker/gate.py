@@ -16,11 +16,17 @@ looks at it (:class:`pyfi.worker.consumer.SocketConsumer`):
    (:mod:`pyfi.messaging.signed_amqp`), so it is checked against that
    sender again.
 
-A call that passes carries its sender, as checked, to the records
-(:data:`SENDER_HEADER`, set here whatever the message said). One that does
-not is acknowledged without running and recorded and published as
-``refused``, with the reason; the log says why in one line, never the
-message's body.
+Before any of this, the headers the gate reads must be what pyfi sends
+(:func:`malformed`: text of at most :data:`MAX_HEADER` characters with no
+control character, or absent): a list, a mapping or a huge string is
+refused at once. A call that passes carries its sender, as checked, to the
+records (:data:`SENDER_HEADER`, set here whatever the message said). One
+that does not is acknowledged without running and recorded and published
+as ``refused``, with the reason; the log says why in one line, never the
+message's body. Only an error of the database itself (down, locked, a
+login or schema it refuses) puts a call back in its queue, to be checked
+once the database answers; any other error in checking a message refuses
+it.
 
 Keys and rights are cached for :data:`TTL` seconds: a revoked right, a
 deleted user or a new password stops their calls within that time. A call
@@ -31,12 +37,15 @@ run it.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
 from pyfi.messaging.routing import PROCESSOR_HEADER
-from pyfi.messaging.signing import KEY_HEADER, SIG_HEADER, signed_content, valid_call_signature
+from pyfi.messaging.signing import CELERY_HEADERS, KEY_HEADER, SIG_HEADER, SIGNED_HEADERS, signed_content, \
+    valid_call_signature
+from pyfi.worker.rows import OUTAGE
 
 log = logging.getLogger("pyfi.worker")
 
@@ -45,6 +54,11 @@ TTL = 1.0
 #: set on an admitted call by the gate: who sent it (the records read it; a sender's own value is overwritten)
 SENDER_HEADER = "pyfi_sent_by"
 RUN_TASK = "RUN_TASK"
+#: the longest header the gate reads (ids, task names and keys are far shorter)
+MAX_HEADER = 255
+#: the headers the gate reads, each text or absent (the call's id and task are never absent)
+TEXT_HEADERS = (*(name for name in CELERY_HEADERS if name != "group_index"), *SIGNED_HEADERS, KEY_HEADER, SIG_HEADER)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 @dataclass(frozen=True)
@@ -84,13 +98,17 @@ class Gate:
     def _decide(self, message: Any, check: Callable[[Any, dict[str, Any]], Refusal | None]) -> bool:
         headers = message.headers
         try:
-            refusal = check(message, headers) if isinstance(headers, dict) else Refusal("no headers")
-        except Exception as exc:  # noqa: BLE001 - the database is away: the call waits for it
-            log.warning("cannot check call %s now (%s); it goes back to its queue", _short(headers, "id"),
-                        str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
-            time.sleep(0.5)
-            message.reject(requeue=True)
-            return False
+            refusal = Refusal("no headers") if not isinstance(headers, dict) else self._malformed(headers) or check(
+                message, headers)
+        except Exception as exc:  # noqa: BLE001 - the database, or what the message holds
+            if not backend_error(exc):
+                refusal = Refusal(f"the call cannot be checked ({type(exc).__name__}: {_first_line(exc)})")
+            else:  # the database is away: the call waits for it
+                log.warning("cannot check call %s now (%s); it goes back to its queue", _short(headers, "id"),
+                            _first_line(exc))
+                time.sleep(0.5)
+                message.reject(requeue=True)
+                return False
         if refusal is None:
             return True
         log.warning("refused call %s of %s: %s", _short(headers, "id"), _short(headers, "task"), refusal.reason)
@@ -102,8 +120,13 @@ class Gate:
                 log.exception("recording the refusal of a call failed")
         return False
 
+    @staticmethod
+    def _malformed(headers: dict[str, Any]) -> Refusal | None:
+        reason = malformed(headers)
+        return Refusal(f"the call's headers are not pyfi's: {reason}") if reason else None
+
     def check(self, message: Any, headers: dict[str, Any]) -> Refusal | None:
-        """None when the call may run; the reason it may not otherwise."""
+        """None when the call may run; the reason it may not otherwise (its headers are well formed)."""
         if not self.serves(headers.get("task"), headers.get("pyfi_socket")):
             return Refusal(f"{headers.get('task')!r} is not a task of this worker's sockets")
         key_id, signature = headers.get(KEY_HEADER), headers.get(SIG_HEADER)
@@ -180,6 +203,32 @@ class Gate:
             return cached[1]
         store[key] = (time.monotonic() + self.ttl, value)
         return value
+
+
+def malformed(headers: dict[str, Any]) -> str | None:
+    """Why the headers the gate reads are not what pyfi sends; None when they are."""
+    for name in TEXT_HEADERS:
+        value = headers.get(name)
+        if value is None and name not in ("id", "task"):
+            continue
+        if not isinstance(value, str) or not 0 < len(value) <= MAX_HEADER or _CONTROL.search(value):
+            return f"{name!r} is not text of 1-{MAX_HEADER} characters without control characters"
+    index = headers.get("group_index")
+    if index is not None and (not isinstance(index, int) or isinstance(index, bool)):
+        return "'group_index' is not a number"
+    return None
+
+
+def backend_error(exc: BaseException) -> bool:
+    """An error of the database itself (down, locked, a login or a schema it refuses), not of what a message holds."""
+    from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
+
+    return isinstance(exc, OUTAGE) or isinstance(exc, DBAPIError) and not isinstance(exc, (DataError, IntegrityError))
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:200] if text else type(exc).__name__
 
 
 def _body(message: Any) -> tuple[list, dict, dict] | None:

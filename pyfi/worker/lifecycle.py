@@ -184,7 +184,7 @@ class Lifecycle:
         headers = message.headers if isinstance(message.headers, dict) else {}
         name = str(headers.get("task") or "?")[:200]
         call_id = str(headers.get("id") or "?")[:255]
-        socket = self._socket_by_id(headers.get(SOCKET_HEADER)) or self._socket(name, None)
+        socket = self._socket_by_id(headers.get(SOCKET_HEADER)) or self._socket_of_queue(message) or self._socket(name, None)
         with self.sink.batch():
             self.sink.refused(call_id, name, socket.id if socket else None, refusal.reason, sender=refusal.sender,
                               tracking=_text(headers.get("root_id")))
@@ -192,6 +192,11 @@ class Lifecycle:
 
     def _socket_by_id(self, socket_id: Any) -> SocketSpec | None:
         return next((s for s in self.spec.sockets if s.id == socket_id), None)
+
+    def _socket_of_queue(self, message: Any) -> SocketSpec | None:
+        """The socket whose broker queue a message names as its routing key (as pyfi's senders do)."""
+        key = (getattr(message, "delivery_info", None) or {}).get("routing_key")
+        return next((s for s in self.spec.sockets if s.broker_queue == key), None)
 
     # -- child process ----------------------------------------------------------------
     def on_prerun(self, task_id: str, task: Any) -> None:
