@@ -3,9 +3,6 @@
 - Privileges and roles never change once written (no command changes one):
   no pyfi user may update them, so a holder of UPDATE_PRIVILEGE cannot turn
   a privilege into ALL.
-- A worker's login records calls of its processor's sockets only, never a
-  call without a socket: it cannot take a call id before the worker that
-  runs the call records it.
 - Names: the rule of ``pyfi.core.names`` (no control, invisible or blank
   character, no space but U+0020, no surrounding space, not empty; a
   processor's name holds no ``.``), and no control character in a
@@ -33,7 +30,6 @@ branch_labels = None
 depends_on = None
 
 rights = importlib.import_module("pyfi.migrations.versions.0008_rights_on_every_table")
-logins = importlib.import_module("pyfi.migrations.versions.0010_worker_logins")
 
 #: code point ranges of the characters no name may hold (pyfi.core.names.forbidden_ranges(), frozen here)
 FORBIDDEN = ((0x1, 0x1F), (0x7F, 0xA0), (0xAD, 0xAD), (0x34F, 0x34F), (0x600, 0x605), (0x61C, 0x61C),
@@ -44,8 +40,6 @@ FORBIDDEN = ((0x1, 0x1F), (0x7F, 0xA0), (0xAD, 0xAD), (0x34F, 0x34F), (0x600, 0x
              (0x13430, 0x13438), (0x1BCA0, 0x1BCA3), (0x1D173, 0x1D17A), (0xE0000, 0xE0FFF))
 #: a processor's text columns that must hold no control character
 PROCESSOR_TEXT = ("module", "gitrepo", "branch", "hostname", "requirements", "commit")
-#: calls a worker's login may see and record: of its processor's sockets
-MINE = "(socket_id = ANY (CAST((SELECT pyfi_worker_sockets()) AS text[])))"
 
 GUARD_NEW = """
 CREATE OR REPLACE FUNCTION {schema}.pyfi_guard_new_processor() RETURNS trigger
@@ -95,14 +89,7 @@ def _constraints(sql) -> list[tuple[str, str, object]]:
 
 
 def _policies(sql) -> list:
-    to, mine = sql.SQL("TO {}").format(sql.Identifier(logins.GROUP)), sql.SQL(MINE)
-    statements = [sql.SQL("DROP POLICY IF EXISTS {} ON calls").format(sql.Identifier(p))
-                  for p in logins.POLICIES["calls"]]
-    statements += [
-        sql.SQL("CREATE POLICY pyfi_worker_read ON calls FOR SELECT {} USING {}").format(to, mine),
-        sql.SQL("CREATE POLICY pyfi_worker_add ON calls FOR INSERT {} WITH CHECK {}").format(to, mine),
-        sql.SQL("CREATE POLICY pyfi_worker_change ON calls FOR UPDATE {} USING {} WITH CHECK {}").format(to, mine, mine),
-    ]
+    statements = []
     for table in ("privileges", "roles"):
         statements += [sql.SQL("DROP POLICY IF EXISTS pyfi_change ON {}").format(sql.Identifier(table)),
                        sql.SQL("REVOKE UPDATE ON {} FROM pyfi_users").format(sql.Identifier(table))]
@@ -155,9 +142,3 @@ def downgrade() -> None:
         run(sql.SQL("GRANT UPDATE ON {} TO pyfi_users").format(sql.Identifier(table)))
         run(sql.SQL("CREATE POLICY pyfi_change ON {} FOR UPDATE USING (pyfi_has_right({}))").format(
             sql.Identifier(table), sql.Literal(change)))
-    to, old = sql.SQL("TO {}").format(sql.Identifier(logins.GROUP)), sql.SQL(logins.MINE)
-    for policy in logins.POLICIES["calls"]:
-        run(sql.SQL("DROP POLICY IF EXISTS {} ON calls").format(sql.Identifier(policy)))
-    run(sql.SQL("CREATE POLICY pyfi_worker_read ON calls FOR SELECT {} USING {}").format(to, old))
-    run(sql.SQL("CREATE POLICY pyfi_worker_add ON calls FOR INSERT {} WITH CHECK {}").format(to, old))
-    run(sql.SQL("CREATE POLICY pyfi_worker_change ON calls FOR UPDATE {} USING {} WITH CHECK {}").format(to, old, old))
