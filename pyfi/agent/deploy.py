@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from pyfi.agent import checkout, children, importcheck, venv
+from pyfi.core.requirements import split_requirements
 from pyfi.core.trust import check_repo
 from pyfi.errors import DeployError, PermissionDenied
 
@@ -56,7 +57,7 @@ class Failure:
 
 def source_key(processor: Any) -> tuple:
     """What a deploy depends on: (repo, branch, commit, requirements, module); the module is imported to check it."""
-    reqs = tuple(r.strip() for r in (processor.requirements or "").split(",") if r.strip())
+    reqs = tuple(split_requirements(processor.requirements))
     return (processor.gitrepo, processor.branch or None, processor.commit or None, reqs, processor.module)
 
 

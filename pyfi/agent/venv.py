@@ -37,7 +37,8 @@ from typing import Sequence
 
 from pyfi.agent.checkout import file_lock, mask_url
 from pyfi.agent.importcheck import AS_AGENT, AsWorker
-from pyfi.errors import DeployError
+from pyfi.core.requirements import check_requirements
+from pyfi.errors import DeployError, InvalidInput
 from pyfi.private import private_tree
 
 log = logging.getLogger(__name__)
@@ -102,14 +103,12 @@ def ensure_venv(
     return venv_python(venv_dir)
 
 
-def _checked_requirements(requirements: Sequence[str]) -> list[str]:
-    if isinstance(requirements, str):
-        requirements = [requirements]
-    extras = [r.strip() for r in requirements if r and r.strip()]
-    for req in extras:
-        if req.startswith("-"):
-            raise DeployError(f"requirement {req!r} looks like a pip option", hint="list package names or paths only")
-    return extras
+def _checked_requirements(requirements: str | Sequence[str]) -> list[str]:
+    """The processor's extra requirements, each an index requirement (:mod:`pyfi.core.requirements`)."""
+    try:
+        return check_requirements(requirements)
+    except InvalidInput as exc:
+        raise DeployError(exc.message, hint=exc.hint) from None
 
 
 def _is_ready(venv_dir: Path) -> bool:

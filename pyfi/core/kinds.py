@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from pyfi.core.access import Actor, require_owner
 from pyfi.core.lookup import by_name
 from pyfi.core.names import check_function_name
+from pyfi.core.requirements import check_requirements
 from pyfi.core.trust import check_module_name, check_repo
 from pyfi.db import models as m
 from pyfi.enums import PlugType, ProcessorStatus, QueueType, Right, Strategy, parse_enum
@@ -106,6 +107,7 @@ def prepare_processor(session: Session, fields: Fields, obj: Any = None) -> Fiel
         check_module_name(module)
     if fields.get("gitrepo") is not None and not str(fields["gitrepo"]).strip():
         raise InvalidInput("empty git repository URI", "pass -g/--gitrepo URL or path of a git repository")
+    check_requirements(fields.get("requirements"))
     return fields
 
 
