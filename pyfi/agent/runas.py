@@ -12,6 +12,9 @@ build runs its own code). USER gets a work tree it can use and nothing more:
   change another's (an environment is built as USER, then handed to root);
 - a worker's run directory and the workers' home (their journal) are USER's.
 
+Owners and modes change through descriptors opened without following a
+link (:mod:`pyfi.agent.fdtree`), never by a path USER could have swapped.
+
 ``$PYFI_HOME`` stays private (0700): the work dir must be elsewhere
 (``--workdir``), somewhere USER can reach. What cannot work is refused when
 the agent starts, with one line naming the fix: a USER that cannot reach the
@@ -22,13 +25,13 @@ from __future__ import annotations
 
 import os
 import pwd
-import stat
 import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pyfi.agent import fdtree
 from pyfi.config import Settings
 from pyfi.errors import InvalidInput
 
@@ -76,28 +79,15 @@ class RunAs:
 
     def open_dirs(self, top: Path, path: Path) -> None:
         """``top`` and the directories from it down to ``path``: root's, readable by USER's group (mode 0750)."""
-        current = top
-        self._share(current)
-        for part in path.relative_to(top).parts:
-            current = current / part
-            self._share(current)
+        fdtree.share_path(top, path, self.gid)
 
     def share(self, root: Path) -> None:
         """A tree root's, readable (not writable) by USER's group: code that USER runs and cannot change."""
-        for path in [root, *root.rglob("*")]:
-            if not path.is_symlink():
-                self._share(path)
+        fdtree.share_tree(root, self.gid)
 
     def own(self, path: Path) -> None:
         """``path`` (and its tree) USER's: where its processes write."""
-        for entry in [path, *path.rglob("*")]:
-            os.chown(entry, self.uid, self.gid, follow_symlinks=False)
-
-    def _share(self, path: Path) -> None:
-        mode = stat.S_IMODE(path.lstat().st_mode)
-        group = 0o050 if path.is_dir() or mode & 0o100 else 0o040
-        os.chown(path, os.geteuid(), self.gid)
-        os.chmod(path, (mode & 0o700) | group)
+        fdtree.chown_tree(path, self.uid, self.gid)
 
 
 def _embedded(settings: Settings) -> bool:
