@@ -24,6 +24,7 @@ from pyfi.db.engine import session_scope
 from pyfi.db.models import Call, Event, Socket
 from pyfi.messaging.app import make_app
 from pyfi.messaging.routing import broker_queue, kombu_queue
+from pyfi.masking import printable
 from pyfi.messaging.signing import SIG_HEADER
 
 pytestmark = pytest.mark.slow
@@ -263,3 +264,16 @@ def test_malformed_headers_are_refused_at_once_and_never_wait_for_the_database(n
     assert finished(net, after)[1] == "admin"
     logs = "".join(path.read_text() for path in Path(net.env["PYFI_HOME"]).glob("agents/n1/run/*/worker.log"))
     assert "goes back to its queue" not in logs
+
+
+def test_a_refused_calls_name_reaches_no_terminal_raw(net: Network):
+    names = build(net, {"echo": "echo"})
+    net.start_agent("n1")
+    net.wait_status("p", "running", 60)
+    name = "amod.echo\x1b[2J\x1b[H\x1b]0;pwned\x07\x1b[32mALL CALLS FINISHED OK\x1b[0m"
+    call_id = send(net, names["echo"], ["x"], task=name)
+    row = refused_with(net, call_id, "the call's headers are not pyfi's: 'task'")
+    assert not any("\x1b" in note for note in row[2]), row
+    assert call_columns(net, call_id)["name"] == printable(name)
+    shown = net.cli("ls", "calls").stdout + net.cli("ls", "call", "--id", call_id).stdout
+    assert "\x1b" not in shown and "\x07" not in shown and "amod.echo\\x1b[2J" in shown

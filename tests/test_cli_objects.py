@@ -95,6 +95,35 @@ def test_processor_bad_values_exit_2(db_url, run_cli, args, needle):
     assert names(run_cli, "processors") == set()
 
 
+@pytest.mark.parametrize("option,value", [("-g", GIT + "\n| 1 | 9 | FAKE-ROW"), ("-h", "n9\x1b[31mRED"),
+                                          ("-br", "main\x1b[2J"), ("--requirements", "x\ry"), ("-br", "main\u202e")])
+def test_processor_text_with_control_characters_is_refused(db_url, run_cli, option, value):
+    needle = "it holds the control or invisible character"
+    assert needle in error(run_cli, 2, "add", "processor", "-n", "p1", "-m", "pkg.sample", "-g", GIT, option, value)
+    assert names(run_cli, "processors") == set()
+    ok(run_cli, "add", "processor", "-n", "p1", "-m", "pkg.sample", "-g", GIT)
+    assert needle in error(run_cli, 2, "update", "processor", "-n", "p1", option, value)
+
+
+def test_ls_shows_control_characters_from_outside_escaped(db_url, run_cli):
+    from sqlalchemy import select
+
+    from pyfi.db.engine import session_scope
+    from pyfi.db.models import Call, Processor
+
+    ok(run_cli, "add", "processor", "-n", "p1", "-m", "pkg.sample", "-g", GIT)
+    with session_scope(db_url) as session:  # what an agent stored of git's output, what a worker took from the broker
+        session.scalar(select(Processor).where(Processor.name == "p1")).error = "git: \x1b]0;pwned\x07\x1b[2J"
+        session.add(Call(id="c1", name="amod.echo\x1b[2J\x1b[H\n| c2 | ALL OK", state="refused"))
+    shown = {args: ok(run_cli, *args) for args in [("ls", "processors"), ("ls", "processor", "-n", "p1"),
+                                                   ("ls", "calls"), ("ls", "call", "--id", "c1")]}
+    for args, out in shown.items():
+        assert not set(out) & {"\x1b", "\x07"}, args
+    assert "git: \\x1b]0;pwned\\x07\\x1b[2J" in shown[("ls", "processor", "-n", "p1")]
+    assert "amod.echo\\x1b[2J\\x1b[H\\n| c2 | ALL OK" in shown[("ls", "calls")]
+    assert json.loads(ok(run_cli, "ls", "calls", "--json"))["rows"][0]["name"].startswith("amod.echo\x1b[2J")
+
+
 def test_socket_and_plug_options_and_relations(db_url, run_cli):
     make_flow(run_cli)
     ok(run_cli, "add", "socket", "-n", "tick", "-q", "q1", "-pn", "p1", "-t", "do_tick", "-i", "30")

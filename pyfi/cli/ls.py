@@ -7,6 +7,7 @@ import click
 
 from pyfi.cli import ls_calls, render
 from pyfi.cli.context import AppContext, pass_app
+from pyfi.masking import printable
 
 LISTED = ["queue", "processor", "socket", "plug", "node", "agent", "worker", "scheduler",
           "deployment", "network", "user", "role"]
@@ -106,7 +107,7 @@ def echo_object(kind_name: str, obj: Any, related: list[tuple[str, str, list[Any
     click.echo(render.table(kind_name, [obj]))
     error = render.shown_processor(obj)[1] if kind_name == "processor" else None
     if error:  # the table cell shows only its start
-        click.echo(f"Error: {error}")
+        click.echo("Error: " + printable(error, keep="\n\t"))
     for title, rel_kind, rows in related:
         click.echo(title)
         click.echo(render.table(rel_kind, rows))

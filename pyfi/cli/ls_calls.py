@@ -7,6 +7,7 @@ import click
 
 from pyfi.cli import render
 from pyfi.cli.context import AppContext, pass_app
+from pyfi.masking import printable
 
 STATES = ["pending", "received", "running", "finished", "failed", "retry", "revoked"]
 
@@ -123,11 +124,11 @@ def draw_tree(root: Any) -> str:
     style = BoxStyle(gfx=BOX_LIGHT, horiz_len=2)
     head = {False: style.child_head(""), True: style.last_child_head("")}
     tail = {False: style.child_tail(""), True: style.last_child_tail("")}
-    lines = [style.node_label(root.label)]
+    lines = [style.node_label(printable(root.label))]
     stack = _children_of(root, "")
     while stack:  # pre-order: (node, prefix of its ancestors' lines, is it the last child?)
         node, prefix, last = stack.pop()
-        lines.append(prefix + head[last] + style.node_label(node.label))
+        lines.append(prefix + head[last] + style.node_label(printable(node.label)))
         stack.extend(_children_of(node, prefix + tail[last]))
     return "\n".join(lines)
 

@@ -1,4 +1,8 @@
-"""Tables (prettytable, in the shapes of the original pyfi documentation) and JSON for ``ls`` output."""
+"""Tables (prettytable, in the shapes of the original pyfi documentation) and JSON for ``ls`` output.
+
+Every cell shows control characters as escapes (``\\x1b``), whatever the
+database holds; JSON escapes them itself.
+"""
 from __future__ import annotations
 
 import datetime as dt
@@ -7,7 +11,7 @@ from typing import Any, Callable, Iterable
 
 from prettytable import PrettyTable
 
-from pyfi.masking import mask_url
+from pyfi.masking import mask_url, printable
 
 Column = tuple[str, Callable[[Any], Any]]
 COMMON: list[Column] = [("Name", lambda o: o.name), ("ID", lambda o: o.id), ("Owner", lambda o: o.owner)]
@@ -141,7 +145,8 @@ COLUMNS: dict[str, list[Column]] = {
 
 
 def cell(value: Any) -> str:
-    return "None" if value is None else str(value)
+    """A table cell: control characters escaped (stored text may come from anyone: ``pyfi.masking.printable``)."""
+    return "None" if value is None else printable(str(value))
 
 
 def table(kind: str, rows: Iterable[Any]) -> str:

@@ -112,7 +112,19 @@ def prepare_processor(session: Session, fields: Fields, obj: Any = None) -> Fiel
 
 
 def check_processor(actor: Actor, fields: Fields) -> None:
-    """Refuse a git repository outside the administrator's allow-list."""
+    """Refuse text holding a control or invisible character (it would reach terminals and logs as it is), and a git
+    repository outside the administrator's allow-list."""
+    from pyfi.core.names import forbidden_character
+
+    for key, option in (("gitrepo", "-g/--gitrepo"), ("hostname", "-h/--hostname"), ("branch", "-br/--branch"),
+                        ("requirements", "--requirements")):
+        value = fields.get(key)
+        text = ",".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value or "")
+        bad = forbidden_character(text)
+        if bad is not None:
+            raise InvalidInput(f"invalid {option} {ascii(text)}: it holds the control or invisible character "
+                               f"{ascii(bad)[1:-1]}", "use printable characters only: no newline, tab, escape or "
+                               "other control character")
     if fields.get("gitrepo") is not None and str(fields["gitrepo"]).strip():
         check_repo(str(fields["gitrepo"]), actor.git_allow)
 

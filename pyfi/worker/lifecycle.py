@@ -37,6 +37,7 @@ from pyfi.enums import EventName
 from pyfi.messaging.pubsub import Channel, build_message, channel_name
 from pyfi.messaging.routing import PLUG_HEADER, SOCKET_HEADER, TASKPARENT_HEADER
 from pyfi.flow import Routed
+from pyfi.masking import printable
 from pyfi.worker.gate import SENDER_HEADER, Refusal
 from pyfi.worker.sink import RecordSink
 from pyfi.worker.spec import SocketSpec, WorkerSpec
@@ -180,14 +181,19 @@ class Lifecycle:
             self.publish(socket, EventName.REVOKED)
 
     def on_refused(self, message: Any, refusal: Refusal) -> None:
-        """The gate would not run a call (:mod:`pyfi.worker.gate`): record and publish it as refused."""
+        """The gate would not run a call (:mod:`pyfi.worker.gate`): record and publish it as refused.
+
+        What the message says is a sender's choice: its task is recorded as the call's name only when it is one
+        of this worker's, and otherwise, like its id and flow, with control characters escaped and cut short.
+        """
         headers = message.headers if isinstance(message.headers, dict) else {}
-        name = str(headers.get("task") or "?")[:200]
-        call_id = str(headers.get("id") or "?")[:255]
+        task = headers.get("task")
+        name = task if isinstance(task, str) and task in self.task_names else _text(task) or "?"
+        call_id = _text(headers.get("id"), 255) or "?"
         socket = self._socket_by_id(headers.get(SOCKET_HEADER)) or self._socket_of_queue(message) or self._socket(name, None)
         with self.sink.batch():
             self.sink.refused(call_id, name, socket.id if socket else None, refusal.reason, sender=refusal.sender,
-                              tracking=_text(headers.get("root_id")))
+                              tracking=_text(headers.get("root_id"), 255))
             self.publish(socket, EventName.REFUSED, message=refusal.reason, call=call_id)
 
     def _socket_by_id(self, socket_id: Any) -> SocketSpec | None:
@@ -256,9 +262,9 @@ def _received_when(request: Any) -> dt.datetime | None:
     return naive_utc(stamp) if isinstance(stamp, float) else None
 
 
-def _text(value: Any) -> str | None:
-    """A header a sender chose, as text fit for a column (None if absent)."""
-    return str(value)[:255] if value else None
+def _text(value: Any, limit: int = 200) -> str | None:
+    """A header a sender chose, as text fit for a column and a terminal (None if absent)."""
+    return printable(str(value)[:limit])[:limit] if value else None
 
 
 def _json(value: Any) -> str:
