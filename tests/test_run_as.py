@@ -140,6 +140,12 @@ def test_agent_start_u_refuses_at_start_what_cannot_work(shared_python, scram_db
     assert pyfi(shared_python, embedded, "db", "init").returncode == 0
     done = pyfi(shared_python, embedded, "agent", "start", "-n", "n1", "-u", "nobody", "--workdir", str(open_dir / "n1"))
     assert done.returncode == 2 and "cannot run workers on the embedded default" in done.stderr, done
+    without_namespaces = subprocess.run(["setpriv", "--bounding-set", "-sys_admin", "--", str(shared_python), "-m",
+                                         "pyfi.cli", "agent", "start", "-n", "n1", "-u", "nobody", "--workdir",
+                                         str(open_dir / "n1")], env=env, capture_output=True, text=True, timeout=60)
+    lines = without_namespaces.stderr.strip().splitlines()
+    assert without_namespaces.returncode == 2 and len(lines) == 1, without_namespaces
+    assert "builds environments apart" in lines[0] and "CAP_SYS_ADMIN" in lines[0]
 
 
 def test_processor_code_finds_no_credential_worth_more_than_its_owners_rights(shared_python, scram_db, redis_url,

@@ -98,6 +98,7 @@ class Agent(SpareKeeping):
         self.run_root.mkdir(parents=True, exist_ok=True)
         self.worker_home.mkdir(parents=True, exist_ok=True)
         if self.runas is not None:
+            self.deployer.clear_builds()
             self.runas.open_dirs(self.workdir, self.run_root)
             self.runas.own(self.worker_home)
             self.runas.check(self.settings, self.workdir)

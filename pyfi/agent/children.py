@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pyfi.agent.importcheck import MARK
+from pyfi.agent.sandbox import MARK as BUILD_MARK
 from pyfi.worker.processes import proc_stat
 
 
@@ -66,6 +67,7 @@ def _child(proc: Path) -> Child | None:
 
 
 def _is_git_or_pip(argv: tuple[bytes, ...]) -> bool:
-    """git, pip, or a deploy's import check (``pyfi.agent.importcheck``)."""
+    """git, pip, a build apart (``pyfi.agent.sandbox``) or a deploy's import check (``pyfi.agent.importcheck``)."""
     name = Path(argv[0].decode(errors="replace")).name
-    return name == "git" or argv[1:3] == (b"-m", b"pip") or argv[3:4] == (MARK.encode(),)
+    return (name == "git" or argv[1:3] == (b"-m", b"pip") or argv[3:4] == (MARK.encode(),)
+            or (name == "unshare" and BUILD_MARK.encode() in argv))

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from pyfi.agent import checkout, children, importcheck, venv
+from pyfi.agent import checkout, children, importcheck, sandbox, venv
 from pyfi.core.requirements import split_requirements
 from pyfi.core.trust import check_repo
 from pyfi.errors import DeployError, PermissionDenied
@@ -281,6 +281,10 @@ class Deployer:
         _give_up_if_cancelled(job)
         importcheck.check_import(python, path, module, as_worker=self.as_worker)  # code that cannot run replaces none
         return Deployed(source.key, sha, path, python, time.time())
+
+    def clear_builds(self) -> None:
+        """Remove what builds apart left when an agent stopped abruptly (called once this agent holds the node)."""
+        sandbox.clear(self.repos.parent / sandbox.BUILDS)
 
     def _open_to_workers(self, path: Path, python: Path) -> None:
         """With -u: the checkout and its environment readable, not writable, by the workers' user (pyfi.agent.runas)."""

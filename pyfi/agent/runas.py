@@ -7,9 +7,11 @@ build runs its own code). USER gets a work tree it can use and nothing more:
 
 - the work dir and the directories on the way to the code are root's, open
   to USER's group for reading (0750);
-- checkouts and virtual environments are root's once built, readable by
-  USER's group and writable by no one else, so one processor's code cannot
-  change another's (an environment is built as USER, then handed to root);
+- checkouts and virtual environments are root's and never USER's, readable
+  by USER's group and writable by no one else, so one processor's code
+  cannot change another's: pip builds in a scratch copy, apart
+  (:mod:`pyfi.agent.sandbox`), and root copies out what it installed
+  (:mod:`pyfi.agent.harvest`);
 - a worker's run directory and the workers' home (their journal) are USER's.
 
 Owners and modes change through descriptors opened without following a
@@ -18,7 +20,8 @@ link (:mod:`pyfi.agent.fdtree`), never by a path USER could have swapped.
 ``$PYFI_HOME`` stays private (0700): the work dir must be elsewhere
 (``--workdir``), somewhere USER can reach. What cannot work is refused when
 the agent starts, with one line naming the fix: a USER that cannot reach the
-work dir or run the agent's Python and pyfi, and the embedded default, whose
+work dir or run the agent's Python and pyfi, a node that refuses builds
+apart (no CAP_SYS_ADMIN, no ``unshare``), and the embedded default, whose
 database and broker are files in the agent's private home.
 """
 from __future__ import annotations
@@ -31,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pyfi.agent import fdtree
+from pyfi.agent import fdtree, sandbox
 from pyfi.config import Settings
 from pyfi.errors import InvalidInput
 
@@ -64,6 +67,12 @@ class RunAs:
             raise InvalidInput(f"user {self.user} cannot reach the agent's work dir {workdir} (a directory on its "
                                f"way is closed to it; $PYFI_HOME is private to the agent's user)",
                                f"pass --workdir with a directory {self.user} can reach, e.g. /var/lib/pyfi")
+        problem = sandbox.check(self)
+        if problem:
+            raise InvalidInput(f"agent start -u {self.user} builds environments apart (new mount and PID namespaces, "
+                               f"a group of their own), and this node refuses that: {problem}",
+                               "run the agent as root with CAP_SYS_ADMIN (on the host or in a privileged container), "
+                               "with util-linux's unshare installed")
 
     def process_kwargs(self) -> dict[str, Any]:
         """What ``subprocess`` needs to start a process as USER: its uid, its group and its other groups."""

@@ -19,6 +19,15 @@ How the checkout itself becomes importable:
 * a package whose backend is missing (typically plain setuptools on a host
   without ``wheel``): the same ``.pth`` link, because an isolated build would
   need an index to download the backend from.
+
+Then ``pip install -r requirements.txt`` when the repository has one (its
+lines are the repository's own: pip reads them as the build's user, inside
+the build), and ``pip install`` of the processor's extra requirements, which
+must be index requirements (:mod:`pyfi.core.requirements`, checked again
+here before pip runs). With ``agent start -u`` every pip runs apart
+(:mod:`pyfi.agent.sandbox`) and root copies what it installed into the
+environment (:mod:`pyfi.agent.harvest`): the checkout and the environment
+are never the workers' user's.
 """
 from __future__ import annotations
 
@@ -35,7 +44,9 @@ import venv
 from pathlib import Path
 from typing import Sequence
 
+from pyfi.agent import sandbox
 from pyfi.agent.checkout import file_lock, mask_url
+from pyfi.agent.harvest import harvest
 from pyfi.agent.importcheck import AS_AGENT, AsWorker
 from pyfi.core.requirements import check_requirements
 from pyfi.errors import DeployError, InvalidInput
@@ -88,7 +99,8 @@ def ensure_venv(
     venv lives in ``<venv_root>/<venv_key(...)>`` (default ``venv_root``:
     ``<checkout_dir>/../venvs``). Raises DeployError when pip fails.
     ``as_worker``: pip runs as the agent's workers run (their environment;
-    with ``agent start -u``, their user), since a build runs the project's code.
+    with ``agent start -u``, their user, apart: :mod:`pyfi.agent.sandbox`),
+    since a build runs the project's code.
     """
     checkout_dir = Path(checkout_dir).resolve()
     extras = _checked_requirements(requirements)
@@ -129,19 +141,54 @@ def _build(venv_dir: Path, checkout_dir: Path, extras: list[str], timeout: float
         shutil.rmtree(venv_dir)
     venv.create(venv_dir, system_site_packages=True, with_pip=False, symlinks=os.name != "nt")
     _inherit_parent_env(venv_dir)
-    if as_worker.runas is not None:  # built by the workers' user (the agent hands it to root afterwards)
-        as_worker.runas.own(venv_dir)
-        as_worker.runas.own(checkout_dir)  # pip builds a project in its own directory
-    python = venv_python(venv_dir)
-    if not _install_project(python, checkout_dir, timeout, as_worker):
+    installs = _installs_project(checkout_dir)
+    steps = _pip_steps(checkout_dir, installs, extras)
+    try:
+        if as_worker.runas is None:
+            for args in steps:
+                _pip(venv_python(venv_dir), args, checkout_dir, timeout, as_worker)
+        elif steps:  # (a plain module needs no pip: nothing of the repository runs)
+            _build_apart(venv_dir, checkout_dir, steps, timeout, as_worker)
+    except BaseException:
+        shutil.rmtree(venv_dir, ignore_errors=True)
+        raise
+    if not installs:
         _link_source(venv_dir, checkout_dir)
-    req_file = checkout_dir / "requirements.txt"
-    if req_file.is_file():
-        _pip(python, ["install", "-q", "-r", str(req_file)], checkout_dir, timeout, as_worker)
-    if extras:
-        _pip(python, ["install", "-q", *extras], checkout_dir, timeout, as_worker)
     private_tree(venv_dir)  # venv copies its scripts' modes (0644)
     log.info("venv ready: %s", venv_dir)
+
+
+def _pip_steps(checkout_dir: Path, installs: bool, extras: list[str]) -> list[list[str]]:
+    """The pip commands that install the project (when it *installs*) and its requirements."""
+    steps = []
+    if installs:
+        steps.append(["install", "--no-deps", "--no-build-isolation", "-q", str(checkout_dir)])
+    if (checkout_dir / "requirements.txt").is_file():
+        steps.append(["install", "-q", "-r", str(checkout_dir / "requirements.txt")])
+    if extras:
+        steps.append(["install", "-q", *extras])
+    return steps
+
+
+def _build_apart(venv_dir: Path, checkout_dir: Path, steps: list[list[str]], timeout: float,
+                 as_worker: AsWorker) -> None:
+    """With -u: pip runs as the workers' user in a scratch copy (pyfi.agent.sandbox); root copies out what it installed."""
+    runas = as_worker.runas
+    assert runas is not None
+    workdir = venv_dir.parent.parent
+    if not checkout_dir.is_relative_to(workdir):
+        raise DeployError(f"checkout {checkout_dir} is outside the agent's work dir {workdir}", hint="see the agent's log")
+    runas.open_dirs(workdir, checkout_dir.parent)  # the way to the checkout's and the environment's paths
+    runas.open_dirs(workdir, venv_dir.parent)
+    apart = sandbox.prepare(workdir / sandbox.BUILDS, runas, checkout_dir, venv_dir)
+    try:
+        for args in steps:
+            _pip(venv_python(venv_dir), args, checkout_dir, timeout, as_worker, apart)
+        site = _site_packages(venv_dir).relative_to(venv_dir)
+        copied = harvest(apart.scratch / "venv", venv_dir, site, runas.uid)
+        log.debug("copied %d installed files into %s", copied, venv_dir)
+    finally:
+        sandbox.remove(apart)
 
 
 def _site_packages(venv_dir: Path) -> Path:
@@ -173,8 +220,8 @@ def _link_source(venv_dir: Path, checkout_dir: Path) -> None:
     (_site_packages(venv_dir) / LINK_PTH).write_text("".join(f"{p}\n" for p in paths), encoding="utf-8")
 
 
-def _install_project(python: Path, checkout_dir: Path, timeout: float, as_worker: AsWorker) -> bool:
-    """pip-install the checkout when it is a package that can be built offline."""
+def _installs_project(checkout_dir: Path) -> bool:
+    """The checkout is a package that can be built offline (else it is linked: :func:`_link_source`)."""
     if not ((checkout_dir / "setup.py").is_file() or (checkout_dir / "pyproject.toml").is_file()):
         return False
     missing = missing_build_requirements(checkout_dir)
@@ -182,8 +229,6 @@ def _install_project(python: Path, checkout_dir: Path, timeout: float, as_worker
         log.info("linking %s instead of installing it: build needs %s (not installed here)",
                  checkout_dir, ", ".join(missing))
         return False
-    _pip(python, ["install", "--no-deps", "--no-build-isolation", "-q", str(checkout_dir)], checkout_dir, timeout,
-         as_worker)
     return True
 
 
@@ -243,28 +288,36 @@ def _version_tuple(name: str) -> tuple[int, ...]:
     return tuple(int(n) for n in numbers)
 
 
-def _pip(python: Path, args: list[str], cwd: Path, timeout: float, as_worker: AsWorker = AS_AGENT) -> None:
-    """Run ``<venv python> -m pip <args>`` as the workers run; raise DeployError with pip's own reason."""
+def _pip(python: Path, args: list[str], cwd: Path, timeout: float, as_worker: AsWorker = AS_AGENT,
+         apart: sandbox.Apart | None = None) -> None:
+    """Run ``<venv python> -m pip <args>`` as the workers run (apart, with -u); DeployError with pip's own reason."""
     command = [str(python), "-m", "pip", *args]
     log.debug("running pip: %s", mask_url(" ".join(command)))
     env = {**(as_worker.env if as_worker.env is not None else os.environ), "PIP_DISABLE_PIP_VERSION_CHECK": "1",
            "PIP_NO_INPUT": "1"}
-    if as_worker.runas is not None:
-        env["PIP_NO_CACHE_DIR"] = "1"  # the workers' user may have no home to keep one in
     try:
-        result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout,
-                                start_new_session=True, **as_worker.process_kwargs())  # (Deployer.stop ends it)
+        if apart is not None:
+            result = apart.run(command, env, timeout)
+        else:
+            result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout,
+                                    start_new_session=True)  # (Deployer.stop ends it)
     except OSError as exc:
         raise DeployError(f"cannot run {python}: {exc.strerror}", hint="remove the venv and deploy again") from None
     except subprocess.TimeoutExpired:
         raise DeployError(f"pip {args[0]} for {cwd} took over {timeout:g}s",
                           hint="check the package index is reachable, or raise the timeout") from None
     if result.returncode != 0:
-        reason = last_meaningful_line(result.stderr + "\n" + result.stdout)
-        if "No module named pip" in reason:
-            raise DeployError(f"pip is not available to {python}", hint="install pip for the agent's Python")
-        raise DeployError(f"pip {args[0]} failed for {cwd}: {reason}",
-                          hint="fix the processor's requirements (requirements.txt or its requirements list)")
+        _pip_failed(python, args, cwd, result)
+
+
+def _pip_failed(python: Path, args: list[str], cwd: Path, result: subprocess.CompletedProcess) -> None:
+    reason = last_meaningful_line(result.stderr + "\n" + result.stdout)
+    if result.returncode == sandbox.FAILED and reason.startswith(sandbox.MARK):
+        raise DeployError(f"cannot start the build of {cwd} apart: {reason}", hint="see the agent's log")
+    if "No module named pip" in reason:
+        raise DeployError(f"pip is not available to {python}", hint="install pip for the agent's Python")
+    raise DeployError(f"pip {args[0]} failed for {cwd}: {reason}",
+                      hint="fix the processor's requirements (requirements.txt or its requirements list)")
 
 
 def last_meaningful_line(output: str) -> str:
