@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 
 import pytest
 
@@ -116,3 +117,62 @@ def second_network(net: Network, tmp_path) -> Network:
     assert other.cli("db", "init").returncode == 0
     return other
 
+
+
+class RawCapture:
+    """Everything published on one channel from now on, as anyone on the pub/sub server can read it."""
+
+    def __init__(self, net: Network, channel: str) -> None:
+        self.url, self.channel = net.env["PYFI_PUBSUB"], channel
+        if self.url.startswith("redis"):
+            import redis
+
+            self.pubsub = redis.Redis.from_url(self.url).pubsub()
+            self.pubsub.subscribe(channel)
+            self.pubsub.get_message(timeout=1.0)  # the subscription's confirmation
+            self.got: list[str] = []
+
+    def payloads(self, holding: str) -> list[str]:
+        """The payloads published so far that hold ``holding``."""
+        if not self.url.startswith("redis"):
+            import sqlite3
+
+            with sqlite3.connect(self.url.removeprefix("sqlite:///")) as conn:
+                rows = conn.execute("SELECT data FROM messages WHERE channel = ? ORDER BY id", (self.channel,))
+                return [data for (data,) in rows if holding in data]
+        while (message := self.pubsub.get_message(timeout=0.05)) is not None:
+            if message["type"] == "message":
+                self.got.append(message["data"].decode())
+        return [data for data in self.got if holding in data]
+
+
+def test_envelopes_published_again_or_long_after_are_not_shown(net: Network):
+    from pyfi.core.keys import processor_signer
+    from pyfi.core.network import namespace
+    from pyfi.messaging.pubsub import build_message, encode
+    from pyfi.messaging.pubsub.network import seal
+
+    names = build(net, {"echo": "echo"})
+    room = f"{names['queue']}.p"
+    net.start_agent("n1")
+    net.wait_status("p", "running", 60)
+    with session_scope(net.db_url) as session:
+        channel = f"{namespace(session)}{room}.task"
+        signer = processor_signer(session, net.processor("p")["id"])
+    capture = RawCapture(net, channel)
+    watching = listener(net, "-n", room, "-c", "task")
+    first = wait_for(lambda: heard(watching, net, names["echo"]), 30, "the listener to hear a call")
+    original = net.cli("task", "run", "-s", names["echo"], "-d", '"original"', "--no-wait").stdout.strip()
+    captured = wait_for(lambda: [p for p in capture.payloads(original) if "postrun" in p] and capture.payloads(original),
+                        30, "the original call's envelopes")
+    for payload in captured:  # published again, as captured: each signature still matches
+        publish_raw(net, channel, payload)
+    old = build_message(room, "postrun", call="call-of-an-hour-ago", message='"old"')
+    publish_raw(net, channel, seal(signer, channel, [encode(old)], sealed=time.time() - 3600))
+    genuine = net.cli("task", "run", "-s", names["echo"], "-d", '"genuine"', "--no-wait").stdout.strip()
+    out, err = watching.communicate(timeout=60)
+    shown = [json.loads(line) for line in [first, *out.splitlines()]]
+    assert any(m.get("call") == genuine and m["state"] == "postrun" for m in shown), shown
+    assert [m["state"] for m in shown if m.get("call") == original].count("postrun") == 1, shown
+    assert not any(m.get("call") == "call-of-an-hour-ago" for m in shown)
+    assert "a replay" in err, err

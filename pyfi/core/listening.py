@@ -3,10 +3,13 @@
 ``pyfi listen`` needs READ, the right that ``ls calls`` needs: lifecycle
 messages carry what the call records hold (states, results, output). A
 message is shown only when it arrived in an envelope signed by the key of
-the processor whose channel it came on (:mod:`pyfi.messaging.pubsub.network`):
-a ``redis-cli publish`` of a forged message, a processor publishing on
-another's channel, or a message changed on the way is dropped, and the
-listener says so once per channel.
+the processor whose channel it came on (:mod:`pyfi.messaging.pubsub.network`),
+sealed at most :data:`~pyfi.messaging.pubsub.network.MAX_AGE` seconds (60)
+before or after this listener's clock, with a nonce it has not seen: a
+``redis-cli publish`` of a forged message, a processor publishing on
+another's channel, a message changed on the way, and an envelope captured
+and published again (seen already, or older than that) are dropped, and
+the listener says so once per channel.
 """
 from __future__ import annotations
 
@@ -24,7 +27,7 @@ from pyfi.db.engine import session_scope
 from pyfi.db.models import Processor, Socket
 from pyfi.enums import Right
 from pyfi.messaging.pubsub import Message
-from pyfi.messaging.pubsub.network import opened, signed_bytes
+from pyfi.messaging.pubsub.network import MAX_AGE, Envelope, opened, signed_bytes
 from pyfi.messaging.signing import valid_signature
 
 #: seconds a listener trusts what it read of a key and its processor's rooms
@@ -38,33 +41,57 @@ def open_listening(session: Session, actor: Actor) -> str:
 
 
 class Verifier:
-    """Turns what a subscriber received into the messages a worker really published (see the module docstring)."""
+    """Turns what a subscriber received into the messages a worker really published (see the module docstring).
+
+    An envelope is shown once: one sealed more than ``max_age`` seconds before or after this listener's clock
+    is dropped, and so is one whose key and nonce it saw within the last ``2 * max_age`` seconds (an older one
+    is dropped for its age, so that is all a listener remembers).
+    """
 
     def __init__(self, db_url: str, namespace: str, on_ignored: Callable[[str, str], None] | None = None,
-                 ttl: float = TTL) -> None:
+                 ttl: float = TTL, max_age: float = MAX_AGE) -> None:
         self.db_url, self.namespace, self.on_ignored, self.ttl = db_url, namespace, on_ignored, ttl
+        self.max_age = max_age
         self._signers: dict[str, tuple[float, tuple[KeyOwner, frozenset[str]] | None]] = {}
         self._warned: set[str] = set()
+        self._seen: dict[tuple[str, str], float] = {}  # (key, nonce) -> when it may be forgotten (monotonic)
+        self._prune_at = time.monotonic() + max_age
 
     def messages(self, received: Message) -> list[Message]:
         """The messages of one envelope, or none when it is not a genuine one."""
         envelope = opened(received.data)
         if envelope is None:
             return self._ignore(received.channel, "it is not signed")
-        key_id, signature, text = envelope
-        signer = self._signer(key_id)
+        signer = self._signer(envelope.key)
         if signer is None:
             return self._ignore(received.channel, "its key is no processor's")
         owner, rooms = signer
         if received.channel.rpartition(".")[0] not in rooms:
             return self._ignore(received.channel, f"it is signed by processor {owner.processor!r}, not this channel's")
-        if not valid_signature(owner.public_key, signature, signed_bytes(self.namespace + received.channel, text)):
+        content = signed_bytes(self.namespace + received.channel, envelope.messages, envelope.time, envelope.nonce)
+        if not valid_signature(owner.public_key, envelope.sig, content):
             return self._ignore(received.channel, "its signature does not match it")
+        stale = self._replayed(envelope)
+        if stale:
+            return self._ignore(received.channel, stale)
         try:
-            items = json.loads(text)
+            items = json.loads(envelope.messages)
         except ValueError:
             return self._ignore(received.channel, "its messages are not JSON")
         return [Message(received.pattern, received.channel, item) for item in items]
+
+    def _replayed(self, envelope: Envelope) -> str | None:
+        """Why a genuine envelope is not shown again (a replay); None the first time it is seen, while fresh."""
+        if abs(time.time() - envelope.time) > self.max_age:
+            return f"it was sealed more than {self.max_age:.0f} s from now (a replay, or a clock far off)"
+        now = time.monotonic()
+        if now >= self._prune_at:
+            self._seen = {seen: until for seen, until in self._seen.items() if until > now}
+            self._prune_at = now + self.max_age
+        if (envelope.key, envelope.nonce) in self._seen:
+            return "it was shown already (a replay)"
+        self._seen[(envelope.key, envelope.nonce)] = now + 2 * self.max_age
+        return None
 
     def _signer(self, key_id: str) -> tuple[KeyOwner, frozenset[str]] | None:
         cached = self._signers.get(key_id)

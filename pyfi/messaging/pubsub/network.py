@@ -8,47 +8,73 @@ publish``), and Redis pub/sub is server-wide. So:
   subscribe under it and take it off what they deliver;
 - a worker signs what it publishes with its processor's key: the messages
   of one channel that one flush sends travel as one envelope,
-  ``{"pyfi": "signed-1", "key": ..., "sig": ..., "messages": "[...]"}``,
-  whose signature covers the channel and the messages' JSON text.
-  ``pyfi listen`` shows a message only when its envelope is signed by the
-  key of the processor whose channel it came on
-  (:class:`pyfi.core.listening.Verifier`). One signature per channel and
-  flush, not per message: the sidecar publishes at most every 100 ms.
+  ``{"pyfi": "signed-2", "key": ..., "sig": ..., "time": ..., "nonce": ...,
+  "messages": "[...]"}``, whose signature covers the channel, the time it
+  was sealed (epoch seconds), a nonce (16 random bytes, new for every
+  envelope) and the messages' JSON text. ``pyfi listen`` shows a message
+  only when its envelope is signed by the key of the processor whose
+  channel it came on, was sealed at most :data:`MAX_AGE` seconds before or
+  after the listener's clock (clocks of different hosts may differ that
+  much), and carries a nonce that listener has not seen
+  (:class:`pyfi.core.listening.Verifier`): an envelope captured and
+  published again is not shown twice, nor once it is older than that.
+  One signature per channel and flush, not per message: the sidecar
+  publishes at most every 100 ms.
 
 The doorbell that wakes agents is namespaced, not signed: a ring is only a
 hint to look at the database now.
 """
 from __future__ import annotations
 
+import secrets
+import time
+from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
 from pyfi.messaging.pubsub.base import Publisher, Subscriber
 from pyfi.messaging.pubsub.protocol import Message, encode
 
-ENVELOPE = "signed-1"
-_PREFIX = b"pyfi-pubsub-1\n"
+ENVELOPE = "signed-2"
+_PREFIX = b"pyfi-pubsub-2\n"
+#: seconds an envelope may be older (or, clocks differing, younger) than a listener's clock and still be shown
+MAX_AGE = 60.0
 
 
-def signed_bytes(channel: str, messages: str) -> bytes:
-    """What an envelope's signature covers: its (namespaced) channel and its messages' JSON text."""
-    return _PREFIX + channel.encode() + b"\n" + messages.encode()
+@dataclass(frozen=True)
+class Envelope:
+    """What a listener reads of an envelope: who sealed it, when, its nonce, and its messages' JSON text."""
+
+    key: str
+    sig: str
+    time: float
+    nonce: str
+    messages: str
 
 
-def seal(signer: Any, channel: str, payloads: Sequence[str]) -> str:
-    """One envelope holding ``payloads`` (JSON texts), signed for ``channel`` by ``signer``'s key."""
+def signed_bytes(channel: str, messages: str, sealed: float, nonce: str) -> bytes:
+    """What an envelope's signature covers: its (namespaced) channel, time, nonce and messages' JSON text."""
+    return b"\n".join([_PREFIX + channel.encode(), repr(sealed).encode(), nonce.encode(), messages.encode()])
+
+
+def seal(signer: Any, channel: str, payloads: Sequence[str], sealed: float | None = None) -> str:
+    """One envelope holding ``payloads`` (JSON texts), signed for ``channel`` by ``signer``'s key, sealed now."""
     messages = "[" + ",".join(payloads) + "]"
-    signature = signer.sign_bytes(signed_bytes(channel, messages))
-    return encode({"pyfi": ENVELOPE, "key": signer.key_id, "sig": signature, "messages": messages})
+    sealed, nonce = time.time() if sealed is None else sealed, secrets.token_hex(16)
+    signature = signer.sign_bytes(signed_bytes(channel, messages, sealed, nonce))
+    return encode({"pyfi": ENVELOPE, "key": signer.key_id, "sig": signature, "time": sealed, "nonce": nonce,
+                   "messages": messages})
 
 
-def opened(data: Any) -> tuple[str, str, str] | None:
-    """(key id, signature, messages' JSON text) of an envelope; None for anything else."""
+def opened(data: Any) -> Envelope | None:
+    """The envelope ``data`` is; None for anything else."""
     if not isinstance(data, Mapping) or data.get("pyfi") != ENVELOPE:
         return None
-    key, sig, messages = data.get("key"), data.get("sig"), data.get("messages")
-    if not all(isinstance(value, str) for value in (key, sig, messages)):
+    key, sig, sealed, nonce, messages = (data.get(k) for k in ("key", "sig", "time", "nonce", "messages"))
+    if not all(isinstance(value, str) for value in (key, sig, nonce, messages)):
         return None
-    return key, sig, messages
+    if not isinstance(sealed, float):
+        return None
+    return Envelope(key, sig, sealed, nonce, messages)
 
 
 class NetworkPublisher:
