@@ -19,6 +19,7 @@ from pathlib import Path
 
 from pyfi.agent.runas import RunAs
 from pyfi.worker.control import PAUSE, RUN, error_path, problems_path, read_line, read_state, state_path, write_command
+from pyfi.worker import rundir
 from pyfi.worker.credentials import Credentials
 from pyfi.worker.processes import pid_alive
 from pyfi.worker.standby import GO, STANDBY
@@ -159,19 +160,15 @@ def prepare_run_dir(run_dir: Path, paused: bool, runas: RunAs | None = None) -> 
 
 def last_line(log: Path, limit: int = 300) -> str:
     """The last non-empty line of a log (read from its end), cut to ``limit`` characters."""
-    try:
-        with open(log, "rb") as fh:
-            fh.seek(max(fh.seek(0, 2) - 4096, 0))
-            lines = [line.strip() for line in fh.read().decode(errors="replace").splitlines() if line.strip()]
-    except OSError:
-        return ""
+    text = rundir.read_text(log, 4096, tail=True) or ""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
     return lines[-1][:limit] if lines else ""
 
 
 def _launch(argv: list[str], run_dir: Path, env: dict[str, str], cwd: str, runas: RunAs | None,
             stdin: int = subprocess.DEVNULL) -> subprocess.Popen:
     as_user = runas.process_kwargs() if runas is not None else {}
-    with open(run_dir / "worker.log", "ab") as log:
+    with open(rundir.open_log(run_dir / "worker.log"), "ab") as log:
         return subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=stdin,
                                 cwd=cwd, start_new_session=True, **as_user)
 
@@ -234,7 +231,7 @@ def spawn_spare(python: str, processor: str, checkout: str, run_dir: Path, node:
 
 def save_meta(handle: Handle) -> None:
     data = {f.name: getattr(handle, f.name) for f in fields(handle) if f.name not in ("proc", "stopping_since", "killed")}
-    (Path(handle.run_dir) / "meta.json").write_text(json.dumps(data))
+    rundir.replace(Path(handle.run_dir) / "meta.json", json.dumps(data).encode())
 
 
 def adopt(run_root: Path) -> list[Handle]:
@@ -242,7 +239,7 @@ def adopt(run_root: Path) -> list[Handle]:
     found = []
     for meta in run_root.glob("*/meta.json"):
         try:
-            handle = Handle(**json.loads(meta.read_text()))
+            handle = Handle(**json.loads(rundir.read_text(meta) or ""))
         except (ValueError, TypeError):
             continue
         if pid_alive(handle.pid) and _is_worker(handle.pid, handle.processor):
@@ -257,8 +254,8 @@ def prune(run_root: Path, processor_id: str, keep: int = 3, spare: Path | None =
         if run_dir == spare:
             continue
         try:
-            pid = json.loads((run_dir / "meta.json").read_text())["pid"]
-        except (OSError, ValueError, KeyError):
+            pid = json.loads(rundir.read_text(run_dir / "meta.json") or "")["pid"]
+        except (ValueError, KeyError, TypeError):
             pid = None
         if pid is None or not pid_alive(pid):
             shutil.rmtree(run_dir, ignore_errors=True)

@@ -11,12 +11,13 @@ place: a scheduler that moves part of a processor away stops no worker.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from pathlib import Path
 from typing import Any
 
 from celery import bootsteps
+
+from pyfi.worker import rundir
 
 log = logging.getLogger("pyfi.worker")
 
@@ -43,21 +44,12 @@ def read_command(path: Path) -> str:
 
 
 def write_command(path: Path, command: str, concurrency: int | None = None) -> None:
-    """Atomically replace the control file (the agent's side).
+    """Replace the control file (the agent's side), never through a link the worker left (:mod:`pyfi.worker.rundir`).
 
     The file is its run directory's owner's: with ``agent start -u`` the
     worker runs as another user than the agent (root), and reads it.
     """
-    tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        directory = path.parent.stat()
-        if directory.st_uid != os.geteuid():
-            os.fchown(fd, directory.st_uid, directory.st_gid)
-        os.write(fd, (command + (f"\n{CONCURRENCY} {concurrency}" if concurrency else "")).encode())
-    finally:
-        os.close(fd)
-    tmp.replace(path)
+    rundir.replace(path, (command + (f"\n{CONCURRENCY} {concurrency}" if concurrency else "")).encode())
 
 
 def state_path(control: Path) -> Path:
@@ -80,11 +72,9 @@ def problems_path(control: Path) -> Path:
 
 
 def read_line(path: Path) -> str | None:
-    """A one-line report the worker left (an error, its problems); None if there is none."""
-    try:
-        return path.read_text().strip() or None
-    except OSError:
-        return None
+    """A one-line report the worker left (an error, its problems); None if there is none (:mod:`pyfi.worker.rundir`)."""
+    text = rundir.read_text(path)
+    return text.strip() or None if text is not None else None
 
 
 class PauseControl(bootsteps.StartStopStep):
