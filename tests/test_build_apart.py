@@ -269,3 +269,35 @@ def test_other_processor_code_cannot_reach_an_environment_being_built(node, drop
     assert found["seen"] > 0  # it saw the build's processes (pip, its backend, sh and sleep), and opened none
     assert not list(node.workdir.glob("venvs/*/lib/python*/site-packages/zz_planted.pth"))
     assert not (drop / "planted-ran").exists()
+
+
+def test_only_recorded_files_leave_a_build_and_each_must_match_its_hash(tmp_path):
+    import os
+    import venv as stdlib_venv
+
+    from pyfi.agent import checkout as co
+    from pyfi.agent import venv as pv
+    from pyfi.agent.harvest import harvest
+    from pyfi.errors import DeployError
+
+    repo = make_repo(tmp_path / "repo", package_files(SAMPLE))
+    sha = co.checkout(tmp_path / "repos", "p", str(repo))
+    built = pv.venv_of(pv.ensure_venv(co.checkout_path(tmp_path / "repos", "p", sha), sha))  # pip ran in it
+    site = pv._site_packages(built).relative_to(built)
+    (built / site / "zz_unlisted.pth").write_text("import os\n")
+
+    def fresh() -> Path:
+        dest = tmp_path / f"dest{len(list(tmp_path.glob('dest*')))}"
+        stdlib_venv.create(dest, system_site_packages=True, with_pip=False, symlinks=True)
+        return dest
+
+    dest = fresh()
+    assert harvest(built, dest, site, os.getuid()) == 8  # sample.py, its bytecode and the 6 files of its dist-info
+    assert (dest / site / "sample.py").is_file() and not (dest / site / "zz_unlisted.pth").exists()
+    (built / site / "sample.py").write_text("changed = True\n")
+    with pytest.raises(DeployError, match="sample.py does not match the hash"):
+        harvest(built, fresh(), site, os.getuid())
+    (built / site / "sample.py").unlink()
+    (built / site / "sample.py").symlink_to("/etc/passwd")
+    with pytest.raises(DeployError, match="lacks .*sample.py"):
+        harvest(built, fresh(), site, os.getuid())

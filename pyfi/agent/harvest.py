@@ -35,12 +35,12 @@ def harvest(source: Path, dest: Path, site: Path, uid: int) -> int:
     """Copy the files the records under ``source/site`` list into *dest*; return how many."""
     top = open_dir(source)
     try:
-        wanted = _recorded(top, site, uid)
+        try:
+            wanted = _recorded(top, site, uid)
+        except (OSError, UnicodeDecodeError, csv.Error) as exc:
+            raise DeployError(f"cannot read the records of what pip installed: {exc}", HINT) from None
         for rel, hashes in sorted(wanted.items()):
-            try:
-                _copy(top, dest, rel, hashes, uid)
-            except OSError as exc:
-                raise DeployError(f"cannot copy {rel} out of the build's environment: {exc.strerror}", HINT) from None
+            _copy(top, dest, rel, hashes, uid)
     finally:
         os.close(top)
     return len(wanted)
@@ -92,6 +92,16 @@ def _open_source(top: int, rel: str, uid: int) -> int:
 
 
 def _copy(top: int, dest: Path, rel: str, hashes: set[str], uid: int) -> None:
+    try:
+        digests = _copied(top, dest, rel, hashes, uid)
+    except OSError as exc:
+        raise DeployError(f"cannot copy {rel} out of the build's environment: {exc.strerror or exc}", HINT) from None
+    if not _matches(rel, hashes, digests):
+        raise DeployError(f"{rel} does not match the hash its distribution's RECORD gives", HINT)
+
+
+def _copied(top: int, dest: Path, rel: str, hashes: set[str], uid: int) -> dict[str, str]:
+    """Copy one recorded file; its digests by algorithm."""
     source = _open_source(top, rel, uid)
     try:
         executable = os.fstat(source).st_mode & 0o100
@@ -103,8 +113,7 @@ def _copy(top: int, dest: Path, rel: str, hashes: set[str], uid: int) -> None:
             os.close(parent)
     finally:
         os.close(source)
-    if not _matches(rel, hashes, digests):
-        raise DeployError(f"{rel} does not match the hash its distribution's RECORD gives", HINT)
+    return digests
 
 
 def _dest_dir(dest: Path, parts: list[str]) -> int:

@@ -71,7 +71,7 @@ try:
     os.chdir(spec["cwd"])
     os.execv(spec["argv"][0], spec["argv"])
 except OSError as exc:
-    print("pyfi-build: %s: %s" % (exc.filename or exc.strerror, exc), file=sys.stderr)
+    print("pyfi-build: %s" % exc, file=sys.stderr)
     sys.exit(126)
 """
 
