@@ -98,8 +98,10 @@ class Gate:
     def _decide(self, message: Any, check: Callable[[Any, dict[str, Any]], Refusal | None]) -> bool:
         headers = message.headers
         try:
-            refusal = Refusal("no headers") if not isinstance(headers, dict) else self._malformed(headers) or check(
-                message, headers)
+            if not isinstance(headers, dict):
+                refusal: Refusal | None = Refusal("no headers")
+            else:
+                refusal = self._malformed(headers) or check(message, headers)
         except Exception as exc:  # noqa: BLE001 - the database, or what the message holds
             if not backend_error(exc):
                 refusal = Refusal(f"the call cannot be checked ({type(exc).__name__}: {_first_line(exc)})")
