@@ -47,14 +47,14 @@ def send(app: Any, routes: list[Route], args: list[Any], parent: str | None = No
         raise ValueError("a call id names one call: give one route")
     sent = []
     for route in routes:
-        call_id = call_id or str(uuid.uuid4())
+        this_id = call_id or str(uuid.uuid4())  # (every copy of a fanout or topic call is a call of its own)
         queue = kombu_queue(route.broker_queue)
         app.send_task(
-            route.task_name, args=args, task_id=call_id, queue=queue, routing_key=route.broker_queue,
-            declare=[queue], root_id=tracking or (None if parent else call_id), parent_id=parent,
+            route.task_name, args=args, task_id=this_id, queue=queue, routing_key=route.broker_queue,
+            declare=[queue], root_id=tracking or (None if parent else this_id), parent_id=parent,
             headers=route.headers(plug, taskparent),
         )
-        sent.append(SentCall(call_id, route))
+        sent.append(SentCall(this_id, route))
     return sent
 
 
