@@ -43,11 +43,11 @@ def add_user(session: Session, actor: Actor, name: str, email: str | None, passw
         pg_roles.check_role_name(name)
         if not password:
             raise InvalidInput(f"user {name!r} needs a password on PostgreSQL", "pass -p/--password or answer the prompt")
+    if pg_roles.enabled(session):  # the role first: the database refuses a user row without one
+        echo(pg_roles.create(session, name, password, adopt=adopt))
     user = User(name=name, email=email, owner=actor.name, password_hash=hash_password(password) if password else None)
     session.add(user)
     session.flush()
-    if pg_roles.enabled(session):
-        echo(pg_roles.create(session, name, password, adopt=adopt))
     keys.add_user_key(session, user)
     return user
 
