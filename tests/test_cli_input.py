@@ -269,7 +269,7 @@ def test_bad_node_names_are_usage_errors_and_make_no_directory(flow, home, run_c
 
 
 def test_host_names_are_valid_node_names():
-    from pyfi.cli.runtime import NODE_NAME
+    from pyfi.core.names import NODE_NAME
 
     for name in (socket.gethostname(), "node-1.example.com", "worker_7", "x" * 100):
         assert NODE_NAME.fullmatch(name), name
