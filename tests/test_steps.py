@@ -48,7 +48,7 @@ def test_prerun_records_and_publishes_received_at_its_time_then_running() -> Non
     assert received == ("call-1", "sample.do_something", SOCKET, None, "root-1", None, "plug-1")
     assert received_kw["when"] == dt.datetime(2026, 9, 21, 14, 13, 19, 750000) and received_kw["sender"] == "ann"
     assert started == ("call-1", dt.datetime(2026, 9, 21, 14, 13, 20, 250000))
-    assert started_kw == {"name": "sample.do_something", "attempt": 1}
+    assert started_kw == {"name": "sample.do_something", "attempt": 1, "socket_id": SOCKET}
     assert outbox == [
         (STAMP - 0.5, "q1.proc1.task",
          encode(build_message("q1.proc1", "received", date="2026-09-21 14:13:19.750000", call="call-1"))),
@@ -56,10 +56,10 @@ def test_prerun_records_and_publishes_received_at_its_time_then_running() -> Non
     ]
 
 
-def test_postrun_message_has_the_seed_fields() -> None:
+def test_postrun_message_has_the_original_documentations_fields() -> None:
     recorder, outbox = apply(encode_step(POSTRUN, STAMP, 0, "call-1", "sample.do_something", SOCKET, "key-1", '"done"'))
     assert recorder.seen == [("finished", ("call-1", "key-1", dt.datetime(2026, 9, 21, 14, 13, 20, 250000)),
-                              {"name": "sample.do_something", "attempt": 0})]
+                              {"name": "sample.do_something", "attempt": 0, "socket_id": SOCKET})]
     message = json.loads(outbox[0][2])
     assert message == {"channel": "task", "state": "postrun", "date": "2026-09-21 14:13:20.250000", "room": "q1.proc1",
                        "module": "sample", "task": "do_something", "resultkey": "key-1", "message": '"done"',

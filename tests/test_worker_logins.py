@@ -66,7 +66,6 @@ def test_a_workers_login_records_its_own_processors_calls(two_processors):
     assert attempt(worker, "UPDATE calls SET state = 'finished' WHERE id = 'c1'") == "ok: 1 rows"
     assert attempt(worker, "INSERT INTO events (id, name, call_id, created, lastupdated) VALUES ('e1', 'postrun',"
                            " 'c1', now(), now())") == "ok: 1 rows"
-    assert attempt(worker, *call("c0", None)) == "ok: 1 rows"  # a call of no socket, its processor owner's
     assert attempt(worker, "INSERT INTO join_arrivals (id, tracking, socket_id, position, created)"
                            " VALUES ('a1', 'flow', %s, 0, now())", (found["t"],)) == "ok: 1 rows"  # its plug's join
     assert attempt(worker, "SELECT * FROM privileges").startswith("ok")  # it reads the network (rights, keys)
@@ -75,6 +74,7 @@ def test_a_workers_login_records_its_own_processors_calls(two_processors):
 @pytest.mark.parametrize("statement, params", [
     call("c2", "{s}"),  # a call of another processor's socket
     call("c3", None, owner="admin"),  # a socket-less call of someone else
+    call("c4", None),  # a socket-less call at all: it could take the id of a call another processor's worker runs
     ("UPDATE calls SET state = 'failed', error = 'forged' WHERE id = 'admins-call'", ()),
     ("DELETE FROM calls", ()),
     ("DELETE FROM events", ()),

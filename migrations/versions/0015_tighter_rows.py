@@ -3,6 +3,9 @@
 - Privileges and roles never change once written (no command changes one):
   no pyfi user may update them, so a holder of UPDATE_PRIVILEGE cannot turn
   a privilege into ALL.
+- A worker's login records calls of its processor's sockets only, never a
+  call without a socket (every record a worker writes names its call's
+  socket): whatever a worker records is attributed to one of its sockets.
 - Names: the rule of ``pyfi.core.names`` (no control, invisible or blank
   character, no space but U+0020, no surrounding space, not empty; a
   processor's name holds no ``.``), and no control character in a
@@ -30,6 +33,7 @@ branch_labels = None
 depends_on = None
 
 rights = importlib.import_module("pyfi.migrations.versions.0008_rights_on_every_table")
+logins = importlib.import_module("pyfi.migrations.versions.0010_worker_logins")
 
 #: code point ranges of the characters no name may hold (pyfi.core.names.forbidden_ranges(), frozen here)
 FORBIDDEN = ((0x1, 0x1F), (0x7F, 0xA0), (0xAD, 0xAD), (0x34F, 0x34F), (0x600, 0x605), (0x61C, 0x61C),
@@ -40,6 +44,8 @@ FORBIDDEN = ((0x1, 0x1F), (0x7F, 0xA0), (0xAD, 0xAD), (0x34F, 0x34F), (0x600, 0x
              (0x13430, 0x13438), (0x1BCA0, 0x1BCA3), (0x1D173, 0x1D17A), (0xE0000, 0xE0FFF))
 #: a processor's text columns that must hold no control character
 PROCESSOR_TEXT = ("module", "gitrepo", "branch", "hostname", "requirements", "commit")
+#: calls a worker's login may see and record: of its processor's sockets
+MINE = "(socket_id = ANY (CAST((SELECT pyfi_worker_sockets()) AS text[])))"
 
 GUARD_NEW = """
 CREATE OR REPLACE FUNCTION {schema}.pyfi_guard_new_processor() RETURNS trigger
@@ -89,11 +95,22 @@ def _constraints(sql) -> list[tuple[str, str, object]]:
 
 
 def _policies(sql) -> list:
-    statements = []
+    statements = _worker_calls(sql, sql.SQL(MINE))
     for table in ("privileges", "roles"):
         statements += [sql.SQL("DROP POLICY IF EXISTS pyfi_change ON {}").format(sql.Identifier(table)),
                        sql.SQL("REVOKE UPDATE ON {} FROM pyfi_users").format(sql.Identifier(table))]
     return statements
+
+
+def _worker_calls(sql, mine) -> list:
+    to = sql.SQL("TO {}").format(sql.Identifier(logins.GROUP))
+    statements = [sql.SQL("DROP POLICY IF EXISTS {} ON calls").format(sql.Identifier(p))
+                  for p in logins.POLICIES["calls"]]
+    return statements + [
+        sql.SQL("CREATE POLICY pyfi_worker_read ON calls FOR SELECT {} USING {}").format(to, mine),
+        sql.SQL("CREATE POLICY pyfi_worker_add ON calls FOR INSERT {} WITH CHECK {}").format(to, mine),
+        sql.SQL("CREATE POLICY pyfi_worker_change ON calls FOR UPDATE {} USING {} WITH CHECK {}").format(to, mine, mine),
+    ]
 
 
 def upgrade() -> None:
@@ -137,6 +154,8 @@ def downgrade() -> None:
     run(sql.SQL("DROP TRIGGER IF EXISTS pyfi_guard_new_processor ON processors"))
     for function in FUNCTIONS:
         run(sql.SQL(f"DROP FUNCTION IF EXISTS {function}"))
+    for statement in _worker_calls(sql, sql.SQL(logins.MINE)):
+        run(statement)
     for table in ("privileges", "roles"):
         change = rights.ACCESS[table][1]
         run(sql.SQL("GRANT UPDATE ON {} TO pyfi_users").format(sql.Identifier(table)))

@@ -176,7 +176,7 @@ class Lifecycle:
         received = _received_when(request)
         with self.sink.batch():  # no child recorded it (a duplicate event is ignored)
             self.record_received(request, name, when=received, socket=socket)
-            self.sink.revoked(request.id, name=name)
+            self.sink.revoked(request.id, name=name, socket_id=socket.id if socket else None)
             self.publish(socket, EventName.RECEIVED, date=received and message_date(received))
             self.publish(socket, EventName.REVOKED)
 
@@ -190,7 +190,8 @@ class Lifecycle:
         task = headers.get("task")
         name = task if isinstance(task, str) and task in self.task_names else _text(task) or "?"
         call_id = _text(headers.get("id"), 255) or "?"
-        socket = self._socket_by_id(headers.get(SOCKET_HEADER)) or self._socket_of_queue(message) or self._socket(name, None)
+        socket = (self._socket_by_id(headers.get(SOCKET_HEADER)) or self._socket_of_queue(message)
+                  or self._socket(name, None) or next(iter(self.spec.sockets), None))  # (a call is a socket's)
         with self.sink.batch():
             self.sink.refused(call_id, name, socket.id if socket else None, refusal.reason, sender=refusal.sender,
                               tracking=_text(headers.get("root_id"), 255))
@@ -241,7 +242,8 @@ class Lifecycle:
         error = f"{type(exception).__name__}: {exception}"
         socket = self.socket_of(sender.request, sender.name)
         with self.sink.batch():
-            self.sink.failed(task_id, error, name=sender.name, attempt=sender.request.retries or 0)
+            self.sink.failed(task_id, error, name=sender.name, attempt=sender.request.retries or 0,
+                             socket_id=socket.id if socket else None)
             self.publish(socket, EventName.FAILURE, message=error, call=task_id)
         if self.forwarder is not None and socket is not None:  # task_failure fires once the retries are spent
             if self.forwarder.wires(socket.id):
@@ -251,9 +253,11 @@ class Lifecycle:
     def on_retry(self, request: Any = None, reason: Any = None, sender: Any = None, **_: Any) -> None:
         if sender is None or sender.name not in self.task_names or request is None:
             return
+        socket = self.socket_of(request, sender.name)
         with self.sink.batch():
-            self.sink.retried(request.id, str(reason), name=sender.name, attempt=request.retries or 0)
-            self.publish(self.socket_of(request, sender.name), EventName.RETRY, message=str(reason), call=request.id)
+            self.sink.retried(request.id, str(reason), name=sender.name, attempt=request.retries or 0,
+                              socket_id=socket.id if socket else None)
+            self.publish(socket, EventName.RETRY, message=str(reason), call=request.id)
 
 
 def _received_when(request: Any) -> dt.datetime | None:

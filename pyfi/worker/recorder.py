@@ -59,31 +59,34 @@ class Recorder:
                   name=name, socket_id=socket_id, parent=parent, tracking=tracking, taskparent=taskparent,
                   plug_id=plug_id, sender=sender)
 
-    def started(self, call_id: str, when: dt.datetime | None = None, *, name: str = "", attempt: int = 0) -> None:
+    def started(self, call_id: str, when: dt.datetime | None = None, *, name: str = "", attempt: int = 0,
+                socket_id: str | None = None) -> None:
         self._put(call_id, CallState.RUNNING, EventName.PRERUN, when, attempt,
-                  f"Prerun for task {name or call_id}", "started", name=name)
+                  f"Prerun for task {name or call_id}", "started", name=name, socket_id=socket_id)
 
     def finished(self, call_id: str, resultkey: str | None, when: dt.datetime | None = None, *,
-                 name: str = "", attempt: int = 0) -> None:
+                 name: str = "", attempt: int = 0, socket_id: str | None = None) -> None:
         self._put(call_id, CallState.FINISHED, EventName.POSTRUN, when, attempt,
                   f"Postrun for task {name or call_id}", "finished", name=name,
-                  resultkey=resultkey[:120] if resultkey else None)
+                  resultkey=resultkey[:120] if resultkey else None, socket_id=socket_id)
 
     def failed(self, call_id: str, error: str, when: dt.datetime | None = None, *,
-               name: str = "", attempt: int = 0) -> None:
+               name: str = "", attempt: int = 0, socket_id: str | None = None) -> None:
         summary = error.strip().splitlines()[0] if error.strip() else "error"
         self._put(call_id, CallState.FAILED, EventName.FAILURE, when, attempt,
-                  f"Failure for task {name or call_id}: {summary}", "finished", name=name, error=error)
+                  f"Failure for task {name or call_id}: {summary}", "finished", name=name, error=error,
+                  socket_id=socket_id)
 
     def retried(self, call_id: str, reason: str, when: dt.datetime | None = None, *,
-                name: str = "", attempt: int = 0) -> None:
+                name: str = "", attempt: int = 0, socket_id: str | None = None) -> None:
         """``attempt`` is the attempt that asked for the retry (Celery's ``request.retries``)."""
         self._put(call_id, CallState.RETRY, EventName.RETRY, when, attempt,
-                  f"Retry for task {name or call_id}: {reason}", None, name=name)
+                  f"Retry for task {name or call_id}: {reason}", None, name=name, socket_id=socket_id)
 
-    def revoked(self, call_id: str, when: dt.datetime | None = None, *, name: str = "") -> None:
+    def revoked(self, call_id: str, when: dt.datetime | None = None, *, name: str = "",
+                socket_id: str | None = None) -> None:
         self._put(call_id, CallState.REVOKED, EventName.REVOKED, when, 0,
-                  f"Revoked task {name or call_id}", "finished", name=name)
+                  f"Revoked task {name or call_id}", "finished", name=name, socket_id=socket_id)
 
     def refused(self, call_id: str, name: str, socket_id: str | None, reason: str, when: dt.datetime | None = None, *,
                 sender: str | None = None, tracking: str | None = None) -> None:

@@ -76,21 +76,26 @@ class RecordSink:
         self._record("received", when, call_id=call_id, name=name, socket_id=socket_id, parent=parent,
                      tracking=tracking, taskparent=taskparent, plug_id=plug_id, attempt=attempt, sender=sender)
 
-    def started(self, call_id: str, when: dt.datetime | None = None, *, name: str = "", attempt: int = 0) -> None:
-        self._record("started", when, call_id=call_id, name=name, attempt=attempt)
+    def started(self, call_id: str, when: dt.datetime | None = None, *, name: str = "", attempt: int = 0,
+                socket_id: str | None = None) -> None:
+        self._record("started", when, call_id=call_id, name=name, attempt=attempt, socket_id=socket_id)
 
     def finished(self, call_id: str, resultkey: str | None, when: dt.datetime | None = None, *,
-                 name: str = "", attempt: int = 0) -> None:
-        self._record("finished", when, call_id=call_id, resultkey=resultkey, name=name, attempt=attempt)
+                 name: str = "", attempt: int = 0, socket_id: str | None = None) -> None:
+        self._record("finished", when, call_id=call_id, resultkey=resultkey, name=name, attempt=attempt,
+                     socket_id=socket_id)
 
-    def failed(self, call_id: str, error: str, when: dt.datetime | None = None, *, name: str = "", attempt: int = 0) -> None:
-        self._record("failed", when, call_id=call_id, error=error, name=name, attempt=attempt)
+    def failed(self, call_id: str, error: str, when: dt.datetime | None = None, *, name: str = "", attempt: int = 0,
+               socket_id: str | None = None) -> None:
+        self._record("failed", when, call_id=call_id, error=error, name=name, attempt=attempt, socket_id=socket_id)
 
-    def retried(self, call_id: str, reason: str, when: dt.datetime | None = None, *, name: str = "", attempt: int = 0) -> None:
-        self._record("retried", when, call_id=call_id, reason=reason, name=name, attempt=attempt)
+    def retried(self, call_id: str, reason: str, when: dt.datetime | None = None, *, name: str = "", attempt: int = 0,
+                socket_id: str | None = None) -> None:
+        self._record("retried", when, call_id=call_id, reason=reason, name=name, attempt=attempt, socket_id=socket_id)
 
-    def revoked(self, call_id: str, when: dt.datetime | None = None, *, name: str = "") -> None:
-        self._record("revoked", when, call_id=call_id, name=name)
+    def revoked(self, call_id: str, when: dt.datetime | None = None, *, name: str = "",
+                socket_id: str | None = None) -> None:
+        self._record("revoked", when, call_id=call_id, name=name, socket_id=socket_id)
 
     def refused(self, call_id: str, name: str, socket_id: str | None, reason: str, when: dt.datetime | None = None, *,
                 sender: str | None = None, tracking: str | None = None) -> None:

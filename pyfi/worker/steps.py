@@ -51,10 +51,11 @@ class StepRecorder(Protocol):
                  tracking: str | None = None, taskparent: str | None = None, plug_id: str | None = None,
                  when: dt.datetime | None = None, *, attempt: int = 0, sender: str | None = None) -> None: ...
 
-    def started(self, call_id: str, when: dt.datetime | None = None, *, name: str = "", attempt: int = 0) -> None: ...
+    def started(self, call_id: str, when: dt.datetime | None = None, *, name: str = "", attempt: int = 0,
+                socket_id: str | None = None) -> None: ...
 
     def finished(self, call_id: str, resultkey: str | None, when: dt.datetime | None = None, *,
-                 name: str = "", attempt: int = 0) -> None: ...
+                 name: str = "", attempt: int = 0, socket_id: str | None = None) -> None: ...
 
 
 def encode_step(kind: str, *fields: Any) -> str:
@@ -146,12 +147,12 @@ class Steps:
             received_when = naive_utc(received_stamp)
             recorder.received(call_id, name, socket_id or None, parent or None, tracking or None, taskparent or None,
                               plug_id or None, when=received_when, sender=sender or None)
-            recorder.started(call_id, when, name=name, attempt=int(attempt))
+            recorder.started(call_id, when, name=name, attempt=int(attempt), socket_id=socket_id or None)
             self._state(outbox, received_stamp, received_when, socket_id, "received", call_id)
             self._state(outbox, stamp, when, socket_id, "running", call_id)
         else:
             _, attempt, call_id, name, socket_id, resultkey, message = fields
-            recorder.finished(call_id, resultkey or None, when, name=name, attempt=int(attempt))
+            recorder.finished(call_id, resultkey or None, when, name=name, attempt=int(attempt), socket_id=socket_id or None)
             room = self.sockets.get(socket_id)
             if room is None:  # a call of no socket this worker knows: nobody listens for it
                 return
