@@ -12,7 +12,7 @@ from pathlib import Path
 import click
 import pytest
 
-SEED_COMMANDS = ["add", "agent", "api", "db", "delete", "listen", "ls", "node", "proc",
+ORIGINAL_COMMANDS = ["add", "agent", "api", "db", "delete", "listen", "ls", "node", "proc",
                  "scheduler", "task", "update", "web", "whoami", "worker"]
 #: commands pyfi adds beyond the documented ones (each documented in docs/)
 ADDED_COMMANDS = ["compose"]
@@ -72,7 +72,7 @@ def test_root_help_lists_exactly_the_documented_commands(no_config, run_cli):
     for args in ((), ("--help",)):
         result = run_cli(*args)
         assert result.exit_code == 0
-        assert commands_section(result.output) == sorted(SEED_COMMANDS + ADDED_COMMANDS)
+        assert commands_section(result.output) == sorted(ORIGINAL_COMMANDS + ADDED_COMMANDS)
     help_text = run_cli("--help").output
     for short, long in ((None, "--debug"), ("-d", "--db"), (None, "--backend"), (None, "--broker"),
                         ("-i", "--ini"), ("-c", "--config")):

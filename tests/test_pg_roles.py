@@ -111,7 +111,7 @@ def test_nasty_names_and_passwords_create_alter_and_drop_roles(db_url, db_kind, 
     assert {u["name"] for u in json.loads(ok(run_cli, "ls", "users", "--json"))["rows"]} == {"admin"}
 
 
-def test_simple_names_echo_like_the_seed_and_nothing_prints_the_password(db_url, db_kind, run_cli, role_prefix):
+def test_simple_names_echo_like_the_original_documentation_and_nothing_prints_the_password(db_url, db_kind, run_cli, role_prefix):
     name = role_prefix + "joe"
     result = run_cli("add", "user", input=f"{name}\njoe@xyz\n12345\n12345\n")
     assert result.exit_code == 0, result.output

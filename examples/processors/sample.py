@@ -2,7 +2,7 @@
 
 
 def do_something(message):
-    """Greet: the seed's example task."""
+    """Greet: the example task of the original pyfi documentation."""
     return f"Message:{message}"
 
 
