@@ -45,7 +45,7 @@ class ProcessorStatus(StrEnum):
 
 
 class CallState(StrEnum):
-    PENDING = "pending"
+    PENDING = "pending"  # sent, recorded by its sender, not yet taken by a worker
     RECEIVED = "received"
     RUNNING = "running"
     FINISHED = "finished"
@@ -53,6 +53,7 @@ class CallState(StrEnum):
     RETRY = "retry"
     REVOKED = "revoked"
     REFUSED = "refused"  # its worker would not run it: unsigned, a sender without RUN_TASK (pyfi.worker.gate)
+    CANCELLED = "cancelled"  # pyfi task cancel: it never runs (or was asked to stop); no worker record changes it
 
 
 class EventName(StrEnum):
@@ -63,6 +64,7 @@ class EventName(StrEnum):
     RETRY = "retry"
     REVOKED = "revoked"
     REFUSED = "refused"
+    CANCELLED = "cancelled"  # a worker met a cancelled call and dropped it (or stopped it: --terminate)
 
 
 class AgentStatus(StrEnum):

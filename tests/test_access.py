@@ -268,6 +268,7 @@ EXAMPLES = {
     "delete privilege": ["delete", "privilege", "-u", "admin", "-n", "READ"],
     "ls call": ["ls", "call", "--id", "x"],
     "task run": ["task", "run", "-s", "x", "-d", "1"],
+    "task cancel": ["task", "cancel", "--id", "x"],
     "db migrate": ["db", "migrate"], "db drop": ["db", "drop", "-y"], "db rebuild": ["db", "rebuild", "-y"],
     "db json": ["db", "json"],
     "scheduler add": ["scheduler", "-n", "x", "add", "--node", "y"],

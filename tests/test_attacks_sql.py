@@ -297,3 +297,36 @@ def test_a_user_of_one_database_is_neither_adopted_silently_nor_let_into_another
         login(other_url, "joe", "other-pw")
     removed = pyfi(url, "admin", None, "delete", "user", "-n", "joe")
     assert removed.returncode == 0 and "DROP USER joe" in removed.stdout
+
+
+def test_a_sender_records_only_its_own_pending_calls_and_a_canceller_only_cancels(scram_db):
+    from pyfi.core.cancelling import cancel
+    from pyfi.core.pending import Pending, record_pending
+
+    url, _ = scram_db
+    network_of_admin(url)
+    with session_scope(url) as session:
+        socket = session.execute(__import__("sqlalchemy").text("SELECT id FROM sockets WHERE name = 's'")).scalar_one()
+        for right in ("RUN_TASK", "CANCEL_TASK"):
+            users.add_privilege(session, ADMIN, right, user="joe")
+    joe_url = make_url(url).set(username="joe", password="pw-joe").render_as_string(hide_password=False)
+    with session_scope(joe_url) as session:  # what `task run` records, over joe's own login
+        record_pending(session, "joe", [Pending("c1", "sample.echo", socket), Pending("c2", "sample.echo", socket)])
+    joe = login(url, "joe", "pw-joe")
+    pending = ("INSERT INTO calls (id, name, socket_id, state, sender, created, lastupdated) VALUES (%s, 'sample.echo',"
+               " %s, %s, %s, now(), now())")
+    for forged in (("f1", socket, "finished", "joe"), ("f2", socket, "pending", "admin"), ("f3", None, "pending", "joe"),
+                   ("f4", socket, "cancelled", "joe")):
+        assert attempt(joe, pending, forged).startswith("refused"), forged
+    assert attempt(joe, "UPDATE calls SET error = 'forged' WHERE id = 'c1'").startswith("refused")  # not a column of his
+    for statement in ("UPDATE calls SET state = 'finished' WHERE id = 'c1'",
+                      "UPDATE calls SET state = 'cancelled', cancelled_by = 'admin', cancelled = now() WHERE id = 'c1'",
+                      f"UPDATE calls SET state = 'cancelled', cancelled_by = 'joe', cancelled = now() WHERE id = '{CALL}'"):
+        assert changed_nothing(attempt(joe, statement)), statement  # only an open call, only as himself
+    with session_scope(joe_url) as session:
+        (outcome,) = cancel(session, Actor("joe"), "c1")
+    assert outcome.cancelled
+    with session_scope(url) as session:
+        rows = session.execute(__import__("sqlalchemy").text(
+            "SELECT id, state, sender, cancelled_by FROM calls WHERE id IN ('c1', 'c2') ORDER BY id")).all()
+    assert [tuple(r) for r in rows] == [("c1", "cancelled", "joe", "joe"), ("c2", "pending", "joe", None)]

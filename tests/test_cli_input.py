@@ -136,13 +136,21 @@ def test_a_timeout_on_a_running_call_says_it_is_running(flow, run_cli, monkeypat
     line = error(run_cli, 1, "task", "run", "-s", "slow", "-d", "3", "--timeout", "0.2")
     (call_id,) = sent_ids
     assert f"call {call_id} to slow did not finish within 0.2 s" in line
-    assert f"(it is still running: see `pyfi ls call --id {call_id}`, or raise --timeout)" in line
-    assert "is an agent running" not in line
+    assert (f"(it is still running; to stop it: pyfi task cancel --id {call_id}; see `pyfi ls call --id {call_id}`, "
+            "or raise --timeout)") in line
 
 
-def test_a_timeout_without_a_record_keeps_the_agent_hint(flow, run_cli):
+def test_a_timeout_with_no_agent_says_the_call_stays_queued_and_how_to_cancel_it(flow, run_cli):
     line = error(run_cli, 1, "task", "run", "-s", "slow", "-d", "3", "--timeout", "0.2")
-    assert "is an agent running this processor?" in line
+    call_id = line.split("call ", 1)[1].split(" ", 1)[0]
+    assert "it is still queued and will run when a worker takes it" in line
+    assert "is ready: no worker runs it yet" in line or "is lost" in line, line  # what `ls processors` shows
+    assert f"to stop it: pyfi task cancel --id {call_id}" in line
+    shown = json.loads(ok(run_cli, "ls", "call", "--id", call_id[:8], "--json"))
+    assert shown["id"] == call_id and shown["state"] == "pending" and shown["sender"] == "admin"
+    ok(run_cli, "proc", "pause", "-n", "p1")
+    line = error(run_cli, 1, "task", "run", "-s", "slow", "-d", "3", "--timeout", "0.2")
+    assert "processor p1 is paused (pyfi proc resume -n p1)" in line, line
 
 
 def test_the_client_timeout_says_the_call_is_running(flow):
@@ -336,11 +344,14 @@ def test_listen_refuses_a_channel_nobody_publishes_on(flow, run_cli):
 
 # --- 13. a call with no record yet -----------------------------------------------------------------
 
-def test_a_call_not_recorded_yet_says_why(flow, home, run_cli):
+def test_a_queued_call_is_listed_as_pending_and_an_unknown_id_says_so(flow, home, run_cli):
     call_id = ok(run_cli, "task", "run", "-s", "b", "-d", "x", "--no-wait").strip()
-    line = error(run_cli, 2, "ls", "call", "--id", call_id)
-    assert f"no call with id {call_id!r} is recorded yet: a call is recorded when a worker receives it" in line
-    assert "see `pyfi ls processors`" in line and "pyfi ls calls" not in line
+    rows = json.loads(ok(run_cli, "ls", "calls", "--state", "pending", "--json"))["rows"]
+    assert [row["id"] for row in rows] == [call_id] and "last_updated" not in rows[0]
+    assert "pending" in ok(run_cli, "ls", "call", "--id", call_id[:6])
+    line = error(run_cli, 2, "ls", "call", "--id", "0000dead")
+    assert "no call with id '0000dead' is recorded" in line and "see `pyfi ls calls`" in line
+    assert "no call with id 'abc' is recorded" in error(run_cli, 2, "ls", "call", "--id", "abc")  # too short a prefix
 
 
 def test_listen_warns_when_the_room_matches_no_processor(flow, run_cli):

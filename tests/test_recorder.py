@@ -442,3 +442,25 @@ def test_a_journal_file_whose_claimant_died_is_written_by_the_next_recorder(db_u
     row = calls_by_id(db_url)[call_id]
     assert (row.state, row.resultkey, row.finished) == (CallState.FINISHED, "rk", when)
     wait_until(lambda: not list(journal.journal_dir(db_url).iterdir()), "the journal file to go")
+
+
+def test_a_pending_call_moves_on_with_its_worker_and_a_cancelled_one_stays_cancelled(db_url: str,
+                                                                                        recorder: Recorder) -> None:
+    from sqlalchemy import update
+
+    from pyfi.core.pending import Pending, record_pending
+
+    ran, refused, cancelled = new_id(), new_id(), new_id()
+    with session_scope(db_url) as session:  # as `task run` records them, before any worker
+        record_pending(session, "ann", [Pending(c, NAME, None, sent=T0) for c in (ran, refused, cancelled)])
+        session.execute(update(Call).where(Call.id == cancelled).values(state=CallState.CANCELLED, cancelled_by="ann"))
+    recorder.received(ran, NAME, None, sender="bob")  # the gate's word on who sent it
+    recorder.finished(ran, "rk", name=NAME)
+    recorder.refused(refused, NAME, None, "unsigned")
+    recorder.received(cancelled, NAME, None)
+    recorder.finished(cancelled, "rk", name=NAME)  # it ran (cancelled while running, without --terminate)
+    assert recorder.flush(DEADLINE)
+    calls = calls_by_id(db_url)
+    assert (calls[ran].state, calls[ran].sender, calls[ran].created) == (CallState.FINISHED, "bob", T0)
+    assert calls[refused].state == CallState.REFUSED
+    assert (calls[cancelled].state, calls[cancelled].cancelled_by) == (CallState.CANCELLED, "ann")

@@ -7,9 +7,10 @@ import click
 
 from pyfi.cli import render
 from pyfi.cli.context import AppContext, pass_app
+from pyfi.enums import CallState
 from pyfi.masking import printable
 
-STATES = ["pending", "received", "running", "finished", "failed", "retry", "revoked"]
+STATES = [state.value for state in CallState]
 
 
 @click.command("calls")
@@ -34,7 +35,7 @@ def ls_calls(app: AppContext, page: int, rows: int, ascend: bool, socket: str | 
 
 
 @click.command("call")
-@click.option("--id", "ident", help="ID of call")
+@click.option("--id", "ident", help="ID of call, or the start of it (at least 4 characters, as git takes)")
 @click.option("-n", "--name", help="Name of call (the most recent one of that name)")
 @click.option("-r", "--result", is_flag=True, help="Include result of call")
 @click.option("-t", "--tree", is_flag=True, help="Show forward call tree")

@@ -11,11 +11,21 @@ from typing import Any, Callable, Iterable
 
 from prettytable import PrettyTable
 
+from pyfi.db.base import utcnow
 from pyfi.masking import mask_url, printable
 
 Column = tuple[str, Callable[[Any], Any]]
 COMMON: list[Column] = [("Name", lambda o: o.name), ("ID", lambda o: o.id), ("Owner", lambda o: o.owner)]
 UPDATED: Column = ("Last Updated", lambda o: o.lastupdated)
+
+
+def _call_state(call: Any) -> str:
+    """The state, with how long a queued call has waited and who cancelled a cancelled one."""
+    if call.state == "pending" and call.created is not None:
+        return f"pending {max((utcnow() - call.created).total_seconds(), 0):.0f} s"
+    if call.state == "cancelled":
+        return f"cancelled by {call.cancelled_by or '?'}"
+    return str(call.state)
 
 
 def _agent_status(agent: Any) -> Any:
@@ -76,7 +86,6 @@ def _next_fire(socket: Any) -> Any:
         return None
     if not socket.processor.beat:
         return "never: its processor has no -b/--beat"
-    from pyfi.db.base import utcnow
     from pyfi.scheduler.beat import next_tick
 
     return next_tick(socket, utcnow()).isoformat(sep=" ")
@@ -134,7 +143,8 @@ COLUMNS: dict[str, list[Column]] = {
     "role": COMMON + [UPDATED],
     "task": [("Name", lambda o: o.path), ("ID", lambda o: o.id), ("Last Updated", lambda o: o.lastupdated)],
     "call": COMMON + [UPDATED, ("Socket", lambda o: o.socket.task.path if o.socket else o.name),
-                      ("Started", lambda o: o.started), ("Finished", lambda o: o.finished), ("State", lambda o: o.state)],
+                      ("Started", lambda o: o.started), ("Finished", lambda o: o.finished),
+                      ("State", lambda o: _call_state(o))],
     "event": COMMON + [UPDATED, ("Note", lambda o: o.note)],
     # the original pyfi documentation's three columns, then the flow and the plug; a join lists every parent
     "provenance": [("Task", lambda o: o.id), ("Task Parent", lambda o: o.taskparent), ("Flow Parent", lambda o: o.parent),
@@ -183,7 +193,7 @@ def record(kind: str, obj: Any) -> dict[str, Any]:
         data["status"] = jsonable(_worker_status(obj))
     for header, getter in COLUMNS.get(kind, []):
         key = header.lower().replace(" ", "_")
-        if key not in data:
+        if key not in data and key.replace("_", "") not in data:  # (no last_updated next to lastupdated)
             data[key] = jsonable(getter(obj))
     return data
 

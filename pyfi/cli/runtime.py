@@ -146,12 +146,40 @@ def task_run(app: AppContext, socket: str, data: str | None, key: str | None, pa
             tracking = chains.tracking_of(session, parent)
     celery_app = checked_app(app.settings, signer=signer)  # a broker or backend that cannot be used is reported first
     sent = send(app, celery_app, routes, link.data, parent, tracking)
+    note_pending(app, sent, tracking, parent)
     for call in sent:
         if not wait:
             click.echo(call.id)
             continue
         value = wait_for(app, celery_app, call, timeout)
         click.echo(chains.envelope(call.id, tracking or call.id, value) if chain else render_result(value))
+
+
+@task.command("cancel")
+@click.option("--id", "ident", help="The call to cancel: its id, or the start of it (at least 4 characters)")
+@click.option("--tracking", help="Cancel every call of this flow that has not ended")
+@click.option("--terminate", is_flag=True,
+              help="Stop a call that is running (its pool process gets SIGTERM); without it a running call "
+                   "finishes, but its plugs do not fire")
+@pass_app
+def task_cancel(app: AppContext, ident: str | None, tracking: str | None, terminate: bool) -> None:
+    """Cancel a call that has not ended, or a whole flow: it never runs, or stops
+
+    A queued call is dropped by the worker that meets it, now or after an
+    agent starts; every worker of its socket learns of it within a second.
+    The call's state becomes cancelled, with who cancelled it (pyfi ls
+    calls), and none of its plugs fire. Needs the right CANCEL_TASK.
+    """
+    from pyfi.core.cancelling import cancel
+    from pyfi.errors import PyfiError
+
+    with app.session() as session:
+        outcomes = cancel(session, app.actor, ident, tracking, terminate)
+    only = outcomes[0] if ident is not None else None
+    if only is not None and not only.cancelled and only.state != "cancelled":  # the one call named has ended
+        raise PyfiError(only.text, f"see `pyfi ls call --id {only.call_id}`")
+    for outcome in outcomes:
+        click.echo(outcome.text)
 
 
 def read_stdin() -> Any:
@@ -200,6 +228,22 @@ def send(app: AppContext, celery_app: Any, routes: list[Any], argument: Any, par
         return tasks.send(celery_app, routes, [argument], parent=parent, tracking=tracking)
     except (OperationalError, OSError) as exc:  # the broker answered the check, then went away
         raise unavailable(app.settings, "broker", exc) from exc
+
+
+def note_pending(app: AppContext, sent: list[Any], tracking: str | None, parent: str | None) -> None:
+    """Record the sent calls as pending (``ls calls`` shows them queued); a failure costs only the record."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from pyfi.cli.context import warn
+    from pyfi.core.pending import of_sent, record_pending
+    from pyfi.errors import PyfiError
+
+    try:
+        with app.session() as session:
+            record_pending(session, app.actor.name, of_sent(sent, tracking, parent))
+    except (PyfiError, SQLAlchemyError) as exc:
+        warn([f"the call was sent but not recorded as pending ({str(exc).splitlines()[0]}); "
+              "it shows in `pyfi ls calls` once a worker takes it"])
 
 
 def wait_for(app: AppContext, celery_app: Any, call: Any, timeout: float) -> Any:

@@ -24,6 +24,8 @@ from pyfi.errors import CallTimeout, InvalidInput, NotFound, PyfiError
 if TYPE_CHECKING:
     from pyfi.core.context import CoreContext
 
+#: the shortest id prefix ``ls call --id`` and ``task cancel --id`` accept
+MIN_PREFIX = 4
 AGO = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$", re.IGNORECASE)
 UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
@@ -77,18 +79,29 @@ def get_call(session: Session, actor: Actor, ident: str | None = None, name: str
     """One call with its events; ``name`` picks the most recent call of that name."""
     require(session, actor, Right.READ)
     if ident:
-        call = session.get(Call, ident)
-        if call is None:  # a worker writes the row when it receives the call: a queued call has none yet
-            raise NotFound(f"no call with id {ident!r} is recorded yet: a call is recorded when a worker receives it",
-                           "one just sent may still wait in its queue, e.g. its processor is stopped: "
-                           "see `pyfi ls processors`")
-        return call
+        return find_call(session, ident)
     if name:
         call = session.scalar(select(Call).where(Call.name == name).order_by(Call.lastupdated.desc()).limit(1))
         if call is None:
             raise NotFound(f"no call named {name!r}", "list them with `pyfi ls calls`")
         return call
     raise InvalidInput("which call? none was named", "give --id ID or -n/--name NAME")
+
+
+def find_call(session: Session, ident: str) -> Call:
+    """The call of that id, or of the one id that starts with it (at least :data:`MIN_PREFIX` characters)."""
+    call = session.get(Call, ident)
+    if call is not None:
+        return call
+    found = [] if len(ident) < MIN_PREFIX else list(session.scalars(
+        select(Call).where(Call.id.startswith(ident, autoescape=True)).limit(2)))
+    if len(found) == 1:
+        return found[0]
+    if found:
+        raise InvalidInput(f"more than one call id starts with {ident!r}", "give more of the id")
+    raise NotFound(f"no call with id {ident!r} is recorded",
+                   "a call is recorded when it is sent (by the CLI or the client) or when a worker takes it; "
+                   "see `pyfi ls calls`")
 
 
 @dataclass(frozen=True)
@@ -115,6 +128,7 @@ def provenance_of(session: Session, call: Call) -> Provenance:
 
 #: what a call's row says about a call its sender stopped waiting for
 UNFINISHED = {
+    CallState.PENDING: "is still queued and will run when a worker takes it",
     CallState.RECEIVED: "was received by a worker and has not started yet",
     CallState.RUNNING: "is still running",
     CallState.RETRY: "is waiting to be retried",
@@ -122,12 +136,31 @@ UNFINISHED = {
 }
 
 
-def unfinished(session: Session, call_ids: list[str]) -> tuple[str, CallState] | None:
-    """The first of these calls (in the given order) that a worker holds unfinished, with its state, if any."""
-    query = select(Call.id, Call.state).where(Call.id.in_(call_ids), Call.state.in_(list(UNFINISHED)))
-    rows = {row.id: row.state for row in session.execute(query)}
-    first = next((call_id for call_id in call_ids if call_id in rows), None)
-    return (first, rows[first]) if first is not None else None
+def unfinished(session: Session, call_ids: list[str]) -> Call | None:
+    """The first of these calls (in the given order) that has not ended, if any."""
+    query = select(Call).where(Call.id.in_(call_ids), Call.state.in_(list(UNFINISHED)))
+    rows = {call.id: call for call in session.scalars(query)}
+    return next((rows[call_id] for call_id in call_ids if call_id in rows), None)
+
+
+def why_queued(call: Call) -> str:
+    """Why a pending call has not run yet: its processor's state, as ``ls processors`` shows it."""
+    from pyfi.core.liveness import shown_processor_status
+
+    processor = call.socket.processor if call.socket is not None else None
+    if processor is None:
+        return "its socket is gone: no worker will take it"
+    status, error = shown_processor_status(processor)
+    if str(processor.requested_status) in ("paused", "stopped"):  # asked for: what it comes to
+        status = processor.requested_status
+    name = processor.name
+    return {
+        "running": f"processor {name} is running: the call waits behind others in its queue",
+        "paused": f"processor {name} is paused (pyfi proc resume -n {name})",
+        "stopped": f"processor {name} is stopped (pyfi proc start -n {name})",
+        "error": f"processor {name} is in error: {error}",
+        "lost": f"processor {name} is lost: {error}",
+    }.get(str(status), f"processor {name} is {status}: no worker runs it yet (see pyfi ls agents)")
 
 
 def explain_timeout(context: CoreContext, error: CallTimeout, call_ids: list[str], more_time: str) -> CallTimeout:
@@ -137,11 +170,13 @@ def explain_timeout(context: CoreContext, error: CallTimeout, call_ids: list[str
     """
     try:
         with context.session() as session:
-            found = unfinished(session, call_ids)
+            call = unfinished(session, call_ids)
+            why = why_queued(call) if call is not None and call.state == CallState.PENDING else None
     except (PyfiError, SQLAlchemyError):  # the database is down too: the original hint still holds
         return error
-    if found is None:
+    if call is None:
         return error
-    call_id, state = found
-    subject = "it" if len(call_ids) == 1 else f"call {call_id}"
-    return CallTimeout(error.message, f"{subject} {UNFINISHED[state]}: see `pyfi ls call --id {call_id}`, or {more_time}")
+    subject = "it" if len(call_ids) == 1 else f"call {call.id}"
+    said = f"{subject} {UNFINISHED[CallState(call.state)]}" + (f"; {why}" if why else "")
+    return CallTimeout(error.message, f"{said}; to stop it: pyfi task cancel --id {call.id}; "
+                                      f"see `pyfi ls call --id {call.id}`, or {more_time}")

@@ -28,6 +28,7 @@ OTHER: dict[str, Right | None] = {
     "ls calls": Right.READ,
     "ls call": Right.READ,
     "task run": Right.RUN_TASK,
+    "task cancel": Right.CANCEL_TASK,
     "agent start": Right.START_AGENT,
     "scheduler add": Right.UPDATE_SCHEDULER,
     "scheduler remove": Right.UPDATE_SCHEDULER,

@@ -67,7 +67,8 @@ def wait(app: Any, call: SentCall, timeout: float | None) -> Any:
         value = result.get(timeout=timeout, propagate=False, interval=0.05)
     except CeleryTimeout as exc:
         raise CallTimeout(f"call {call.id} to {call.route.socket_name} did not finish within {timeout} s",
-                          "is an agent running this processor? see `pyfi ls processors`, or raise --timeout") from exc
+                          f"it stays queued and runs when a worker takes it; to stop it: pyfi task cancel --id "
+                          f"{call.id}; see `pyfi ls processors`, or raise --timeout") from exc
     if result.failed():
         raise CallFailed(f"call {call.id} to {call.route.socket_name} failed: {type(value).__name__}: {value}",
                          f"see `pyfi ls call --id {call.id}`")

@@ -195,6 +195,10 @@ class Call(Base):
     finished: Mapped[dt.datetime | None]
     #: who sent it, as the worker that took it checked (pyfi.worker.gate): a user, or "processor (owner)"
     sender: Mapped[str | None] = mapped_column(String(200))
+    #: pyfi task cancel: who cancelled it, when, and whether a running call is to be stopped
+    cancelled_by: Mapped[str | None] = mapped_column(String(200))
+    cancelled: Mapped[dt.datetime | None]
+    terminate: Mapped[bool | None]
     created: Mapped[dt.datetime] = mapped_column(default=utcnow)
     lastupdated: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow, index=True)
 

@@ -73,8 +73,10 @@ class Gate:
     """Admits or refuses each call of one worker (see the module docstring)."""
 
     def __init__(self, db_url: str, processor_id: str, socket_ids: set[str], task_names: set[str],
-                 on_refused: Callable[[Any, Refusal], None] | None = None, ttl: float = TTL) -> None:
+                 on_refused: Callable[[Any, Refusal], None] | None = None, ttl: float = TTL,
+                 cancellations: Any = None, on_cancelled: Callable[[Any, Any], None] | None = None) -> None:
         self.db_url, self.processor_id = db_url, processor_id
+        self.cancellations, self.on_cancelled = cancellations, on_cancelled  # pyfi.worker.cancels
         self.socket_ids = frozenset(socket_ids)
         self.allowed = frozenset(task_names)
         self.on_refused = on_refused
@@ -87,13 +89,29 @@ class Gate:
         """True when the call may run (its sender noted in its headers); else it is refused and acknowledged.
 
         A call whose sender cannot be looked up (the database is down and
-        the key was never seen) goes back to its queue, after a pause.
+        the key was never seen) goes back to its queue, after a pause. A
+        cancelled call is acknowledged and dropped.
         """
-        return self._decide(message, self.check)
+        return not self._dropped(message) and self._decide(message, self.check)
 
     def readmit(self, message: Any) -> bool:
         """:meth:`admit` for a call admitted earlier and held until its time: is its sender still allowed?"""
-        return self._decide(message, self.recheck)
+        return not self._dropped(message) and self._decide(message, self.recheck)
+
+    def _dropped(self, message: Any) -> bool:
+        """A cancelled call (``pyfi task cancel``): acknowledged without running, and recorded so."""
+        headers = message.headers
+        found = self.cancellations.get(headers.get("id")) if self.cancellations and isinstance(headers, dict) else None
+        if found is None:
+            return False
+        log.info("dropped cancelled call %s (cancelled by %s)", found.call_id, found.by)
+        message.ack()
+        if self.on_cancelled is not None:
+            try:
+                self.on_cancelled(message, found)
+            except Exception:  # noqa: BLE001 - recording it must not stop the worker
+                log.exception("recording a cancelled call failed")
+        return True
 
     def _decide(self, message: Any, check: Callable[[Any, dict[str, Any]], Refusal | None]) -> bool:
         headers = message.headers

@@ -38,6 +38,7 @@ from pyfi.messaging.pubsub import Channel, build_message, channel_name
 from pyfi.messaging.routing import PLUG_HEADER, SOCKET_HEADER, TASKPARENT_HEADER
 from pyfi.flow import Routed
 from pyfi.masking import printable
+from pyfi.worker.cancels import Cancellation, Cancellations
 from pyfi.worker.gate import SENDER_HEADER, Refusal
 from pyfi.worker.sink import RecordSink
 from pyfi.worker.spec import SocketSpec, WorkerSpec
@@ -84,6 +85,7 @@ class Lifecycle:
         self._by_task = {name: spec.sockets_for_task(name) for name in self.task_names}
         self._key_prefix: str | None = None  # the result backend's key prefix, learnt on first use
         self._quiet_until = 0.0  # no warning about unwritten records before then
+        self.cancellations: Cancellations | None = None  # pyfi task cancel: no plug fires for a cancelled call
 
     def connect(self) -> None:
         signals.task_received.connect(self.on_received, weak=False)
@@ -197,6 +199,21 @@ class Lifecycle:
                               tracking=_text(headers.get("root_id"), 255))
             self.publish(socket, EventName.REFUSED, message=refusal.reason, call=call_id)
 
+    def on_cancelled(self, message: Any, cancellation: Cancellation) -> None:
+        """The gate met a cancelled call (:mod:`pyfi.worker.cancels`) and dropped it: record and publish that."""
+        headers = message.headers if isinstance(message.headers, dict) else {}
+        task = headers.get("task")
+        name = task if isinstance(task, str) and task in self.task_names else _text(task) or "?"
+        socket = self._socket_by_id(headers.get(SOCKET_HEADER)) or self._socket_of_queue(message)
+        note = f"Cancelled by {cancellation.by or '?'}: it never ran"
+        with self.sink.batch():
+            self.sink.cancelled(cancellation.call_id, name, socket.id if socket else None, note)
+            self.publish(socket, EventName.CANCELLED, message=note, call=cancellation.call_id)
+
+    def was_cancelled(self, call_id: str) -> bool:
+        """Whether a call that ended was cancelled while it ran (its plugs do not fire then)."""
+        return self.cancellations is not None and self.cancellations.ask(call_id)
+
     def _socket_by_id(self, socket_id: Any) -> SocketSpec | None:
         return next((s for s in self.spec.sockets if s.id == socket_id), None)
 
@@ -234,6 +251,8 @@ class Lifecycle:
                 self.before_forwarding()
             elif not isinstance(retval, Routed):  # nothing to send (a Routed value is checked against its plugs)
                 return
+            if self.was_cancelled(task_id):
+                return
             self.forwarder.forward_result(task_id, request.root_id, socket.id, retval)
 
     def on_failure(self, task_id: str = "", exception: BaseException | None = None, sender: Any = None, **_: Any) -> None:
@@ -248,6 +267,8 @@ class Lifecycle:
         if self.forwarder is not None and socket is not None:  # task_failure fires once the retries are spent
             if self.forwarder.wires(socket.id):
                 self.before_forwarding()
+            if self.was_cancelled(task_id):
+                return
             self.forwarder.forward_error(task_id, sender.request.root_id, socket.id, exception)
 
     def on_retry(self, request: Any = None, reason: Any = None, sender: Any = None, **_: Any) -> None:

@@ -29,6 +29,7 @@ from pyfi.messaging.app import HOLDER_OPTION, make_app
 from pyfi.messaging.routing import kombu_queues
 from pyfi.messaging.signing import Signer
 from pyfi.worker.consumer import SocketConsumer
+from pyfi.worker.cancels import Cancellations, CancelWatch
 from pyfi.worker.control import PauseControl, error_path, problems_path
 from pyfi.worker.credentials import Credentials
 from pyfi.worker.gate import Gate
@@ -93,8 +94,12 @@ def bootstrap(settings: Settings, processor: str, path: Path | None, control: Pa
     lifecycle = Lifecycle(spec, sink, app, forwarder)
     register_tasks(app, spec, module, hooks=lifecycle)
     lifecycle.connect()
+    cancellations = lifecycle.cancellations = app.conf.pyfi_cancellations = Cancellations(
+        settings.db, [s.id for s in spec.sockets])  # see pyfi.worker.cancels
+    app.steps["consumer"].add(CancelWatch)
     app.conf.pyfi_gate = Gate(settings.db, spec.processor_id, {s.id for s in spec.sockets},  # see pyfi.worker.consumer
-                              {s.task_name for s in spec.sockets}, on_refused=lifecycle.on_refused)
+                              {s.task_name for s in spec.sockets}, on_refused=lifecycle.on_refused,
+                              cancellations=cancellations, on_cancelled=lifecycle.on_cancelled)
     return app, spec, sidecar
 
 

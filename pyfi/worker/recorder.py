@@ -88,6 +88,12 @@ class Recorder:
         self._put(call_id, CallState.REVOKED, EventName.REVOKED, when, 0,
                   f"Revoked task {name or call_id}", "finished", name=name, socket_id=socket_id)
 
+    def cancelled(self, call_id: str, name: str, socket_id: str | None, note: str,
+                  when: dt.datetime | None = None) -> None:
+        """A cancelled call this worker met and dropped (``pyfi task cancel``): its event; it stays cancelled."""
+        self._put(call_id, CallState.CANCELLED, EventName.CANCELLED, when, 0, note, None, name=name,
+                  socket_id=socket_id)
+
     def refused(self, call_id: str, name: str, socket_id: str | None, reason: str, when: dt.datetime | None = None, *,
                 sender: str | None = None, tracking: str | None = None) -> None:
         """The worker's gate would not run it (:mod:`pyfi.worker.gate`).

@@ -8,7 +8,9 @@ written; event ids derive from (call, event, attempt), so duplicates are
 ignored. A refusal (the gate's: :mod:`pyfi.worker.gate`) holds what a sender
 chose, so it never outweighs a call that ran: a refusal of a call's id adds
 its event and changes none of the call's columns, and the first record of a
-call that ran replaces the columns a refusal of its id wrote before it. A
+call that ran replaces the columns a refusal of its id wrote before it.
+A call its sender recorded as pending moves on with the first worker record
+(a refusal included); a cancelled call stays cancelled. A
 batch the database rejects for its data is written call by call, then
 without socket/plug ids; only an outage (:data:`OUTAGE`) is raised, for the
 recorder to keep the batch and retry.
@@ -41,15 +43,16 @@ EVENTS = Event.__table__
 #: Fixed forever: event ids derive from it, so changing it would duplicate events.
 EVENT_NAMESPACE = uuid.UUID("5b0f1c9e-7d1a-4c36-9a5e-0c6f9c1e2a71")
 _NAMESPACE_BYTES = EVENT_NAMESPACE.bytes
-#: "refused" first: a refusal of a message that reused the id of a call that ran never changes that call's state
-_ORDER = ("refused", "pending", "received", "running", "retry", "revoked", "failed", "finished")
+#: "refused" first: a refusal of a message that reused the id of a call that ran never changes that call's state;
+#: "cancelled" last: a cancelled call stays cancelled, whatever its workers record after
+_ORDER = ("refused", "pending", "received", "running", "retry", "revoked", "failed", "finished", "cancelled")
 RANK: dict[CallState, int] = {CallState(state): rank for rank, state in enumerate(_ORDER)}
 FIRST_WINS = ("owner", "socket_id", "plug_id", "parent", "taskparent", "tracking", "resultkey", "error", "finished",
               "sender")
 FOREIGN_KEYS = ("socket_id", "plug_id")
 #: what a call that ran takes over from a refusal of its id recorded first
 TAKEN_OVER = (*(key for key in FIRST_WINS if key != "owner"), "name", "started")
-REFUSED = CallState.REFUSED
+REFUSED, PENDING = CallState.REFUSED, CallState.PENDING
 CALL_COLUMNS = tuple(c.name for c in CALLS.columns)
 #: the database is unreachable or asks to try again (deadlock, locked): keep the records and retry
 OUTAGE = (OperationalError, InterfaceError, PoolTimeout, ConnectionError, TimeoutError)
@@ -181,9 +184,10 @@ def _statements(dialect: str) -> tuple[Insert, Insert]:
     old, new = CALLS.c, stmt.excluded
     refused = REFUSED.value
     takeover = and_(old.state == refused, new.state != refused)  # the call, after a refusal of its id
-    ignored = and_(new.state == refused, old.state != refused)  # a refusal of a call that ran
+    ignored = and_(new.state == refused, old.state != refused, old.state != PENDING.value)  # of a call that ran
     merged = {
-        "state": case((_rank(new.state) > _rank(old.state), new.state), else_=old.state),
+        "state": case((and_(new.state == refused, old.state == PENDING.value), new.state),  # its sender's, refused
+                      (_rank(new.state) > _rank(old.state), new.state), else_=old.state),
         "started": case((takeover, new.started), else_=_earliest(old.started, new.started)),
         "created": case((takeover, new.created), (ignored, old.created), else_=_earliest(old.created, new.created)),
         "name": case((takeover, new.name), (ignored, old.name), (old.name == "", new.name), else_=old.name),
@@ -191,6 +195,8 @@ def _statements(dialect: str) -> tuple[Insert, Insert]:
         **{key: case((takeover, new[key]), (ignored, old[key]), else_=func.coalesce(old[key], new[key]))
            for key in FIRST_WINS},
     }
+    # who sent it, as the worker's gate checked it, over what a pending row's writer said
+    merged["sender"] = case((old.state == PENDING.value, func.coalesce(new.sender, old.sender)), else_=merged["sender"])
     upsert = stmt.on_conflict_do_update(index_elements=[old.id], set_=merged)
     events = insert(EVENTS).on_conflict_do_nothing(index_elements=[EVENTS.c.id])
     return upsert, events

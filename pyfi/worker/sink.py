@@ -44,7 +44,8 @@ from pyfi.worker.steps import KINDS, Steps, decode_step
 log = logging.getLogger("pyfi.worker")
 
 RECORD, PUBLISH, FLUSH, STOP = "R", "P", "F", "S"
-RECORD_METHODS = frozenset({"received", "started", "finished", "failed", "retried", "revoked", "refused"})
+RECORD_METHODS = frozenset({"received", "started", "finished", "failed", "retried", "revoked", "refused",
+                            "cancelled"})
 _ENCODER = json.JSONEncoder(separators=(",", ":"), default=str)
 
 
@@ -96,6 +97,10 @@ class RecordSink:
     def revoked(self, call_id: str, when: dt.datetime | None = None, *, name: str = "",
                 socket_id: str | None = None) -> None:
         self._record("revoked", when, call_id=call_id, name=name, socket_id=socket_id)
+
+    def cancelled(self, call_id: str, name: str, socket_id: str | None, note: str,
+                  when: dt.datetime | None = None) -> None:
+        self._record("cancelled", when, call_id=call_id, name=name, socket_id=socket_id, note=note)
 
     def refused(self, call_id: str, name: str, socket_id: str | None, reason: str, when: dt.datetime | None = None, *,
                 sender: str | None = None, tracking: str | None = None) -> None:
