@@ -1,9 +1,11 @@
 """Queued calls are listed as pending, and `pyfi task cancel` stops a call for good, on real agents and workers."""
 from __future__ import annotations
 
+import subprocess
+
 import pytest
 
-from network import SAMPLE, Network, make_repo, wait_for
+from network import PYFI, SAMPLE, Network, make_repo, wait_for
 
 
 def call(net: Network, call_id: str) -> dict:
@@ -56,6 +58,21 @@ def test_a_cancelled_queued_call_never_runs_once_an_agent_starts(flow: Network) 
         assert state(flow, cancelled) == "cancelled" and call(flow, cancelled)["started"] is None
     line = flow.cli("task", "cancel", "--id", kept, check=False)
     assert line.returncode == 1 and "has ended (finished): nothing to cancel" in line.stderr
+
+
+@pytest.mark.slow
+def test_listen_shows_a_queued_call_as_pending(flow: Network) -> None:
+    room = f"{flow.name('q')}.p1"
+    listener = subprocess.Popen(PYFI + ["listen", "-n", room, "-c", "task", "--timeout", "4"], env=flow.env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert listener.stdout.readline().startswith(f"Listening to {room}")
+        call_id = send(flow, "fast", '"queued"')
+        out, err = listener.communicate(timeout=60)
+    finally:
+        listener.kill()
+    shown = [line for line in out.splitlines() if call_id in line]
+    assert len(shown) == 1 and '"state": "pending"' in shown[0] and '"task": "echo"' in shown[0], (out, err)
 
 
 @pytest.mark.slow

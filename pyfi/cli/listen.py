@@ -5,6 +5,7 @@ import importlib
 import json
 import os
 import sys
+import threading
 from typing import Any
 
 import click
@@ -35,16 +36,52 @@ def listen(app: AppContext, name: str, channel: str, adaptor: str | None, fmt: s
     with app.session() as session:
         namespace = open_listening(session, app.actor)
     verifier = Verifier(app.db_url, namespace, lambda where, why: click.echo(unsigned_warning(where, why), err=True))
+    feed = pending_feed(app, name, channel, fmt, sink)
     with subscriber_for(app.settings.pubsub, pattern_for(name, channel), namespace) as subscriber:
         warn_if_no_room(app, name)  # subscribed first: nothing published meanwhile is missed
         if fmt == "dict":
             click.echo(f"Listening to {name}")
+        feed.start()
         try:
             for received in subscriber.listen(timeout=timeout):
                 for message in verifier.messages(received):
-                    deliver(message, fmt, sink)
+                    with DELIVERING:
+                        deliver(message, fmt, sink)
         except KeyboardInterrupt:
             return
+        finally:
+            feed.stopped.set()
+
+
+#: one message printed (or put to the adaptor) at a time: the pending feed runs in a thread of its own
+DELIVERING = threading.Lock()
+#: seconds between two reads of new pending calls
+PENDING_POLL = 1.0
+
+
+class Feed(threading.Thread):
+    """Shows the calls recorded as pending (:class:`pyfi.core.listening.PendingFeed`) until stopped."""
+
+    def __init__(self, source: Any, fmt: str, sink: Any) -> None:
+        super().__init__(daemon=True, name="pyfi-pending")
+        self.source, self.fmt, self.sink = source, fmt, sink
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        while not self.stopped.wait(PENDING_POLL):
+            try:
+                messages = self.source.read()
+            except Exception:  # noqa: BLE001 - the database is away: what workers publish still shows
+                continue
+            for message in messages:
+                with DELIVERING:
+                    deliver(message, self.fmt, self.sink)
+
+
+def pending_feed(app: AppContext, name: str, channel: str, fmt: str, sink: Any) -> Feed:
+    from pyfi.core.listening import PendingFeed
+
+    return Feed(PendingFeed(app.db_url, name, channel), fmt, sink)
 
 
 def check_channel(channel: str) -> None:

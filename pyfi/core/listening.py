@@ -123,3 +123,45 @@ def unsigned_warning(channel: str, why: str) -> str:
     """The line a listener shows (once per channel) for a message it drops."""
     return f"Warning: ignored a message on {channel}: {why} (only messages signed by a processor's worker are shown)"
 
+
+
+class PendingFeed:
+    """Calls recorded as pending since the last read, as ``pending`` task messages of their rooms.
+
+    No worker has them yet, so no worker can publish them: ``pyfi listen``
+    reads them from the database (READ, checked when it opened) every
+    second and shows them next to what workers publish.
+    """
+
+    def __init__(self, db_url: str, name: str, channel: str) -> None:
+        from pyfi.db.base import utcnow
+
+        self.db_url, self.name, self.channel = db_url, name, channel
+        self.since = utcnow()
+        self.seen: set[str] = set()
+
+    def read(self) -> list[Message]:
+        """The new pending calls whose room matches ``name`` (when ``channel`` matches ``task``)."""
+        from fnmatch import fnmatchcase
+
+        from pyfi.db.models import Call
+        from pyfi.enums import CallState
+        from pyfi.messaging.pubsub import Channel, build_message, channel_name, pattern_for
+
+        if not fnmatchcase(Channel.TASK.value, self.channel):
+            return []
+        query = (select(Call).options(selectinload(Call.socket).selectinload(Socket.queue),
+                                      selectinload(Call.socket).selectinload(Socket.processor))
+                 .where(Call.state == CallState.PENDING, Call.created >= self.since).order_by(Call.created))
+        found = []
+        with session_scope(self.db_url) as session:
+            for call in session.scalars(query):
+                room = f"{call.socket.queue.name}.{call.socket.processor.name}" if call.socket else None
+                if room is None or call.id in self.seen or not fnmatchcase(room, self.name):
+                    continue
+                self.seen.add(call.id)
+                module, _, task = call.name.rpartition(".")
+                data = build_message(room, "pending", date=call.created.isoformat(sep=" ", timespec="microseconds"),
+                                     module=module, task=task, call=call.id)
+                found.append(Message(pattern_for(self.name, self.channel), channel_name(room), data))
+        return found
