@@ -12,6 +12,7 @@ previous step), which kombu's in-process virtual transports require.
 """
 from __future__ import annotations
 
+import time
 import uuid
 from typing import Any, Iterable
 
@@ -42,11 +43,35 @@ def signature(app: Any, route: Route, args: Iterable[Any], kwargs: dict[str, Any
 
 
 def plan_routes(context: Context, socket_names: Iterable[str]) -> dict[str, list[Route]]:
-    """The routes of every named socket, read in one transaction (needs RUN_TASK)."""
+    """The routes of every named socket (needs RUN_TASK): those planned within the context's bound, else read anew.
+
+    The ones not planned recently are read in one transaction, which checks
+    RUN_TASK again; see ``pyfi.client.context.ROUTES_TRUSTED_FOR``.
+    """
+    names = set(socket_names)
+    routes = {name: context.planned.fresh(name) for name in names}
+    stale = sorted(name for name, found in routes.items() if found is None)
+    if stale:
+        routes.update(_read_routes(context, stale))
+    return routes
+
+
+def _read_routes(context: Context, names: list[str]) -> dict[str, list[Route]]:
     from pyfi.core import tasks
 
+    planned_at = time.monotonic()
     with context.session() as session:
-        return {name: tasks.plan(session, context.actor, name) for name in sorted(set(socket_names))}
+        routes = {name: tasks.plan(session, context.actor, name) for name in names}
+    context.planned.keep(routes, planned_at)
+    return routes
+
+
+def send(context: Context, canvas: Any, ids: list[str], what: str) -> "Call":
+    """Publish a call or a workflow of calls (``ids``: every call's id, the first the tracking id).
+
+    Every call the client sends goes out here.
+    """
+    return Call(context, canvas.apply_async(root_id=ids[0]), ids, what)
 
 
 class Call:

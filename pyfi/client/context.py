@@ -10,6 +10,7 @@ exactly the privilege checks (and the git allow-list) of the CLI.
 """
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from pyfi.config import Settings
@@ -17,6 +18,33 @@ from pyfi.core.context import CoreContext
 
 #: seconds a plain call (``socket(...)``) waits for its result
 DEFAULT_TIMEOUT = 60.0
+#: seconds a context sends along the routes it planned (RUN_TASK checked, sockets read) before planning again:
+#: a revoked right, or a socket moved or deleted, reaches a sending client within this bound
+ROUTES_TRUSTED_FOR = 1.0
+
+
+class PlannedRoutes:
+    """The routes a context planned, per socket name, each until its deadline (``time.monotonic``)."""
+
+    def __init__(self, trusted_for: float = ROUTES_TRUSTED_FOR) -> None:
+        self.trusted_for = trusted_for
+        self._planned: dict[str, tuple[float, Any]] = {}
+
+    def fresh(self, name: str) -> Any:
+        """The routes planned for ``name`` if still within the bound, else None."""
+        found = self._planned.get(name)
+        if found is None or time.monotonic() >= found[0]:
+            return None
+        return found[1]
+
+    def keep(self, routes: dict[str, Any], planned_at: float) -> None:
+        """Trust ``routes`` until ``trusted_for`` seconds after ``planned_at`` (taken before reading them)."""
+        deadline = planned_at + self.trusted_for
+        for name, found in routes.items():
+            self._planned[name] = (deadline, found)
+
+    def forget(self) -> None:
+        self._planned.clear()
 
 
 class Context(CoreContext):
@@ -26,6 +54,7 @@ class Context(CoreContext):
         super().__init__(flags, settings)
         self._app: Any = None
         self.timeout = timeout
+        self.planned = PlannedRoutes()
 
     @property
     def app(self) -> Any:
@@ -44,7 +73,8 @@ class Context(CoreContext):
         return self._app
 
     def close(self) -> None:
-        """Release broker and backend connections (the context stays usable)."""
+        """Release broker and backend connections and forget planned routes (the context stays usable)."""
+        self.planned.forget()
         if self._app is not None:
             self._app.close()
             self._app = None

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Union
 
-from pyfi.client.calls import Call, new_id, plan_routes, signature
+from pyfi.client.calls import Call, new_id, plan_routes, send, signature
 from pyfi.client.context import Context, current
 from pyfi.errors import InvalidInput
 from pyfi.messaging.routing import Route
@@ -59,8 +59,7 @@ class Workflow:
         routes = single_routes(plan_routes(context, [s.socket for s in steps]))
         ids = Ids([new_id() for _ in steps])
         canvas = build(context.app, self, routes, ids, ids.all[0])
-        result = canvas.apply_async(root_id=ids.all[0])
-        return Call(context, result, ids.all, f"{self.shape} of {len(steps)} calls")
+        return send(context, canvas, ids.all, f"{self.shape} of {len(steps)} calls")
 
     def __call__(self, timeout: float | None = None) -> Any:
         """Send and wait for the result (``timeout`` seconds, default: the context's)."""

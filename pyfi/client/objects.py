@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from pyfi.client.calls import Call, new_id, plan_routes, signature
+from pyfi.client.calls import Call, new_id, plan_routes, send, signature
 from pyfi.client.context import Context, current
 from pyfi.client.flows import Step
 from pyfi.core.desired import SCHEMA, Action
@@ -27,6 +27,8 @@ class PyfiObject:
         self.context = context or current()
         with self.context.session() as session:
             change = ensure(session, self.context.actor, self.kind, name, fields)
+            if change.action != Action.UNCHANGED:  # this context sends along what it changed at once
+                self.context.planned.forget()
             row = change.obj
             self.id: str = row.id
             self.name: str = row.name
@@ -88,9 +90,8 @@ class Socket(PyfiObject):
         ids = [new_id() for _ in routes]
         signatures = [signature(app, r, args, kwargs, call_id, ids[0]) for r, call_id in zip(routes, ids, strict=True)]
         if len(signatures) == 1:
-            return Call(self.context, signatures[0].apply_async(), ids, f"call to {self.name}")
-        result = group(signatures, app=app).apply_async(root_id=ids[0])
-        return Call(self.context, result, ids, f"{len(ids)} calls to {self.name}")
+            return send(self.context, signatures[0], ids, f"call to {self.name}")
+        return send(self.context, group(signatures, app=app), ids, f"{len(ids)} calls to {self.name}")
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         """Send one call and return its result (waits up to the context's timeout)."""
