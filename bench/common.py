@@ -21,11 +21,12 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Collection, Iterator, Sequence, TypeVar
+from typing import Any, Collection, Iterator, Sequence
 
 from sqlalchemy import create_engine, text
 
 from pyfi.config import Settings, embedded_defaults, resolve
+from pyfi.testing import wait_for  # noqa: F401 - the benchmarks' polling helper, the tests' too
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples" / "processors"
@@ -34,7 +35,6 @@ REDIS = os.environ.get("PYFI_BENCH_REDIS", "redis://localhost:6379/0")
 AMQP = os.environ.get("PYFI_BENCH_AMQP", "amqp://guest:guest@localhost:5672//")
 STACKS = ("redis", "rabbitmq", "embedded")
 USER = "bench"
-T = TypeVar("T")
 
 
 def run_id() -> str:
@@ -290,18 +290,6 @@ def python() -> str:
 
 
 # -- waiting and statistics --------------------------------------------------------------
-def wait_until(check: Callable[[], T], timeout: float, interval: float = 0.01, what: str = "condition") -> T:
-    """Poll ``check`` until it returns something truthy; TimeoutError after ``timeout`` s."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(interval)
-
-
 def percentile(values: Sequence[float], q: float) -> float:
     """Nearest-rank percentile (q in 0..100) of a non-empty sequence."""
     ordered = sorted(values)
@@ -323,12 +311,11 @@ class Results:
     On Redis, Celery's result backend publishes every result it stores on the
     result's key, so one pattern subscription (opened before any call is
     sent) hears each result as it lands: no CPU while waiting, and the time
-    seen is when the result arrived. (Until 2026-11-26 evening this polled
-    every pending key with MGET every 2 ms. That client used 1.6-1.9 ms of
-    CPU per call, half a core of this 2-core machine, and since its cost is
-    per second rather than per call, it charged the slower side more per
-    call, widening any gap.) A database result backend (the embedded stack)
-    is polled.
+    seen is when the result arrived. Polling every pending key instead (MGET
+    every 2 ms) costs the client 1.6-1.9 ms of CPU per call on 2 cores, and
+    since that cost is per second rather than per call, it charges the
+    slower side more per call, widening any gap. A database result backend
+    (the embedded stack) is polled.
 
     (Celery's own Redis result consumer is no use here: it unsubscribes a call
     as soon as its AsyncResult is garbage collected, and pyfi's ``send``, like

@@ -39,7 +39,7 @@ from bench.common import (  # noqa: E402
     median,
     python,
     stack,
-    wait_until,
+    wait_for,
 )
 from bench.reaction import make_repo  # noqa: E402
 
@@ -105,7 +105,7 @@ def workers(db_url: str) -> dict[str, int]:
 
 
 def since(start: float, check: Callable[[], Any], what: str) -> float:
-    wait_until(check, MOVE_TIMEOUT, POLL, what)
+    wait_for(check, MOVE_TIMEOUT, what, POLL)
     return time.monotonic() - start
 
 
@@ -147,12 +147,12 @@ def benchmark(args: argparse.Namespace) -> None:
                                   home.parent / f"agent-{node}.log")
 
         agents = {node: start_agent(node) for node in NODES}
-        wait_until(lambda: _registered(settings.db), 60, 0.2, "both nodes to register")
+        wait_for(lambda: _registered(settings.db), 60, "both nodes to register", 0.2)
         add_network(settings.db, make_repo(home.parent))
         children.start("scheduler", [python(), "-m", "pyfi.cli", "scheduler", "start", "-n", "bench"], env,
                        home.parent / "scheduler.log")
         print("waiting for the first deployment (git clone, virtual environment, workers)...", flush=True)
-        wait_until(lambda: workers(settings.db) == {"nodeA": 1, "nodeB": 1}, FIRST_TIMEOUT, 0.2, "first placement")
+        wait_for(lambda: workers(settings.db) == {"nodeA": 1, "nodeB": 1}, FIRST_TIMEOUT, "first placement", 0.2)
         timings: Timings = collections.defaultdict(list)
         for number in range(args.repeat):
             cycle(settings, agents, start_agent, timings)

@@ -3,7 +3,7 @@
 An agent (``pyfi agent start -n benchnode``, a subprocess) runs one processor
 whose code comes from a git repository made in a temp dir
 (examples/processors/sample.py). Each repetition does what ``pyfi proc`` does
-(``pyfi.core.processors.request``, commit, then ``pyfi.agent.doorbell.ring``)
+(``pyfi.core.processors.request``, commit, then ``pyfi.messaging.doorbell.ring``)
 and times from the request's commit to:
 
 - pause:  the processor's status 'paused' (the worker process is the same);
@@ -41,7 +41,7 @@ from bench.common import (  # noqa: E402
     python,
     run_id,
     stack,
-    wait_until,
+    wait_for,
 )
 from pyfi.worker.processes import worker_processes  # noqa: E402
 
@@ -109,7 +109,7 @@ def request(settings: Any, action: str, processor: str) -> float:
 
 
 def since(start: float, check: Callable[[], Any], what: str) -> float:
-    wait_until(check, ACTION_TIMEOUT, POLL, what)
+    wait_for(check, ACTION_TIMEOUT, what, POLL)
     return time.monotonic() - start
 
 
@@ -221,7 +221,7 @@ def first_call(caller: Caller, agent: Any, began: float) -> float:
     """Seconds until the agent deployed the processor and served a first call."""
     first = caller.send()
     print("waiting for the first deployment (git clone, virtual environment, worker)...", flush=True)
-    wait_until(lambda: caller.served(first) or not agent.alive(), DEPLOY_TIMEOUT, 0.2, "the first call served")
+    wait_for(lambda: caller.served(first) or not agent.alive(), DEPLOY_TIMEOUT, "the first call served", 0.2)
     if not agent.alive():
         raise SystemExit(f"the agent exited:\n{agent.tail()}")
     return time.monotonic() - began

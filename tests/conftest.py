@@ -14,6 +14,9 @@ from typing import Iterator
 import pytest
 from sqlalchemy import create_engine, inspect, text
 
+#: fixtures shared by the deployer's tests (a repository to deploy, a work root, a remote that never answers)
+pytest_plugins = ["deploying"]
+
 PG_ADMIN_URL = os.environ.get("PYFI_TEST_PG", "postgresql+psycopg2://postgres@localhost:5432/postgres")
 REDIS_URL = os.environ.get("PYFI_TEST_REDIS", "redis://localhost:6379/0")
 IN_CI = os.environ.get("CI") == "true"

@@ -16,7 +16,11 @@ import time
 import urllib.request
 import uuid
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
+
+from pyfi.testing import wait_for
+
+__all__ = ["wait_for"]  # (the tests take it from here with the network helpers)
 
 PYFI = [sys.executable, "-m", "pyfi.cli"]
 
@@ -71,18 +75,6 @@ def tick():
             fh.write(json.dumps(ran) + "\\n")
     return ran
 '''
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float = 20.0, what: str = "condition", interval: float = 0.1) -> Any:
-    """Poll ``predicate`` until it returns something truthy, or fail with ``what``."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = predicate()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what} (last value: {last!r})")
 
 
 def make_repo(path: Path, files: dict[str, str], message: str = "code") -> Path:

@@ -12,7 +12,6 @@ import shlex
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -20,6 +19,7 @@ from typing import Any, Callable, Iterator
 import pytest
 
 from network import make_repo, wait_for
+from pyfi.testing import WaitTimeout
 from click.testing import CliRunner
 from sqlalchemy import create_engine, insert, select, text
 
@@ -329,28 +329,23 @@ def test_shell_pipes_plain_and_chained(net: Net):
     assert third["tracking"] == tracking
 
 
-def test_plug_added_while_workers_run_is_used(net: Net):
-    """Runs last: the plug it adds (then deletes) would feed the shell test's sockets."""
+def test_plug_added_while_workers_run_is_used_and_one_deleted_is_not(net: Net):
+    """A worker re-reads plugs at most every 2 s; the plug is gone again before the next test."""
+    def forwarded() -> bool:
+        start = net.chain("even", '"late"')
+        try:
+            return bool(wait_for(lambda: net.finished(start["tracking"], "odd"), 3, "the call to odd"))
+        except WaitTimeout:
+            return False
+
     net.cli("add", "plug", "-n", "even-odd", "-q", f"df{net.tag}", "-s", "even", "-t", "odd")
     try:
-        def forwarded() -> bool:  # a worker re-reads plugs at most every 2 s: try until one has
-            start = net.chain("even", '"late"')
-            return _eventually(lambda: net.finished(start["tracking"], "odd"), 3)
-
         wait_for(forwarded, timeout=30, what="the new plug to forward")
     finally:
         net.cli("delete", "plug", "-n", "even-odd")
+    wait_for(lambda: not forwarded(), timeout=30, what="the deleted plug to forward no more")
 
 
 def plug_ids_by_name(net: Net) -> dict[str, str]:
     with session_scope(net.db) as session:
         return {p.name: p.id for p in session.scalars(select(Plug))}
-
-
-def _eventually(predicate: Callable[[], Any], timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.1)
-    return False

@@ -7,22 +7,21 @@ import threading
 from pathlib import Path
 
 import pytest
-import test_deploy
-from test_deploy import News, git_children, poll, processor_row
 
+from deploying import News, git_children, processor_row
 from pyfi.agent import checkout as co
 from pyfi.agent import deploy as deploy_module
 from pyfi.agent.deploy import Deployer
+from pyfi.testing import wait_for
 
-# test_deploy's fixtures: a repository to deploy, a work root, a remote that never answers
-git_identity, origin, root, silent_remote = (test_deploy.git_identity, test_deploy.origin, test_deploy.root,
-                                             test_deploy.silent_remote)
+pytestmark = pytest.mark.usefixtures("git_identity")  # (deploying.py)
+
 
 
 def test_a_cancel_that_gets_no_thread_still_lets_the_job_end(root: Path, silent_remote: str, monkeypatch) -> None:
     deployer = Deployer(root)
     assert deployer.ready(processor_row(Path("unused"), gitrepo=silent_remote)) is None
-    poll(git_children, "git to run")
+    wait_for(git_children, 60, "git to run", interval=0.02)
     start = threading.Thread.start
 
     def no_cancel_thread(thread: threading.Thread) -> None:
@@ -33,7 +32,7 @@ def test_a_cancel_that_gets_no_thread_still_lets_the_job_end(root: Path, silent_
     monkeypatch.setattr(threading.Thread, "start", no_cancel_thread)
     deployer.cancel_all_but(set())  # the processor was deleted
     monkeypatch.setattr(threading.Thread, "start", start)
-    poll(lambda: not deployer.busy(), "the job to end", timeout=15)
+    wait_for(lambda: not deployer.busy(), 15, "the job to end", interval=0.02)
 
 
 def test_a_namesake_added_after_a_delete_is_deployed_once_the_old_job_has_ended(origin: Path, root: Path,
@@ -64,10 +63,11 @@ def test_a_job_called_off_while_it_waits_for_the_lock_runs_no_git(root: Path, si
         row.gitrepo = "/elsewhere"
         deployer.ready(row)  # calls the old job off; nothing of it runs yet to be ended
         job = deployer.jobs["p1"]
-        poll(lambda: job.ender is not None and not job.ender.is_alive(), "the ending of its git to give up")
+        wait_for(lambda: job.ender is not None and not job.ender.is_alive(), 60, "the ending of its git to give up",
+                 interval=0.02)
     finally:
         holder.communicate(b"", timeout=10)  # another process's checkout of the same processor ends
-    poll(lambda: not deployer.busy(), "the called-off job to end", timeout=10)
+    wait_for(lambda: not deployer.busy(), 10, "the called-off job to end", interval=0.02)
     assert not git_children()
 
 
@@ -93,13 +93,13 @@ def test_a_cancel_ends_the_git_of_a_work_dir_reached_through_a_link(root: Path, 
     deployer = Deployer(tmp_path / "link", on_news=news)
     row = processor_row(Path("unused"), gitrepo=silent_remote)
     assert deployer.ready(row) is None
-    poll(git_children, "git to run")
+    wait_for(git_children, 60, "git to run", interval=0.02)
     row.gitrepo = "/elsewhere"
     deployer.ready(row)
-    poll(lambda: news.count >= 1, "the old deploy to give up", timeout=15)
+    wait_for(lambda: news.count >= 1, 15, "the old deploy to give up", interval=0.02)
 
 
 @pytest.fixture(autouse=True)
 def no_git_left() -> None:
     yield
-    poll(lambda: not git_children(), "every git of the test to end", timeout=15)
+    wait_for(lambda: not git_children(), 15, "every git of the test to end", interval=0.02)

@@ -17,7 +17,7 @@ LAYERS: dict[str, int] = {
     "agent": 1, "worker": 1, "scheduler": 1,
     "core": 2,
     "db": 3, "migrations": 3, "messaging": 3,
-    "config": 4, "enums": 4, "errors": 4, "private": 4, "masking": 4, "flow": 4,
+    "config": 4, "enums": 4, "errors": 4, "private": 4, "masking": 4, "flow": 4, "testing": 4,
 }
 #: the imports within one layer: an agent runs workers and the network's beat (never the reverse), the migrations build the db's
 #: models, and the bottom modules use each other

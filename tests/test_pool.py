@@ -30,7 +30,7 @@ def test_the_threaded_pool_joins_without_billiards_sleeps() -> None:
         took = time.monotonic() - began
     finally:
         pool.terminate()
-    assert took < 0.5, f"the pool took {took:.2f} s to close and join"
+    assert took < 1.0, f"the pool took {took:.2f} s to close and join (one of billiard's sleeps is 1 s)"
 
 
 def test_a_signal_wakes_the_event_loop_at_once() -> None:

@@ -9,11 +9,10 @@ import logging
 import multiprocessing
 import os
 import threading
-import time
 import uuid
 from collections import Counter
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Iterator
 
 import pytest
 from sqlalchemy import create_engine, event, func, select, text
@@ -23,6 +22,7 @@ from pyfi.db import migrate
 from pyfi.db.engine import get_engine, session_scope
 from pyfi.db.models import Call, Event, Processor, Queue, Socket, Task
 from pyfi.enums import CallState, EventName
+from pyfi.testing import wait_for
 from pyfi.worker import journal
 from pyfi.worker.recorder import Recorder, backoff
 from conftest import PG_ADMIN_URL
@@ -30,14 +30,6 @@ from conftest import PG_ADMIN_URL
 DEADLINE = 20.0
 NAME = "pyfi.processors.sample.do_something"
 T0 = dt.datetime(2024, 5, 1, 12, 0, 0)
-
-
-def wait_until(predicate: Callable[[], bool], what: str, timeout: float = DEADLINE) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.02)
 
 
 def calls_by_id(url: str) -> dict[str, Call]:
@@ -305,7 +297,7 @@ def _record_during_outage(rec: Recorder, caplog: pytest.LogCaptureFixture, n: in
         rec.received(call_id, NAME, None)
         rec.started(call_id, name=NAME)
         rec.finished(call_id, "rk", name=NAME)
-    wait_until(lambda: _outage_warnings(caplog), "the recorder to notice the outage")
+    wait_for(lambda: _outage_warnings(caplog), DEADLINE, "the recorder to notice the outage", interval=0.02)
     assert not rec.flush(0.3) and rec.pending == 3 * n  # nothing lost, nothing written
     return ids
 
@@ -325,7 +317,7 @@ def test_sqlite_outage_until_the_path_and_schema_exist(tmp_path: Path, outage_lo
 
     blocker.unlink()  # the directory can now be created, but the schema is still missing
     migrate.upgrade(url)
-    wait_until(lambda: rec.pending == 0, "the recorder to catch up")
+    wait_for(lambda: rec.pending == 0, DEADLINE, "the recorder to catch up", interval=0.02)
     assert rec.stop(5)
     assert count_calls(url, CallState.FINISHED) == len(ids) and len(events_of(url)) == 3 * len(ids)
     assert len(_outage_warnings(outage_log)) == 1
@@ -347,7 +339,7 @@ def test_postgres_outage_while_connections_are_refused(pg_migrated: str, outage_
         with admin.connect() as conn:
             conn.execute(text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true'))
         admin.dispose()
-    wait_until(lambda: rec.pending == 0, "the recorder to catch up")
+    wait_for(lambda: rec.pending == 0, DEADLINE, "the recorder to catch up", interval=0.02)
     assert rec.stop(5)
     calls = calls_by_id(url)
     assert all(calls[i].state == CallState.FINISHED for i in ids)
@@ -380,7 +372,8 @@ def test_a_stop_during_an_outage_saves_the_records_and_the_next_recorder_writes_
     later.start()
     assert later.flush(DEADLINE) and later.stop(5)
     assert count_calls(url, CallState.FINISHED) == len(ids) and len(events_of(url)) == 3 * len(ids)
-    wait_until(lambda: not saved.exists() and not list(journal.journal_dir(url).iterdir()), "the journal file to go")
+    wait_for(lambda: not saved.exists() and not list(journal.journal_dir(url).iterdir()),
+             DEADLINE, "the journal file to go", interval=0.02)
 
 
 def test_a_long_outage_moves_records_to_disk_and_writes_them_when_the_database_is_back(
@@ -395,7 +388,7 @@ def test_a_long_outage_moves_records_to_disk_and_writes_them_when_the_database_i
         rec.started(call_id, name=NAME)
         rec.finished(call_id, "rk", name=NAME)
     flushed = rec.request_flush()  # waits for all 300, wherever they wait
-    wait_until(lambda: "moved from memory" in outage_log.text, "the recorder to move records to disk")
+    wait_for(lambda: "moved from memory" in outage_log.text, DEADLINE, "the recorder to move records to disk", interval=0.02)
     assert rec.pending <= 50  # the batch being retried; the rest is on disk
     [spilled] = list(journal.journal_dir(url).iterdir())
     assert len(spilled.read_bytes().splitlines()) == 300 - rec.pending
@@ -406,7 +399,7 @@ def test_a_long_outage_moves_records_to_disk_and_writes_them_when_the_database_i
     assert flushed.wait(DEADLINE)
     assert count_calls(url, CallState.FINISHED) == len(ids) and len(events_of(url)) == 3 * len(ids)
     assert rec.stop(5)
-    wait_until(lambda: not list(journal.journal_dir(url).iterdir()), "the journal file to go")
+    wait_for(lambda: not list(journal.journal_dir(url).iterdir()), DEADLINE, "the journal file to go", interval=0.02)
 
 
 def test_text_the_database_cannot_hold_is_stored_escaped_and_costs_no_record(db_url: str, recorder: Recorder) -> None:
@@ -441,7 +434,7 @@ def test_a_journal_file_whose_claimant_died_is_written_by_the_next_recorder(db_u
     assert rec.flush(DEADLINE) and rec.stop(5)
     row = calls_by_id(db_url)[call_id]
     assert (row.state, row.resultkey, row.finished) == (CallState.FINISHED, "rk", when)
-    wait_until(lambda: not list(journal.journal_dir(db_url).iterdir()), "the journal file to go")
+    wait_for(lambda: not list(journal.journal_dir(db_url).iterdir()), DEADLINE, "the journal file to go", interval=0.02)
 
 
 def test_a_pending_call_moves_on_with_its_worker_and_a_cancelled_one_stays_cancelled(db_url: str,

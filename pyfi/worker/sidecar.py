@@ -1,11 +1,11 @@
 """The worker's sidecar: one process that records and publishes for all the others.
 
 Why: on a busy machine a call's cost is CPU, and the pool process that runs
-it is the worst place to spend it. Before, each pool process ran its own
-recorder thread (competing with the call for the GIL) and wrote three Redis
-messages per call; the worker used about 45% more CPU per call than bare
-Celery. Now the prefork parent and its pool children each write one short
-line per step to this process (:mod:`pyfi.worker.sink`), which
+it is the worst place to spend it. A recorder thread in each pool process
+would compete with the call for the GIL and write three Redis messages per
+call (about 45% more CPU per call than bare Celery, measured on 2 cores).
+So the prefork parent and its pool children each write one short line per
+step to this process (:mod:`pyfi.worker.sink`), which
 
 - hands records to one :class:`~pyfi.worker.recorder.Recorder` (bigger
   batches, one writer per worker instead of one per process), and
@@ -101,16 +101,21 @@ class SidecarServer:
         self.drain()
         self.shut_down()
 
-    def pause(self) -> None:
-        """Let lines gather for ``BATCH_PAUSE`` s, unless a process pokes the wake FIFO: it waits for a flush."""
+    def pause(self) -> bool:
+        """Let lines gather for ``BATCH_PAUSE`` s, unless a process pokes the wake FIFO: it waits for a flush.
+
+        True when a poke cut the pause short.
+        """
         if self.wake is None:
             time.sleep(BATCH_PAUSE)
-            return
-        if select.select([self.wake], [], [], BATCH_PAUSE)[0]:
-            try:
-                os.read(self.wake, 4096)
-            except BlockingIOError:
-                pass
+            return False
+        if not select.select([self.wake], [], [], BATCH_PAUSE)[0]:
+            return False
+        try:
+            os.read(self.wake, 4096)
+        except BlockingIOError:
+            pass
+        return True
 
     def step(self, timeout: float) -> bool:
         """One wake-up: take what arrived, publish it, answer finished flushes; True if anything came."""
