@@ -13,6 +13,7 @@ import socket as _socket
 import threading
 import time
 from pathlib import Path
+from typing import Callable
 
 from kombu.exceptions import KombuError
 from sqlalchemy import delete, select
@@ -30,7 +31,8 @@ from pyfi.agent.importcheck import AsWorker
 from pyfi.agent.lock import NodeLock
 from pyfi.agent.runas import RunAs
 from pyfi.agent.spares import SpareKeeping
-from pyfi.agent.supervisor import STOP_GRACE, Handle, Spare, adopt, prune, spawn
+from pyfi.agent.stopping import Stopping
+from pyfi.agent.supervisor import Handle, Spare, adopt, prune, spawn
 from pyfi.config import Settings
 from pyfi.core import network, worker_logins
 from pyfi.db.engine import session_scope
@@ -53,11 +55,15 @@ SLOW_START = 20.0  # seconds after which a worker still starting shows what it l
 SWEEP_LOGINS = 30.0  # seconds between looks for workers' database logins to drop
 
 
-class Agent(SpareKeeping):
+class Agent(SpareKeeping, Stopping):
     def __init__(self, settings: Settings, name: str | None = None, workdir: Path | None = None,
                  port: int | None = None, worker_args: tuple[str, ...] = (), run_as: str | None = None,
-                 monitor_only: bool = False, spares: int = MAX_SPARES, clean: bool = False) -> None:
-        """``clean``: wipe the work dir when starting (``agent start --clean``), once this agent holds the node."""
+                 monitor_only: bool = False, spares: int = MAX_SPARES, clean: bool = False,
+                 say: Callable[[str], None] = log.info) -> None:
+        """``clean``: wipe the work dir when starting (``agent start --clean``), once this agent holds the node.
+
+        ``say``: where a stopping agent tells what it waits for (``agent start``: stderr).
+        """
         self.settings = settings
         self.worker_args, self.run_as, self.monitor_only = worker_args, run_as, monitor_only
         self.runas = RunAs.named(run_as) if run_as else None  # agent start -u: processor code runs as that user
@@ -82,7 +88,9 @@ class Agent(SpareKeeping):
         self.crashes: dict[str, tuple[int, float]] = {}
         self.concurrency: dict[str, int] = {}
         self.stop_event = threading.Event()
-        self.last_beat = 0.0
+        self.stop_at_once = threading.Event()  # asked to stop a second time: kill the workers
+        self.say = say
+        self.last_beat = float("-inf")  # (time.monotonic) a heartbeat is due at once
         self.logins_swept = 0.0
         self.namespace = ""  # the network's pub/sub channel prefix, read at start
         self.sizes: dict[str, int] = {}  # processor id -> worker processes its deployments give this node
@@ -113,7 +121,7 @@ class Agent(SpareKeeping):
                 self.retiring.append(handle)
             else:
                 self.handles[handle.processor_id] = handle
-        self.last_beat = time.time()
+        self.last_beat = time.monotonic()
         if self.handles:
             log.info("adopted workers for %s", ", ".join(h.processor for h in self.handles.values()))
 
@@ -264,7 +272,7 @@ class Agent(SpareKeeping):
 
     def start_worker(self, processor: Processor, deployed: Deployed) -> Handle | None:
         _count, not_before = self.crashes.get(processor.id, (0, 0.0))
-        if time.time() < not_before:
+        if time.monotonic() < not_before:
             return None
         spare = self.spares.get(processor.id)
         prune(self.run_root, processor.id, spare=spare.run_dir if spare else None)
@@ -302,7 +310,7 @@ class Agent(SpareKeeping):
         """Its worker crashed (or could not start): the seconds until the next try, longer each time."""
         count, _ = self.crashes.get(processor_id, (0, 0.0))
         delay = CRASH_BACKOFF[min(count, len(CRASH_BACKOFF) - 1)]
-        self.crashes[processor_id] = (count + 1, time.time() + delay)
+        self.crashes[processor_id] = (count + 1, time.monotonic() + delay)
         return delay
 
     def retire(self, processor_id: str) -> None:
@@ -345,26 +353,24 @@ class Agent(SpareKeeping):
             session.execute(delete(Worker).where(Worker.id.in_([r.id for r in rows.values()])))
 
     def heartbeat_if_due(self) -> None:
-        if time.time() - self.last_beat < node_rows.HEARTBEAT:
+        if time.monotonic() - self.last_beat < node_rows.HEARTBEAT:
             return
-        self.last_beat = time.time()
+        self.last_beat = time.monotonic()
         with session_scope(self.settings.db) as session:
             agent = session.scalar(select(AgentRow).where(AgentRow.name == self.name))
             if agent is not None:
                 node_rows.beat(session, agent, self.workdir, self.row_status)
 
     def shutdown(self) -> None:
-        """Stop every worker gracefully, then mark the agent stopped."""
-        self.deployer.stop()
-        self.beat.close()
+        """Stop every worker gracefully (or at once, see :meth:`ask_to_stop`), then mark the agent stopped."""
         for processor_id in list(self.handles):
             self.retire(processor_id)
         for spare in self.spares.values():
             spare.discard()
-        deadline = time.time() + STOP_GRACE + 5
-        while self.retiring and time.time() < deadline:
-            self.reap_retired()
-            time.sleep(0.1)
+        self.say_what_stopping_waits_for()
+        self.deployer.stop()
+        self.beat.close()
+        self.wait_for_retired()
         with session_scope(self.settings.db) as session:
             agent = session.scalar(select(AgentRow).where(AgentRow.name == self.name))
             if agent is not None:

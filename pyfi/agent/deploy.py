@@ -31,7 +31,7 @@ log = logging.getLogger("pyfi.agent")
 
 HEAD_CHECK = 10.0
 RETRY_AFTER = (2.0, 5.0, 15.0, 30.0)
-STOP_GRACE = 3.0
+DEPLOYS_STOP_GRACE = 3.0  # seconds the deploys still running get to give up when the agent stops
 CANCEL_LIMIT = 60.0  # a cancelled job ends its steps early; its git and pip are ended meanwhile
 
 
@@ -52,7 +52,7 @@ class Failure:
     at: float
 
     def due(self) -> bool:
-        return time.time() - self.at >= RETRY_AFTER[min(self.attempts, len(RETRY_AFTER)) - 1]
+        return time.monotonic() - self.at >= RETRY_AFTER[min(self.attempts, len(RETRY_AFTER)) - 1]
 
 
 def source_key(processor: Any) -> tuple:
@@ -174,7 +174,7 @@ class Deployer:
         self.deployed.pop(processor_id, None)
         self.failures.pop(processor_id, None)
 
-    def stop(self, grace: float = STOP_GRACE) -> None:
+    def stop(self, grace: float = DEPLOYS_STOP_GRACE) -> None:
         """End the jobs still running and their git and pip processes (the agent is stopping).
 
         Left alone those would outlive the agent, with nothing left to enforce
@@ -263,7 +263,7 @@ class Deployer:
                 return True  # for settings that are gone (and may come back): nothing to remember
             self.failures[source.id] = Failure(source.key, _as_deploy_error(source, exc),
                                                failure.attempts + 1 if failure and failure.key == source.key else 1,
-                                               time.time())
+                                               time.monotonic())
             return True
         self.failures.pop(source.id, None)
         self.deployed[source.id] = result
@@ -280,7 +280,7 @@ class Deployer:
         self._open_to_workers(path, python)
         _give_up_if_cancelled(job)
         importcheck.check_import(python, path, module, as_worker=self.as_worker)  # code that cannot run replaces none
-        return Deployed(source.key, sha, path, python, time.time())
+        return Deployed(source.key, sha, path, python, time.monotonic())
 
     def clear_builds(self) -> None:
         """Remove what builds apart left when an agent stopped abruptly (called once this agent holds the node)."""
@@ -299,12 +299,12 @@ class Deployer:
     @staticmethod
     def _head_check_due(current: Deployed) -> bool:
         """A followed branch (no fixed commit) is asked for its head every ``HEAD_CHECK`` seconds."""
-        return not current.key[2] and time.time() - current.checked >= HEAD_CHECK
+        return not current.key[2] and time.monotonic() - current.checked >= HEAD_CHECK
 
     def _branch_moved(self, current: Deployed) -> bool:
         if not self._head_check_due(current):
             return False
-        current.checked = time.time()
+        current.checked = time.monotonic()
         url, branch = current.key[:2]
         try:
             mirror = current.path.parent / checkout.MIRROR_DIR  # (in the processor's work dir: see _cancel)

@@ -86,19 +86,23 @@ class Handle:
     def terminate(self) -> None:
         """Ask for a warm shutdown (Celery finishes running calls on SIGTERM)."""
         if self.stopping_since is None:
-            self.stopping_since = time.time()
+            self.stopping_since = time.monotonic()
             _signal(self.pid, signal.SIGTERM)
+
+    def kill(self) -> None:
+        """Stop at once: SIGKILL to its process group; its calls in flight go back to their queues."""
+        self.killed = True
+        _signal_group(self.pid, signal.SIGKILL)
 
     def reap(self) -> bool:
         """True once the process is gone; SIGKILL after the grace period."""
         if not self.alive():
             return True
-        if self.stopping_since is not None and time.time() - self.stopping_since > STOP_GRACE:
+        if self.stopping_since is not None and time.monotonic() - self.stopping_since > STOP_GRACE:
             if not self.killed:
                 log.warning("the worker of %s (pid %d) did not stop within %.0f s: killed", self.processor, self.pid,
                             STOP_GRACE)
-                self.killed = True
-            _signal_group(self.pid, signal.SIGKILL)
+            self.kill()
         return False
 
 

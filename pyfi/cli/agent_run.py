@@ -34,15 +34,17 @@ def start_agent(settings: Settings, name: str | None, port: int | None, clean: b
         check_agent_login(session)
     server = bind_health(port) if port else None  # before anything is created: a taken port changes nothing
     agent = Agent(settings, name=name, port=port, worker_args=worker_args, run_as=run_as, monitor_only=monitor_only,
-                  spares=spares, clean=clean, workdir=workdir)  # it cleans once it holds its node: never a running agent's dir
-    stop = lambda *_: agent.stop_event.set()  # noqa: E731 - signal handler
+                  spares=spares, clean=clean, workdir=workdir,  # it cleans once it holds its node: never a running agent's dir
+                  say=lambda line: click.echo(line, err=True))
+    stop = lambda *_: agent.ask_to_stop()  # noqa: E731 - signal handler: the second one stops at once
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     if server is not None:
         serve_health(server, agent)
     try:
         agent.start()  # refused when another agent holds the node: then nothing said it runs
-        click.echo(f"Agent {agent.name} running (work dir {agent.workdir}); Ctrl-C or SIGTERM stops it and its workers")
+        click.echo(f"Agent {agent.name} running (work dir {agent.workdir}); Ctrl-C or SIGTERM stops it and its workers, "
+                   "a second one at once")
         agent.loop()
     finally:
         if server is not None:
