@@ -1,4 +1,4 @@
-"""What a stopping agent says and does.
+"""What a stopping agent says and does, and what a deleted processor leaves on its node.
 
 Real agents and workers in subprocesses, code from a real git repository,
 on the embedded default and on PostgreSQL + Redis.
@@ -16,6 +16,7 @@ from sqlalchemy import select
 from pyfi.agent.supervisor import STOP_GRACE
 from pyfi.db.engine import session_scope
 from pyfi.db.models import Call
+from pyfi.worker.processes import worker_processes
 
 pytestmark = pytest.mark.slow
 
@@ -73,3 +74,28 @@ def test_a_second_signal_stops_the_agent_at_once_and_the_call_runs_again(net: Ne
     net.start_agent("node1", {"PYFI_TEST_MARKER": str(marker)})
     wait_for(lambda: call_state(net, call_id) == "finished", 60, what="the call to run again and finish", interval=0.2)
     assert runs(marker) == 2
+
+
+def test_the_agent_removes_the_checkout_of_a_deleted_processor(net: Network, tmp_path: Path) -> None:
+    holding_processor(net, "gone")
+    holding_processor(net, "kept")
+    net.start_agent("node1", {"PYFI_TEST_MARKER": str(tmp_path / "runs.txt")})
+    for name in ("gone", "kept"):
+        net.wait_status(name, "running", 60)
+    workdir = Path(net.env["PYFI_HOME"]) / "agents" / "node1"
+    venvs = {name: venv_of_checkout(workdir, name) for name in ("gone", "kept")}
+    assert (workdir / "repos" / "gone").is_dir() and all(v is not None for v in venvs.values()), venvs
+    net.cli("delete", "processor", "-n", "gone")
+    wait_for(lambda: not (workdir / "repos" / "gone").exists(), 60, what="the deleted processor's checkout to go")
+    assert not worker_processes("gone", Path(net.env["PYFI_HOME"])), "removed while its worker still ran"
+    assert not venvs["gone"].exists() or venvs["gone"] == venvs["kept"]
+    assert (workdir / "repos" / "kept").is_dir() and venvs["kept"].is_dir()
+    net.wait_status("kept", "running", 10)
+
+
+def venv_of_checkout(workdir: Path, processor: str) -> Path | None:
+    """The environment built for the processor's checkout (its stamp names the checkout)."""
+    from pyfi.agent.leftovers import venvs_built_in
+
+    found = venvs_built_in(workdir / "venvs", (workdir / "repos" / processor).resolve())
+    return found[0] if found else None

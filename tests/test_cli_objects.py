@@ -366,7 +366,9 @@ def test_users_roles_and_privileges(db_url, db_kind, run_cli):
         assert "password" not in out.lower(), args
     assert names(run_cli, "users") == {"admin", "joe", "ann"}
 
-    assert "already holds ADD_PROCESSOR" in error(run_cli, 2, "add", "privilege", "-u", "joe", "-n", "ADD_PROCESSOR")
+    assert ok(run_cli, "add", "privilege", "-u", "joe", "-n", "ADD_PROCESSOR").strip() == \
+        'user "joe" already has the right ADD_PROCESSOR'
+    assert sorted(p["right"] for p in one(run_cli, "user", "joe")["privileges"]) == ["ADD_PROCESSOR", "READ"]
     assert "already has role" in error(run_cli, 2, "add", "role", "-n", "developer", "-u", "joe")
     assert "role 'developer' already exists" in error(run_cli, 2, "add", "role", "-n", "developer")
     assert "exactly one of -u/--user or -r/--role" in error(run_cli, 2, "add", "privilege", "-n", "READ")

@@ -31,6 +31,7 @@ from pyfi.agent.importcheck import AsWorker
 from pyfi.agent.lock import NodeLock
 from pyfi.agent.runas import RunAs
 from pyfi.agent.spares import SpareKeeping
+from pyfi.agent.leftovers import Tidying
 from pyfi.agent.stopping import Stopping
 from pyfi.agent.supervisor import Handle, Spare, adopt, prune, spawn
 from pyfi.config import Settings
@@ -55,7 +56,7 @@ SLOW_START = 20.0  # seconds after which a worker still starting shows what it l
 SWEEP_LOGINS = 30.0  # seconds between looks for workers' database logins to drop
 
 
-class Agent(SpareKeeping, Stopping):
+class Agent(SpareKeeping, Stopping, Tidying):
     def __init__(self, settings: Settings, name: str | None = None, workdir: Path | None = None,
                  port: int | None = None, worker_args: tuple[str, ...] = (), run_as: str | None = None,
                  monitor_only: bool = False, spares: int = MAX_SPARES, clean: bool = False,
@@ -96,6 +97,7 @@ class Agent(SpareKeeping, Stopping):
         self.sizes: dict[str, int] = {}  # processor id -> worker processes its deployments give this node
         self.beat = Beat(settings)  # fires the network's timed sockets while this agent holds the beat
         self.settling = False  # a worker is starting, pausing or resuming: reconcile again soon
+        self.tidy_due = True  # look for what deleted processors left (pyfi.agent.leftovers)
 
     # -- bootstrap ----------------------------------------------------------------------
     def start(self) -> None:
@@ -157,6 +159,8 @@ class Agent(SpareKeeping, Stopping):
             self.reap_retired()
             if time.monotonic() - self.logins_swept > SWEEP_LOGINS:
                 self.sweep_logins(session, {p.id for p in wanted} | self.processors_running())
+                self.tidy_due = True
+            self.tidy_if_due(session)
             self.deploy_ahead(wanted)
             self.keep_spares(wanted)
             self.sync_worker_rows(session)
@@ -323,6 +327,7 @@ class Agent(SpareKeeping, Stopping):
     def reap_retired(self) -> None:
         gone = [h for h in self.retiring if h.reap()]
         self.retiring = [h for h in self.retiring if h not in gone]
+        self.tidy_due = self.tidy_due or bool(gone)
         for handle in gone:
             if handle.killed or handle.exit_code() != 0:  # not a clean stop, which puts everything back itself
                 self.give_back_calls(handle)  # (killed after its grace period, or dead before it was retired)

@@ -78,5 +78,7 @@ def add_privilege(app: AppContext, user: str | None, name: str, role: str | None
     from pyfi.core import users
 
     with app.session() as session:
-        users.add_privilege(session, app.actor, name, user=user, role=role)
-    click.echo("Privilege added")
+        privilege, new = users.add_privilege(session, app.actor, name, user=user, role=role)
+        right = privilege.right.value
+    grantee = f'user "{user}"' if user else f'role "{role}"'
+    click.echo("Privilege added" if new else f"{grantee} already has the right {right}")

@@ -130,17 +130,20 @@ def _grantee(session: Session, user: str | None, role: str | None) -> dict[str, 
     return {"role_id": by_name(session, Role, role, "role").id}
 
 
-def add_privilege(session: Session, actor: Actor, right: str, user: str | None = None, role: str | None = None) -> Privilege:
+def add_privilege(session: Session, actor: Actor, right: str, user: str | None = None,
+                  role: str | None = None) -> tuple[Privilege, bool]:
+    """Grant ``right`` to a user or a role: (the privilege, whether it is new); one held already is left as it is."""
     require(session, actor, Right.ADD_PRIVILEGE)
     member = parse_enum(Right, right, "right")
     grantee = _grantee(session, user, role)
-    exists = select(Privilege.id).where(Privilege.right == member, *(getattr(Privilege, k) == v for k, v in grantee.items()))
-    if session.scalar(exists):
-        raise AlreadyExists(f"{user or role!r} already holds {member.value}", "nothing to do")
+    exists = select(Privilege).where(Privilege.right == member, *(getattr(Privilege, k) == v for k, v in grantee.items()))
+    held = session.scalar(exists)
+    if held is not None:
+        return held, False
     privilege = Privilege(right=member, owner=actor.name, **grantee)
     session.add(privilege)
     session.flush()
-    return privilege
+    return privilege, True
 
 
 def delete_privilege(session: Session, actor: Actor, right: str, user: str | None = None, role: str | None = None) -> None:
