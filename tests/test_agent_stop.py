@@ -66,9 +66,9 @@ def test_a_second_signal_stops_the_agent_at_once_and_the_call_runs_again(net: Ne
     assert f"waiting up to {STOP_GRACE:.0f} s for 1 worker to finish their running calls" in said, said
     assert "(Ctrl-C again to stop at once)" in said, said
     agent.send_signal(signal.SIGINT)
-    assert agent.wait(timeout=STOP_GRACE) == 0, net.agent_log("node1")  # the call still runs: it was not waited for
+    assert agent.wait(timeout=60) == 0, net.agent_log("node1")
     net.agents.pop("node1")
-    said = net.agent_log("node1")
+    said = net.agent_log("node1")  # killed on the second signal, not after the workers' stop grace
     assert "stopping at once: killed 1 worker" in said and "did not stop within" not in said, said
     release.touch()
     net.start_agent("node1", {"PYFI_TEST_MARKER": str(marker)})
@@ -90,7 +90,7 @@ def test_the_agent_removes_the_checkout_of_a_deleted_processor(net: Network, tmp
     assert not worker_processes("gone", Path(net.env["PYFI_HOME"])), "removed while its worker still ran"
     assert not venvs["gone"].exists() or venvs["gone"] == venvs["kept"]
     assert (workdir / "repos" / "kept").is_dir() and venvs["kept"].is_dir()
-    net.wait_status("kept", "running", 10)
+    net.wait_status("kept", "running", 60)
 
 
 def venv_of_checkout(workdir: Path, processor: str) -> Path | None:
