@@ -171,6 +171,21 @@ def test_the_client_timeout_says_the_call_is_running(flow):
     assert f"`pyfi ls call --id {call_id}`, or pass a longer timeout" in str(caught.value)
 
 
+def test_client_calls_are_recorded_as_pending_and_a_timeout_says_they_stay_queued(flow, run_cli):
+    from pyfi.client import Context, Socket
+    from pyfi.errors import CallTimeout
+
+    context = Context()
+    call = Socket("slow", context=context).delay(3)
+    with pytest.raises(CallTimeout, match="is still queued and will run when a worker takes it") as caught:
+        call.get(timeout=0.2)
+    assert f"to stop it: pyfi task cancel --id {call.id}" in str(caught.value)
+    later = Socket("b", context=context).delay("x")
+    context.close()  # writes what it noted
+    rows = json.loads(ok(run_cli, "ls", "calls", "--state", "pending", "--json"))["rows"]
+    assert {call.id, later.id} <= {row["id"] for row in rows}
+
+
 # --- 4. stdin: empty or not text -----------------------------------------------------------------
 
 @pytest.mark.parametrize("stdin", ["", "\n"])

@@ -185,8 +185,14 @@ def net(network: Network):
 
 
 def recorded(network: Network, handle, count: int) -> dict[str, dict]:
-    """The calls the workers recorded under the handle's tracking id, once all ``count`` are there."""
-    rows = wait_for(lambda: (lambda r: r if len(r) >= count else None)(calls_of_flow(network.db_url, handle.id)),
+    """The calls the workers recorded under the handle's tracking id, once all ``count`` are there.
+
+    (The client records each as pending when it sends it: a worker's record has what it learnt running it.)
+    """
+    def taken(rows: list[dict]) -> list[dict] | None:
+        return rows if len(rows) >= count and all(r["state"] != "pending" for r in rows) else None
+
+    rows = wait_for(lambda: taken(calls_of_flow(network.db_url, handle.id)),
                     timeout=30, what=f"{count} calls recorded under tracking {handle.id}")
     return {r["id"]: r for r in rows}
 

@@ -39,14 +39,24 @@ def network(admin: Any) -> Any:
 
 
 def statements_during(context: Any, action: Callable[[], Any]) -> int:
-    """How many SQL statements the context's own database engine ran during ``action``."""
+    """How many SQL statements the context's own database engine ran during ``action``, in the thread that sends.
+
+    (The context's pending records are written by a thread of its own: :mod:`pyfi.client.pending`.)
+    """
+    import threading
+
     from sqlalchemy import event
 
     from pyfi.db.engine import get_engine
 
     seen: list[str] = []
     engine = get_engine(context.db_url)
-    listener = lambda *args: seen.append(args[2])  # noqa: E731 - (conn, cursor, statement, ...)
+    sender = threading.get_ident()
+
+    def listener(*args: Any) -> None:  # (conn, cursor, statement, ...)
+        if threading.get_ident() == sender:
+            seen.append(args[2])
+
     event.listen(engine, "before_cursor_execute", listener)
     try:
         action()
@@ -90,6 +100,11 @@ def test_sends_in_steady_state_touch_no_database(db_url):
     sock.delay("warm")  # plans the route
     assert statements_during(joe, lambda: [sock.delay(str(n)) for n in range(20)]) == 0
     assert statements_during(joe, lambda: pipeline([sock.s("a"), sock]).delay()) == 0
+    joe.pending.flush()  # what the background thread writes: every call sent, as pending
+    with admin.session() as session:
+        from pyfi.db.models import Call
+
+        assert session.query(Call).filter(Call.state == "pending", Call.sender == "joe").count() == 23
 
 
 def test_a_revoked_right_stops_a_sending_client_within_the_bound(db_url):

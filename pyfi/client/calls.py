@@ -69,9 +69,12 @@ def _read_routes(context: Context, names: list[str]) -> dict[str, list[Route]]:
 def send(context: Context, canvas: Any, ids: list[str], what: str) -> "Call":
     """Publish a call or a workflow of calls (``ids``: every call's id, the first the tracking id).
 
-    Every call the client sends goes out here.
+    Every call the client sends goes out here, and is recorded as pending in the background
+    (:mod:`pyfi.client.pending`).
     """
-    return Call(context, canvas.apply_async(root_id=ids[0]), ids, what)
+    result = canvas.apply_async(root_id=ids[0])
+    context.pending.note(canvas)
+    return Call(context, result, ids, what)
 
 
 class Call:
@@ -106,7 +109,10 @@ class Call:
             from pyfi.core.calls import explain_timeout
 
             error = CallTimeout(f"{self.what} ({self.id}) did not finish within {limit} s",
-                                "is an agent running its processors? see `pyfi ls processors`, or pass a longer timeout")
+                                "it stays queued and runs when a worker takes it; to stop it: "
+                                f"pyfi task cancel --tracking {self.id}; see `pyfi ls processors`, "
+                                "or pass a longer timeout")
+            self.context.pending.flush()  # (what the records say includes its pending ones)
             raise explain_timeout(self.context, error, self.ids, "pass a longer timeout") from exc
         except Exception as exc:  # noqa: BLE001 - the remote error, rebuilt by Celery as any exception type
             failed = self.failed_call()

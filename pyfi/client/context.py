@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from pyfi.client.pending import PendingWriter
 from pyfi.config import Settings
 from pyfi.core.context import CoreContext
 
@@ -55,6 +56,7 @@ class Context(CoreContext):
         self._app: Any = None
         self.timeout = timeout
         self.planned = PlannedRoutes()
+        self.pending = PendingWriter(self)  # the calls it sends, recorded as pending (pyfi.client.pending)
 
     @property
     def app(self) -> Any:
@@ -73,7 +75,8 @@ class Context(CoreContext):
         return self._app
 
     def close(self) -> None:
-        """Release broker and backend connections and forget planned routes (the context stays usable)."""
+        """Write pending records, release broker and backend connections, forget planned routes (it stays usable)."""
+        self.pending.flush()
         self.planned.forget()
         if self._app is not None:
             self._app.close()

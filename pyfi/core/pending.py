@@ -44,6 +44,15 @@ def record_pending(session: Session, sender: str, calls: Iterable[Pending]) -> i
     return len(rows)
 
 
+def record_untaken(session: Session, sender: str, calls: Iterable[Pending]) -> int:
+    """:func:`record_pending` for the calls no worker has recorded yet (one read, then fewer writes)."""
+    from sqlalchemy import select
+
+    calls = list(calls)
+    known = set(session.scalars(select(Call.id).where(Call.id.in_([call.id for call in calls])))) if calls else set()
+    return record_pending(session, sender, [call for call in calls if call.id not in known])
+
+
 def of_sent(sent: Iterable, tracking: str | None = None, parent: str | None = None) -> list[Pending]:
     """The :class:`Pending` of calls :func:`pyfi.core.tasks.send` published."""
     return [Pending(call.id, call.route.task_name, call.route.socket_id, tracking, parent) for call in sent]
