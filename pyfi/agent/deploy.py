@@ -102,6 +102,7 @@ class Deployer:
         self.deployed: dict[str, Deployed] = {}
         self.failures: dict[str, Failure] = {}
         self.jobs: dict[str, Job] = {}  # processor id -> its job (one at a time: it owns the processor's work dirs)
+        self.jobs_lock = threading.Lock()  # jobs end in their own threads while the agent's loop reads them
         self.stopping = False
 
     # -- what the agent asks --------------------------------------------------------------
@@ -157,7 +158,7 @@ class Deployer:
 
     def deploying(self) -> list[str]:
         """The names of the processors being deployed (or checked) in the background."""
-        return sorted(job.source.name for job in list(self.jobs.values()))
+        return sorted(job.source.name for job in self._running())
 
     def deploying_for(self, processor: Any) -> float | None:
         """Seconds the processor's deploy has run (None when none runs): git or pip may hang on a silent server."""
@@ -166,7 +167,7 @@ class Deployer:
 
     def cancel_all_but(self, processor_ids: set[str]) -> None:
         """End the deploys of processors that are gone: a fetch that hangs would hold their work dir for minutes."""
-        for job in list(self.jobs.values()):
+        for job in self._running():
             if job.source.id not in processor_ids:
                 self._cancel(job)
 
@@ -183,7 +184,7 @@ class Deployer:
         until every job has given up, for at most *grace* seconds.
         """
         self.stopping = True
-        for job in list(self.jobs.values()):
+        for job in self._running():
             job.cancelled = True
         deadline = time.monotonic() + grace
         while self.jobs and time.monotonic() < deadline:
@@ -191,9 +192,13 @@ class Deployer:
             time.sleep(0.05)
 
     # -- the background jobs ------------------------------------------------------------
+    def _running(self) -> list[Job]:
+        with self.jobs_lock:
+            return list(self.jobs.values())
+
     def _job_named(self, name: str) -> Job | None:
         """The job working in the processor's work dir, which is named after the processor (not its id)."""
-        return next((job for job in list(self.jobs.values()) if job.source.name == name), None)
+        return next((job for job in self._running() if job.source.name == name), None)
 
     def _check_allowed(self, processor: Any) -> None:
         try:
@@ -203,11 +208,14 @@ class Deployer:
             raise DeployError(exc.message, hint=exc.hint) from None
 
     def _start_job(self, source: Source) -> None:
-        job = self.jobs[source.id] = Job(source)
+        job = Job(source)
+        with self.jobs_lock:
+            self.jobs[source.id] = job
         try:
             threading.Thread(target=self._run_job, args=(job,), name=f"pyfi-deploy-{source.name}", daemon=True).start()
         except RuntimeError as exc:  # no thread to be had: nothing runs, so nothing may stay listed
-            del self.jobs[source.id]
+            with self.jobs_lock:
+                del self.jobs[source.id]
             raise DeployError(f"cannot start deploying {source.name}: {exc}",
                               hint="the agent's process is out of threads: stop it and start it again") from None
 
@@ -242,7 +250,8 @@ class Deployer:
                 job.worked.set()
             if job.ender is not None:
                 job.ender.join()
-            self.jobs.pop(job.source.id, None)
+            with self.jobs_lock:
+                self.jobs.pop(job.source.id, None)
             job.done.set()
         if news and self.on_news is not None:
             self.on_news()
