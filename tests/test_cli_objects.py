@@ -301,7 +301,7 @@ def test_every_ls_prints_parseable_json(db_url, run_cli):
         ok(run_cli, "add", *args)
     for plural in PLURALS:
         data = json.loads(ok(run_cli, "ls", plural, "--json"))
-        assert set(data) == {"page", "pages", "total", "rows"}, plural
+        assert set(data) == {"page", "pages", "total", "exact", "next", "rows"}, plural
         assert data["total"] == len(data["rows"]) and (data["total"] > 0 or plural == "calls"), plural
     for kind, name in (("queue", "q1"), ("processor", "p1"), ("socket", "s1"), ("plug", "pl1"), ("node", "n1"),
                        ("agent", "a1"), ("worker", "w1"), ("scheduler", "sch"), ("deployment", "d1"),

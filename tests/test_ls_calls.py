@@ -207,3 +207,37 @@ def test_paging_is_stable_when_calls_share_a_timestamp(db_url, run_cli):
             data = json.loads(ok(run_cli, "ls", "calls", "-p", str(page), "--json", *order))
             seen += [r["id"] for r in data["rows"]]
         assert len(seen) == 100 and set(seen) == {r["id"] for r in rows}, order
+
+
+def test_after_walks_the_listing_by_key_as_the_pages_do(db_url, run_cli):
+    """``--after ID`` (a page's ``next``) continues where a page ended, ties included, with no OFFSET."""
+    rows = [call_row(i // 7, name=f"pyfi.batch.c{i:03d}") for i in range(60)]  # runs of 7 share a timestamp
+    with session_scope(db_url) as session:
+        session.execute(insert(Call), rows)
+    for order in ((), ("-a",)):
+        numbered = [r["id"] for page in range(1, 7)
+                    for r in json.loads(ok(run_cli, "ls", "calls", "-r", "11", "-p", str(page), "--json", *order))["rows"]]
+        walked, after = [], []
+        while True:
+            data = json.loads(ok(run_cli, "ls", "calls", "-r", "11", "--json", *order, *after))
+            walked += [r["id"] for r in data["rows"]]
+            if data["next"] is None:
+                break
+            after = ["--after", data["next"]]
+        assert walked == numbered and len(set(walked)) == 60, order
+    gone = run_cli("ls", "calls", "--after", "no-such-call")
+    assert gone.exit_code == 2 and "no row with id 'no-such-call' to list after" in gone.stderr
+
+
+def test_a_large_listing_shows_an_estimated_total(db_url, db_kind, many_calls, run_cli, monkeypatch):
+    from pyfi.core import paging
+
+    if db_kind != "postgres":
+        pytest.skip("SQLite counts exactly at any size")
+    monkeypatch.setattr(paging, "EXACT_UP_TO", 100)
+    with session_scope(db_url) as session:  # (what autovacuum does to a table that has grown)
+        session.execute(__import__("sqlalchemy").text("ANALYZE calls"))
+    out = ok(run_cli, "ls", "calls")
+    assert " of about " in out.rstrip().splitlines()[-1] and len(body(out)) == 10
+    data = json.loads(ok(run_cli, "ls", "calls", "--json"))
+    assert data["exact"] is False and data["total"] > 100 and data["next"] == data["rows"][-1]["id"]

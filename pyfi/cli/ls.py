@@ -27,8 +27,8 @@ def paging(func: Callable) -> Callable:
 
 def echo_page(kind_name: str, page: Any, as_json: bool) -> None:
     if as_json:
-        payload = {"page": page.number, "pages": page.pages, "total": page.total,
-                   "rows": [render.record(kind_name, row) for row in page.rows]}
+        payload = {"page": page.number, "pages": page.pages, "total": page.total, "exact": page.exact,
+                   "next": page.next, "rows": [render.record(kind_name, row) for row in page.rows]}
         click.echo(render.dumps(payload))
     else:
         click.echo(render.paged_table(kind_name, page))
@@ -126,7 +126,7 @@ def ls_tasks(app: AppContext, page: int, rows: int, ascend: bool, as_json: bool)
     from sqlalchemy import select
 
     from pyfi.core.access import require
-    from pyfi.core.objects import paged
+    from pyfi.core.paging import paged
     from pyfi.db.models import Task
     from pyfi.enums import Right
 
@@ -144,7 +144,7 @@ def ls_placements(app: AppContext, scheduler: str | None, page: int, rows: int, 
     from sqlalchemy import select
 
     from pyfi.core.access import require
-    from pyfi.core.objects import paged
+    from pyfi.core.paging import paged
     from pyfi.db.models import Placement
     from pyfi.enums import Right
 

@@ -21,17 +21,22 @@ STATES = [state.value for state in CallState]
 @click.option("--state", type=click.Choice(STATES, case_sensitive=False), help="Only calls in this state")
 @click.option("--since", help="Only calls updated since: 30s, 10m, 2h, 3d, 1w ago, or an ISO time (UTC)")
 @click.option("--tracking", help="Only calls of this flow (tracking id)")
+@click.option("--after", help="The rows after this call, in the listing's order (a page's next: fast at any depth)")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table")
 @pass_app
 def ls_calls(app: AppContext, page: int, rows: int, ascend: bool, socket: str | None, state: str | None,
-             since: str | None, tracking: str | None, as_json: bool) -> None:
-    """List calls, newest first, a page at a time"""
+             since: str | None, tracking: str | None, after: str | None, as_json: bool) -> None:
+    """List calls, newest first, a page at a time
+
+    Above 100,000 calls on PostgreSQL the total is the database's estimate
+    (about N). JSON output names the call to continue after (next).
+    """
     from pyfi.cli.ls import echo_page
     from pyfi.core import calls
 
     where = calls.CallFilter(socket=socket, state=state, since=since, tracking=tracking)
     with app.session() as session:
-        echo_page("call", calls.list_calls(session, app.actor, page, rows, ascend, where), as_json)
+        echo_page("call", calls.list_calls(session, app.actor, page, rows, ascend, where, after), as_json)
 
 
 @click.command("call")

@@ -177,7 +177,8 @@ def paged_table(kind: str, page: Any) -> str:
 
 
 def footer(page: Any) -> str:
-    return f"Page {page.number} of {page.pages} of {page.total} total records"
+    about = "" if getattr(page, "exact", True) else "about "
+    return f"Page {page.number} of {about}{page.pages} of {about}{page.total} total records"
 
 
 def record(kind: str, obj: Any) -> dict[str, Any]:

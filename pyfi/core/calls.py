@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from pyfi.core.access import Actor, require
 from pyfi.core.lookup import by_name
-from pyfi.core.objects import Page, paged
+from pyfi.core.paging import Page, paged
 from pyfi.db.base import utcnow
 from pyfi.db.models import Call, Plug, Socket, call_parents
 from pyfi.enums import CallState, Right, parse_enum
@@ -59,8 +59,8 @@ def parse_since(text: str, now: dt.datetime | None = None) -> dt.datetime:
 
 
 def list_calls(session: Session, actor: Actor, page: int = 1, rows: int = 10, ascend: bool = False,
-               where: CallFilter | None = None) -> Page:
-    """Calls, newest update first (or oldest with ``ascend``), filtered, one page at a time."""
+               where: CallFilter | None = None, after: str | None = None) -> Page:
+    """Calls, newest update first (or oldest with ``ascend``), filtered, one page at a time (or after call ``after``)."""
     require(session, actor, Right.READ)
     query = select(Call).options(selectinload(Call.socket).selectinload(Socket.task))
     where = where or CallFilter()
@@ -72,7 +72,7 @@ def list_calls(session: Session, actor: Actor, page: int = 1, rows: int = 10, as
         query = query.where(Call.lastupdated >= parse_since(where.since))
     if where.tracking:
         query = query.where(Call.tracking == where.tracking)
-    return paged(session, query, Call.lastupdated, page, rows, ascend)
+    return paged(session, query, Call.lastupdated, page, rows, ascend, after)
 
 
 def get_call(session: Session, actor: Actor, ident: str | None = None, name: str | None = None) -> Call:

@@ -7,10 +7,9 @@ also need UPDATE or DELETE (``require_owner``).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -18,22 +17,9 @@ from pyfi.core.access import Actor, require, require_owner
 from pyfi.core.kinds import Kind
 from pyfi.core.lookup import find
 from pyfi.core.names import check_name
+from pyfi.core.paging import Page, paged
 from pyfi.enums import Right
 from pyfi.errors import AlreadyExists, InvalidInput
-
-
-@dataclass(frozen=True)
-class Page:
-    """One page of a listing and where it sits in the whole."""
-
-    rows: list[Any]
-    number: int
-    size: int
-    total: int
-
-    @property
-    def pages(self) -> int:
-        return max(1, -(-self.total // self.size))  # ceiling division
 
 
 def add(session: Session, actor: Actor, kind: Kind, fields: dict[str, Any]) -> Any:
@@ -88,23 +74,6 @@ def get(session: Session, actor: Actor, kind: Kind, name: str | None, ident: str
 def listing(session: Session, actor: Actor, kind: Kind, page: int = 1, rows: int = 10, ascend: bool = False) -> Page:
     require(session, actor, kind.ls)
     return paged(session, select(kind.model), kind.model.lastupdated, page, rows, ascend)
-
-
-def paged(session: Session, query: Any, order_col: Any, page: int, rows: int, ascend: bool) -> Page:
-    """Run ``query`` one page at a time; the page number must exist."""
-    if rows < 1:
-        raise InvalidInput(f"--rows must be at least 1, got {rows}", "pass -r/--rows 10, for example")
-    if page < 1:
-        raise InvalidInput(f"--page must be at least 1, got {page}", "pages are numbered from 1")
-    total = session.scalar(select(func.count()).select_from(query.order_by(None).subquery()))
-    result = Page([], page, rows, total)
-    if page > result.pages:
-        raise InvalidInput(f"page {page} does not exist: there are {result.pages} pages of {rows} rows",
-                           f"pass -p 1 to {result.pages}")
-    tiebreak = order_col.class_.id  # rows written in one batch share a timestamp: page them stably
-    order = (order_col.asc(), tiebreak.asc()) if ascend else (order_col.desc(), tiebreak.desc())
-    query = query.order_by(*order).offset((page - 1) * rows).limit(rows)
-    return Page(list(session.scalars(query)), page, rows, total)
 
 
 def _flush(session: Session, kind: Kind, name: str) -> None:

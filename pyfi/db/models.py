@@ -177,7 +177,8 @@ class Call(Base):
     """One invocation of a socket; ``id`` is the broker task id."""
 
     __tablename__ = "calls"
-    __table_args__ = (Index("ix_calls_socket_started", "socket_id", "started"),)
+    __table_args__ = (Index("ix_calls_socket_started", "socket_id", "started"),
+                      Index("ix_calls_lastupdated_id", "lastupdated", "id"))  # ls calls: its order and --after
 
     id: Mapped[str] = mapped_column(String(CALL_ID_LENGTH), primary_key=True, default=new_id)
     name: Mapped[str] = mapped_column(String(200), index=True)
@@ -200,7 +201,7 @@ class Call(Base):
     cancelled: Mapped[dt.datetime | None]
     terminate: Mapped[bool | None]
     created: Mapped[dt.datetime] = mapped_column(default=utcnow)
-    lastupdated: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow, index=True)
+    lastupdated: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)  # (ix_calls_lastupdated_id)
 
     socket: Mapped[Socket | None] = relationship()
     events: Mapped[list[Event]] = relationship(
