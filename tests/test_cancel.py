@@ -50,6 +50,8 @@ def test_a_cancelled_queued_call_never_runs_once_an_agent_starts(flow: Network) 
 
     flow.start_agent("node1")
     wait_for(lambda: state(flow, kept) == "finished", 90, "the kept call to run", interval=0.3)
+    workers = {e["worker"] for e in call(flow, kept)["events"]}
+    assert len(workers) == 1 and workers.pop().split("@")[0].isdigit()  # each event names the worker that ran it
     events = wait_for(lambda: [e["name"] for e in call(flow, doomed)["events"]], 30, "the worker to meet it")
     assert events == ["cancelled"] and state(flow, doomed) == "cancelled"
     assert call(flow, doomed)["started"] is None

@@ -144,7 +144,7 @@ def test_ls_call_shows_call_provenance_and_events(db_url, socket_id, run_cli):
     assert [(r[0], r[1], r[2], r[7]) for r in body(call_table)] == [("pyfi.flow.step_two", ids["two"], "postgres", "finished")]
     assert header(provenance) == ["Task", "Task Parent", "Flow Parent", "Tracking", "Plug"]  # the documented ones, then two
     assert body(provenance) == [[ids["two"], ids["one"], ids["one"], ids["tracking"], "None"]]
-    assert header(events) == ["Name", "ID", "Owner", "Last Updated", "Note"]
+    assert header(events) == ["Name", "ID", "Owner", "Last Updated", "Note", "Worker"]  # the documented ones, then one
     assert [(r[0], r[4]) for r in body(events)] == [
         ("received", "Received task pyfi.flow.step_two"),
         ("prerun", "Prerun for task pyfi.flow.step_two"),

@@ -457,3 +457,20 @@ def test_a_pending_call_moves_on_with_its_worker_and_a_cancelled_one_stays_cance
     assert (calls[ran].state, calls[ran].sender, calls[ran].created) == (CallState.FINISHED, "bob", T0)
     assert calls[refused].state == CallState.REFUSED
     assert (calls[cancelled].state, calls[cancelled].cancelled_by) == (CallState.CANCELLED, "ann")
+
+
+def test_a_call_run_twice_keeps_the_events_of_each_run_naming_its_worker(db_url: str) -> None:
+    """A call redelivered after its worker died runs again elsewhere: one row, each run's events, each worker named."""
+    call_id = new_id()
+    for worker in ("101@node1", "202@node2"):
+        recorder = Recorder(db_url, worker=worker)
+        recorder.received(call_id, NAME, None)
+        recorder.started(call_id, name=NAME)
+        recorder.started(call_id, name=NAME)  # a duplicate of a run's own record still counts once
+        recorder.finished(call_id, "rk", name=NAME)
+        assert recorder.flush(DEADLINE)
+        recorder.stop()
+    assert calls_by_id(db_url)[call_id].state == CallState.FINISHED
+    seen = Counter((str(e.name), e.worker) for e in events_of(db_url, call_id))
+    assert seen == {(event, worker): 1 for event in ("received", "prerun", "postrun")
+                    for worker in ("101@node1", "202@node2")}

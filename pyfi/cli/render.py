@@ -145,7 +145,7 @@ COLUMNS: dict[str, list[Column]] = {
     "call": COMMON + [UPDATED, ("Socket", lambda o: o.socket.task.path if o.socket else o.name),
                       ("Started", lambda o: o.started), ("Finished", lambda o: o.finished),
                       ("State", lambda o: _call_state(o))],
-    "event": COMMON + [UPDATED, ("Note", lambda o: o.note)],
+    "event": COMMON + [UPDATED, ("Note", lambda o: o.note), ("Worker", lambda o: o.worker)],
     # the original pyfi documentation's three columns, then the flow and the plug; a join lists every parent
     "provenance": [("Task", lambda o: o.id), ("Task Parent", lambda o: o.taskparent), ("Flow Parent", lambda o: o.parent),
                    ("Tracking", lambda o: o.tracking), ("Plug", lambda o: o.plug)],

@@ -217,6 +217,8 @@ class Event(Base):
     call_id: Mapped[str] = mapped_column(ForeignKey("calls.id", ondelete="CASCADE"), index=True)
     owner: Mapped[str | None] = mapped_column(String(120))
     note: Mapped[str | None] = mapped_column(Text)
+    #: the worker process that recorded it ("<pid>@<host>"): a call run twice has the events of each run
+    worker: Mapped[str | None] = mapped_column(String(200))
     created: Mapped[dt.datetime] = mapped_column(default=utcnow)
     lastupdated: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 

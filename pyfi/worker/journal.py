@@ -45,7 +45,8 @@ def journal_dir(db_url: str) -> Path:
 
 def save(db_url: str, records: Iterable[Any]) -> Path | None:
     """Write ``records`` (the recorder's) to a new journal file; its path, or None when there were none."""
-    lines = [orjson.dumps([r.call_id, str(r.state), str(r.event), r.when, r.attempt, r.note, r.fields]) for r in records]
+    lines = [orjson.dumps([r.call_id, str(r.state), str(r.event), r.when, r.attempt, r.note, r.fields, r.worker])
+             for r in records]
     if not lines:
         return None
     directory = journal_dir(db_url)
@@ -88,8 +89,8 @@ def _unheld(path: Path) -> bool:
 
 
 def _decoded(line: bytes) -> list[Any]:
-    call_id, state, event, when, attempt, note, fields = orjson.loads(line)
+    call_id, state, event, when, attempt, note, fields, *worker = orjson.loads(line)  # (worker: absent in older lines)
     for name in TIME_FIELDS:
         if isinstance(fields.get(name), str):
             fields[name] = dt.datetime.fromisoformat(fields[name])
-    return [call_id, state, event, dt.datetime.fromisoformat(when), attempt, note, fields]
+    return [call_id, state, event, dt.datetime.fromisoformat(when), attempt, note, fields, worker[0] if worker else None]

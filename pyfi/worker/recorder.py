@@ -44,9 +44,11 @@ class Recorder:
     """Batched, asynchronous writer of calls and events (see the module docstring)."""
 
     def __init__(self, db_url: str, *, owner: str | None = None, flush_interval: float = 0.2,
-                 max_batch: int = 500, max_backoff: float = 2.0, memory_cap: int = MEMORY_CAP) -> None:
+                 max_batch: int = 500, max_backoff: float = 2.0, memory_cap: int = MEMORY_CAP,
+                 worker: str | None = None) -> None:
+        """``worker``: the worker process whose records these are (``<pid>@<host>``), named on every event."""
         _check_url(db_url)
-        self.db_url, self.owner = db_url, owner
+        self.db_url, self.owner, self.worker = db_url, owner, worker
         self.flush_interval, self.max_batch, self.max_backoff = flush_interval, max_batch, max_backoff
         self.memory_cap = memory_cap
         self._pid, self._exit_hook = -1, False
@@ -214,8 +216,9 @@ class Recorder:
         for path, records in journal.claim(self.db_url):
             with self._count_lock:
                 self._count += len(records)
-            for call_id, state, event, when, attempt, note, fields in records:
-                self._queue.put(Record(call_id, CallState(state), EventName(event), when, attempt, note, fields))
+            for call_id, state, event, when, attempt, note, fields, worker in records:
+                self._queue.put(Record(call_id, CallState(state), EventName(event), when, attempt, note, fields,
+                                       worker))
             written = threading.Event()
             self._queue.put(written)
             threading.Thread(target=_delete_when_set, args=(written, path), name="pyfi-journal", daemon=True).start()
@@ -251,7 +254,7 @@ class Recorder:
             fields[time_field] = when
         with self._count_lock:
             self._count += 1
-        self._queue.put(Record(call_id, state, event, when, attempt, note, fields))
+        self._queue.put(Record(call_id, state, event, when, attempt, note, fields, self.worker))
 
     def _run(self) -> None:
         """The writer loop: gather a batch, write it (retrying while the database is down), repeat."""

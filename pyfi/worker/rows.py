@@ -69,6 +69,7 @@ class Record:
     attempt: int
     note: str
     fields: dict[str, Any]
+    worker: str | None = None  # the worker process that recorded it (its events are its own: a run twice shows)
 
 def write(engine: Engine, records: list[Record], owner: str | None) -> None:
     """One transaction: upsert the coalesced call rows, then insert the new events."""
@@ -133,20 +134,21 @@ def _rows(records: list[Record], owner: str | None) -> tuple[list[dict], list[di
                        lastupdated=now)
         else:
             _merge(row, record)
-        event_id = event_id_for(record.call_id, record.event, record.attempt)
+        event_id = event_id_for(record.call_id, record.event, record.attempt, record.worker)
         events.setdefault(event_id, {
             "id": event_id, "name": record.event, "call_id": record.call_id, "owner": owner,
-            "note": record.note, "created": record.when, "lastupdated": record.when,
+            "note": record.note, "worker": record.worker, "created": record.when, "lastupdated": record.when,
         })
     return sorted(calls.values(), key=lambda r: r["id"]), sorted(events.values(), key=lambda r: r["id"])
 
-def event_id_for(call_id: str, event: str, attempt: int) -> str:
-    """``str(uuid.uuid5(EVENT_NAMESPACE, "call/event/attempt"))``, without building UUID objects (3 per call).
+def event_id_for(call_id: str, event: str, attempt: int, worker: str | None = None) -> str:
+    """``str(uuid.uuid5(EVENT_NAMESPACE, "call/event/attempt[/worker]"))``, without building UUID objects (3 per call).
 
     ``event`` is the event's name; an :class:`EventName` is a str, and join takes its value as is
     (formatting it would call ``__str__``, ten times slower).
     """
-    h = hashlib.sha1(_NAMESPACE_BYTES + "/".join((call_id, event, str(attempt))).encode()).hexdigest()
+    parts = (call_id, event, str(attempt)) if worker is None else (call_id, event, str(attempt), worker)
+    h = hashlib.sha1(_NAMESPACE_BYTES + "/".join(parts).encode()).hexdigest()
     # version 5 in the 13th digit; the RFC 4122 variant in the top two bits of the 17th
     return f"{h[:8]}-{h[8:12]}-5{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:32]}"
 

@@ -36,7 +36,7 @@ from pathlib import Path
 
 from pyfi.messaging.pubsub import Publisher, publisher_for
 from pyfi.worker.recorder import Recorder
-from pyfi.worker.sink import FLUSH, STOP, apply_line, open_wake, poke, wake_path
+from pyfi.worker.sink import FLUSH, STOP, apply_line, open_wake, poke, wake_path, worker_name
 from pyfi.worker.steps import Steps
 
 log = logging.getLogger("pyfi.worker")
@@ -301,7 +301,8 @@ def _run_sidecar(listener: socket.socket, parent: int, db_url: str, publisher: A
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the main process
         signal.signal(signal.SIGTERM, signal.SIG_IGN)  # shuts down first, then tells us to stop
         wake = _open_wake(listener.getsockname())
-        server = SidecarServer(listener, Recorder(db_url, owner=owner), publisher, parent, steps, wake=wake)
+        recorder = Recorder(db_url, owner=owner, worker=worker_name(parent))
+        server = SidecarServer(listener, recorder, publisher, parent, steps, wake=wake)
         server.serve()
     except BaseException:  # noqa: BLE001 - report, then leave without running the parent's code
         log.exception("worker sidecar failed")

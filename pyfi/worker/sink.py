@@ -55,6 +55,11 @@ class _Held(threading.local):
     lines: list[str] | None = None
 
 
+def worker_name(pid: int) -> str:
+    """How a worker's events name it: its main process's pid at its host (``12345@node1``)."""
+    return f"{pid}@{socket.gethostname()}"
+
+
 class RecordSink:
     """The recorder and publisher of one worker's processes (see the module docstring)."""
 
@@ -67,6 +72,7 @@ class RecordSink:
         self.address, self.db_url, self.pubsub_url, self.owner = address, db_url, pubsub_url, owner
         self.namespace, self.signer = namespace, signer  # what it publishes itself is sealed as the sidecar seals
         self.steps = steps
+        self.worker = worker_name(os.getpid())  # made in the worker's main process: its pool processes inherit it
         self._pid = -1
         self._adopt_process()
 
@@ -260,7 +266,7 @@ class RecordSink:
             if self.address is not None:
                 log.warning("worker sidecar unreachable (%s); process %d records and publishes by itself",
                             exc, os.getpid())
-            self._local = (Recorder(self.db_url, owner=self.owner),
+            self._local = (Recorder(self.db_url, owner=self.owner, worker=self.worker),
                            publisher_for(self.pubsub_url, self.namespace, self.signer))
         return self._local
 
