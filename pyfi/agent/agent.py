@@ -3,7 +3,8 @@
 ``reconcile_once`` compares the desired state (processors for this node,
 their code, sockets, concurrency and requested status) with the workers it
 supervises, converges one step, and writes ``status`` back. ``run`` is that
-in a loop, plus heartbeats, until asked to stop.
+in a loop, plus heartbeats, until asked to stop; a database outage pauses
+the loop, never the workers (:mod:`pyfi.agent.outage`).
 """
 from __future__ import annotations
 
@@ -16,12 +17,12 @@ from pathlib import Path
 from typing import Callable
 
 from kombu.exceptions import KombuError
-from sqlalchemy import delete, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from pyfi.agent import MAX_SPARES, NODE_NAME, NODE_NAME_RULE
 from pyfi.agent import node as node_rows
+from pyfi.agent.bookkeeping import Bookkeeping
 from pyfi.agent.checkout import clean as clean_workdir
 from pyfi.agent.deploy import Deployed, Deployer
 from pyfi.agent.desired import desired
@@ -29,6 +30,7 @@ from pyfi.agent.giveback import give_back_calls
 from pyfi.agent.handover import worker_credentials, worker_env
 from pyfi.agent.importcheck import AsWorker
 from pyfi.agent.lock import NodeLock
+from pyfi.agent.outage import DatabaseWatch, database_away
 from pyfi.agent.runas import RunAs
 from pyfi.agent.spares import SpareKeeping
 from pyfi.agent.leftovers import Tidying
@@ -37,8 +39,7 @@ from pyfi.agent.supervisor import Handle, Spare, adopt, prune, spawn
 from pyfi.config import Settings
 from pyfi.core import network, worker_logins
 from pyfi.db.engine import session_scope
-from pyfi.db.models import Agent as AgentRow
-from pyfi.db.models import Processor, Worker
+from pyfi.db.models import Processor
 from pyfi.enums import AgentStatus, ProcessorStatus
 from pyfi.errors import DeployError, InvalidInput, PyfiError
 from pyfi.messaging.doorbell import Doorbell, ring
@@ -56,7 +57,7 @@ SLOW_START = 20.0  # seconds after which a worker still starting shows what it l
 SWEEP_LOGINS = 30.0  # seconds between looks for workers' database logins to drop
 
 
-class Agent(SpareKeeping, Stopping, Tidying):
+class Agent(SpareKeeping, Stopping, Tidying, Bookkeeping):
     def __init__(self, settings: Settings, name: str | None = None, workdir: Path | None = None,
                  port: int | None = None, worker_args: tuple[str, ...] = (), run_as: str | None = None,
                  monitor_only: bool = False, spares: int = MAX_SPARES, clean: bool = False,
@@ -98,6 +99,7 @@ class Agent(SpareKeeping, Stopping, Tidying):
         self.beat = Beat(settings)  # fires the network's timed sockets while this agent holds the beat
         self.settling = False  # a worker is starting, pausing or resuming: reconcile again soon
         self.tidy_due = True  # look for what deleted processors left (pyfi.agent.leftovers)
+        self.database = DatabaseWatch(settings.db, self.name)  # an outage pauses the loop (pyfi.agent.outage)
 
     # -- bootstrap ----------------------------------------------------------------------
     def start(self) -> None:
@@ -132,18 +134,26 @@ class Agent(SpareKeeping, Stopping, Tidying):
         self.loop()
 
     def loop(self) -> None:
-        """Reconcile and heartbeat until told to stop, then stop every worker (after :meth:`start`)."""
+        """Reconcile and heartbeat until told to stop, then stop every worker (after :meth:`start`).
+
+        While the database is away, each tick waits for the next try (:class:`DatabaseWatch`).
+        """
         doorbell = Doorbell(self.settings.pubsub, self.namespace)
         try:
             while not self.stop_event.is_set():
-                if not self.monitor_only:
-                    self.reconcile_once()
-                    self.fire_timed()
-                self.heartbeat_if_due()
+                if self.database.due():
+                    self.database.attempt(self.tick)
                 doorbell.wait(FAST_TICK if self.settling else TICK)  # `pyfi proc ...` rings it
         finally:
             doorbell.close()
             self.shutdown()
+
+    def tick(self) -> None:
+        """One turn of the loop: converge, fire what is due, heartbeat."""
+        if not self.monitor_only:
+            self.reconcile_once()
+            self.fire_timed()
+        self.heartbeat_if_due()
 
     # -- one step -------------------------------------------------------------------
     def reconcile_once(self) -> None:
@@ -288,6 +298,8 @@ class Agent(SpareKeeping, Stopping, Tidying):
                 spec_of(processor).digest, self.new_run_dir(processor.id), self.name, self.worker_env(), credentials,
                 paused=paused, extra_args=self.worker_args, runas=self.runas)
         except PyfiError as exc:  # its login or key could not be made: this processor's problem only
+            if database_away(exc):
+                raise  # the agent's problem: its loop waits for the database (pyfi.agent.outage)
             delay = self.back_off(processor.id)
             set_status(processor, ProcessorStatus.ERROR, f"cannot start its worker: {exc}; retrying in {delay:.0f} s")
             return None
@@ -341,31 +353,6 @@ class Agent(SpareKeeping, Stopping, Tidying):
     def worker_env(self) -> dict[str, str]:
         return worker_env(self.settings, self.worker_home)
 
-    # -- bookkeeping ------------------------------------------------------------------
-    def sync_worker_rows(self, session: Session) -> None:
-        agent = session.scalar(select(AgentRow).where(AgentRow.name == self.name))
-        if agent is None:
-            return
-        rows = {w.processor_id: w for w in session.scalars(select(Worker).where(Worker.agent_id == agent.id))}
-        for processor_id, handle in self.handles.items():
-            row = rows.pop(processor_id, None) or node_rows.new_worker_row(session, agent, processor_id, handle.processor,
-                                                                           self.name)
-            row.concurrency = self.concurrency.get(processor_id, row.concurrency)
-            status = node_rows.worker_status(self.observed_status(handle))
-            if (row.pid, row.status, row.commit) != (handle.pid, status, handle.commit):
-                row.pid, row.status, row.commit, row.workdir = handle.pid, status, handle.commit, handle.run_dir
-        if rows:
-            session.execute(delete(Worker).where(Worker.id.in_([r.id for r in rows.values()])))
-
-    def heartbeat_if_due(self) -> None:
-        if time.monotonic() - self.last_beat < node_rows.HEARTBEAT:
-            return
-        self.last_beat = time.monotonic()
-        with session_scope(self.settings.db) as session:
-            agent = session.scalar(select(AgentRow).where(AgentRow.name == self.name))
-            if agent is not None:
-                node_rows.beat(session, agent, self.workdir, self.row_status)
-
     def shutdown(self) -> None:
         """Stop every worker gracefully (or at once, see :meth:`ask_to_stop`), then mark the agent stopped."""
         for processor_id in list(self.handles):
@@ -376,14 +363,8 @@ class Agent(SpareKeeping, Stopping, Tidying):
         self.deployer.stop()
         self.beat.close()
         self.wait_for_retired()
-        with session_scope(self.settings.db) as session:
-            agent = session.scalar(select(AgentRow).where(AgentRow.name == self.name))
-            if agent is not None:
-                agent.status = AgentStatus.STOPPED
-                session.execute(delete(Worker).where(Worker.agent_id == agent.id))
-            if not self.monitor_only:
-                node_rows.release(session, self.name, self.desired(session))
-            self.sweep_logins(session, self.processors_running())  # the workers are gone: so are their logins
+        if not self.database.attempt(self.mark_stopped):
+            log.warning("agent %s stopped while the database is away: `ls agents` shows it lost, not stopped", self.name)
         self.lock.release()
 
 

@@ -63,8 +63,8 @@ def bind_health(port: int) -> ThreadingHTTPServer:
 
 
 def serve_health(server: ThreadingHTTPServer, agent: Any) -> None:
-    """Answer GET / with JSON: the agent's name, the workers it supervises, the spares it keeps, what it deploys, and
-    whether it holds the network's beat."""
+    """Answer GET / with JSON: the agent's name, the workers it supervises, the spares it keeps, what it deploys,
+    whether it holds the network's beat and whether it has its database."""
     server.agent = agent  # type: ignore[attr-defined] - read by Health for each request
     threading.Thread(target=server.serve_forever, daemon=True, name="pyfi-health").start()
 
@@ -81,6 +81,7 @@ class Health(BaseHTTPRequestHandler):
             "spares": {s.processor: {"pid": s.proc.pid, "ready": s.ready()} for s in list(agent.spares.values())},
             "deploying": agent.deployer.deploying(),
             "beat": agent.beat.holding,  # whether this agent fires the network's timed sockets
+            "database": "away" if agent.database.away else "ok",  # away: its workers serve on, it tries again
         }).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
