@@ -245,3 +245,5 @@ def test_a_database_outage_under_load_stops_nothing_and_loses_nothing(net: Netwo
     assert figures.lost == 0
     log = net.agent_log("node1")
     assert log.count("lost the database") == 1 and log.count("has the database again") == 1, log[-3000:]
+    worker_log = "".join(p.read_text() for p in Path(net.env["PYFI_HOME"]).glob("agents/*/run/*/worker.log"))
+    assert worker_log.count("cannot read cancelled calls now") == 1, "said once an outage, not at every poll"

@@ -97,6 +97,7 @@ class CancelWatch(bootsteps.StartStopStep):
     def __init__(self, consumer: Any, **kwargs: Any) -> None:
         super().__init__(consumer, **kwargs)
         self.stopped = threading.Event()
+        self.failing = False  # the last read failed (the database is away): said once, not at every poll
 
     def start(self, consumer: Any) -> None:
         cancellations = consumer.app.conf.get("pyfi_cancellations")
@@ -113,13 +114,18 @@ class CancelWatch(bootsteps.StartStopStep):
         while not self.stopped.wait(POLL):
             self.read(consumer, cancellations)
 
-    @staticmethod
-    def read(consumer: Any, cancellations: Cancellations) -> None:
+    def read(self, consumer: Any, cancellations: Cancellations) -> None:
         try:
             new = cancellations.refresh()
         except Exception as exc:  # noqa: BLE001 - the database is away: read again at the next poll
-            log.warning("cannot read cancelled calls now: %s", str(exc).splitlines()[0] if str(exc) else exc)
+            if not self.failing:
+                log.warning("cannot read cancelled calls now (%s); trying every %g s", str(exc).splitlines()[0]
+                            if str(exc) else exc, POLL)
+            self.failing = True
             return
+        if self.failing:
+            log.warning("reading cancelled calls again")
+            self.failing = False
         doomed = {c.call_id for c in new if c.terminate}
         if doomed:
             consumer.call_soon(terminate, consumer, doomed)

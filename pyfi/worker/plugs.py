@@ -112,6 +112,7 @@ class Forwarder:
         self.settings, self.socket_ids, self.refresh, self.signer = settings, tuple(socket_ids), refresh, signer
         self._wires: dict[str, list[Wire]] = {}
         self._loaded_at = float("-inf")
+        self._failing = False  # the last read of the plugs failed: said once, not at every refresh
         self._pid = -1
         self._app: Any = None
 
@@ -133,8 +134,13 @@ class Forwarder:
         if time.monotonic() - self._loaded_at > self.refresh:
             try:
                 self._wires = load_wires(self.settings.db, self.socket_ids)
+                if self._failing:
+                    log.warning("reading plugs again")
+                self._failing = False
             except Exception:  # noqa: BLE001 - keep the last good table; try again next call
-                log.exception("reading plugs failed; using the previous table")
+                if not self._failing:
+                    log.exception("reading plugs failed; using the previous table until a read succeeds")
+                self._failing = True
             self._loaded_at = time.monotonic()
         return self._wires.get(socket_id, [])
 
