@@ -17,7 +17,7 @@ import uuid
 from typing import Any, Iterable
 
 from pyfi.client.context import Context
-from pyfi.errors import CallFailed, CallTimeout
+from pyfi.errors import BackendUnavailable, CallFailed, CallTimeout
 from pyfi.messaging.routing import Route
 
 _DEFAULT: Any = object()
@@ -57,11 +57,17 @@ def plan_routes(context: Context, socket_names: Iterable[str]) -> dict[str, list
 
 
 def _read_routes(context: Context, names: list[str]) -> dict[str, list[Route]]:
+    """The routes read anew; while the database is away, the ones planned last (nothing can change them meanwhile)."""
     from pyfi.core import tasks
 
     planned_at = time.monotonic()
-    with context.session() as session:
-        routes = {name: tasks.plan(session, context.actor, name) for name in names}
+    try:
+        with context.session() as session:
+            routes = {name: tasks.plan(session, context.actor, name) for name in names}
+    except BackendUnavailable:
+        routes = context.planned.last(names)
+        if routes is None:
+            raise
     context.planned.keep(routes, planned_at)
     return routes
 

@@ -38,6 +38,12 @@ class PlannedRoutes:
             return None
         return found[1]
 
+    def last(self, names: list[str]) -> dict[str, Any] | None:
+        """The routes planned last for every one of ``names``, however long ago; None if one was never planned."""
+        if not all(name in self._planned for name in names):
+            return None
+        return {name: self._planned[name][1] for name in names}
+
     def keep(self, routes: dict[str, Any], planned_at: float) -> None:
         """Trust ``routes`` until ``trusted_for`` seconds after ``planned_at`` (taken before reading them)."""
         deadline = planned_at + self.trusted_for
