@@ -18,7 +18,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import pytest
 from sqlalchemy import func, select
@@ -147,7 +147,8 @@ class Figures:
     recorded: int = 0
     duplicates: int = 0
     lost: int = 0
-    recovery: float | None = None  # seconds from the database's return to every earlier call recorded
+    records_back: float | None = None  # seconds from the database's return to every call sent until then recorded
+    agent_back: float | None = None  # seconds from the database's return to the agent's health saying so
     notes: list[str] = field(default_factory=list)
 
 
@@ -191,34 +192,44 @@ def results(sender: Sender, timeout: float) -> dict[str, Any]:
     return found
 
 
-def test_a_database_outage_under_load_stops_nothing_and_loses_nothing(net: Network, cluster: Cluster,
-                                                                       tmp_path: Path) -> None:
+def first_held(checks: dict[str, Callable[[], Any]], since: float, timeout: float) -> dict[str, float]:
+    """Seconds from ``since`` until each check first held, polled together until all held or ``timeout`` passed."""
+    seen: dict[str, float] = {}
+
+    def poll() -> bool:
+        for name, check in checks.items():
+            if name not in seen and check():
+                seen[name] = time.monotonic() - since
+        return len(seen) == len(checks)
+
+    try:
+        wait_for(poll, timeout, " and ".join(checks))
+    except AssertionError:
+        pass
+    return seen
+
+
+def start_network(net: Network, tmp_path: Path, marker: Path, port: int) -> Any:
+    """Processor p (socket ``note``) run by agent node1 with its health endpoint on ``port``; the agent's process."""
     repo = make_repo(tmp_path / "repo", {"faults.py": MODULE})
     net.cli("add", "queue", "-n", net.name("q"))
     net.cli("add", "processor", "-n", "p", "-m", "faults", "-g", str(repo))
     net.cli("add", "socket", "-n", net.name("note"), "-q", net.name("q"), "-pn", "p", "-t", "note")
-    marker = tmp_path / "runs.txt"
-    port = free_port()
     agent = net.start_agent("node1", {"PYFI_TEST_MARKER": str(marker)}, "-p", str(port))
     wait_for(lambda: net.processor("p")["status"] == "running", 90, "p running", interval=0.2)
+    return agent
 
-    sender = Sender(net, net.name("note"))
-    sender.start()
-    wait_for(lambda: len(sender.ids) >= RATE * OUTAGE_AFTER, 60, "calls sent before the outage")
+
+def outage(cluster: Cluster, port: int) -> None:
+    """PostgreSQL down for OUTAGE seconds; the agent must see it away meanwhile."""
     stop_database(cluster)
     down = time.monotonic()
     wait_for(lambda: (health(port) or {}).get("database") == "away", OUTAGE, "the agent to see the database away")
     threading.Event().wait(max(0.0, down + OUTAGE - time.monotonic()))  # the rest of the fault's length
-    alive_through_outage = agent.poll() is None
-    start_database(cluster)
-    back, before_back = time.monotonic(), list(sender.ids)
 
-    figures = Figures()
-    try:
-        wait_for(lambda: all_recorded(net, before_back), 60, "the calls sent until the database came back, recorded")
-        figures.recovery = time.monotonic() - back
-    except AssertionError as exc:
-        figures.notes.append(str(exc)[:200])
+
+def count(net: Network, sender: Sender, marker: Path, figures: Figures) -> dict[str, Any]:
+    """Once sending is over: gather results and records, fill ``figures`` in; the results by call id."""
     sender.join(timeout=SENDING + 60)
     sender.context.close()
     returned = results(sender, 90)
@@ -231,6 +242,24 @@ def test_a_database_outage_under_load_stops_nothing_and_loses_nothing(net: Netwo
     figures.sent, figures.returned, figures.recorded = len(sender.ids), len(returned), len(done)
     figures.duplicates = len(runs) - len(set(runs))
     figures.lost = figures.sent - len(set(returned) & done)
+    return returned
+
+
+def test_a_database_outage_under_load_stops_nothing_and_loses_nothing(net: Network, cluster: Cluster,
+                                                                       tmp_path: Path) -> None:
+    marker, port = tmp_path / "runs.txt", free_port()
+    agent = start_network(net, tmp_path, marker, port)
+    sender = Sender(net, net.name("note"))
+    sender.start()
+    wait_for(lambda: len(sender.ids) >= RATE * OUTAGE_AFTER, 60, "calls sent before the outage")
+    outage(cluster, port)
+    alive_through_outage = agent.poll() is None
+    start_database(cluster)
+    back, before_back = time.monotonic(), list(sender.ids)
+    times = first_held({"records": lambda: all_recorded(net, before_back),
+                        "agent": lambda: (health(port) or {}).get("database") == "ok"}, back, 60)
+    figures = Figures(records_back=times.get("records"), agent_back=times.get("agent"))
+    returned = count(net, sender, marker, figures)
     print(f"\nPostgreSQL outage of {OUTAGE:.0f} s at {RATE}/s: {figures}; not sent: {len(sender.failures)}; "
           f"agent alive: {agent.poll() is None}")
 
@@ -239,8 +268,8 @@ def test_a_database_outage_under_load_stops_nothing_and_loses_nothing(net: Netwo
     assert figures.sent == int(RATE * SENDING)
     assert figures.returned == figures.sent, f"{figures.sent - figures.returned} calls returned no result"
     assert all(returned[call_id] == number for number, call_id in enumerate(sender.ids))
-    assert figures.recorded == figures.sent, figures
-    assert figures.lost == 0
+    assert figures.recorded == figures.sent and figures.lost == 0, figures
+    assert figures.agent_back is not None, "the agent's health never said it has the database again"
     log = net.agent_log("node1")
     assert log.count("lost the database") == 1 and log.count("has the database again") == 1, log[-3000:]
     worker_log = "".join(p.read_text() for p in Path(net.env["PYFI_HOME"]).glob("agents/*/run/*/worker.log"))
