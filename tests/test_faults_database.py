@@ -27,7 +27,6 @@ from conftest import require_service
 from network import Network, health, make_repo, wait_for
 from pgcluster import Cluster, free_port, start_cluster
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(480)]
 
 RATE = 20  # calls a second
 SENDING = 25.0  # seconds of sending
@@ -245,6 +244,8 @@ def count(net: Network, sender: Sender, marker: Path, figures: Figures) -> dict[
     return returned
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(480)
 def test_a_database_outage_under_load_stops_nothing_and_loses_nothing(net: Network, cluster: Cluster,
                                                                        tmp_path: Path) -> None:
     marker, port = tmp_path / "runs.txt", free_port()
@@ -274,3 +275,57 @@ def test_a_database_outage_under_load_stops_nothing_and_loses_nothing(net: Netwo
     assert log.count("lost the database") == 1 and log.count("has the database again") == 1, log[-3000:]
     worker_log = "".join(p.read_text() for p in Path(net.env["PYFI_HOME"]).glob("agents/*/run/*/worker.log"))
     assert worker_log.count("cannot read cancelled calls now") == 1, "said once an outage, not at every poll"
+
+
+@pytest.mark.slow
+def test_an_agent_stopped_while_the_database_is_away_stops_its_workers_and_exits(net: Network, cluster: Cluster,
+                                                                                 tmp_path: Path) -> None:
+    marker, port = tmp_path / "runs.txt", free_port()
+    agent = start_network(net, tmp_path, marker, port)
+    [worker] = [row["pid"] for row in net.json("ls", "workers")["rows"]]
+    stop_database(cluster)
+    wait_for(lambda: (health(port) or {}).get("database") == "away", 30, "the agent to see the database away")
+    assert net.stop_agent("node1") == 0, net.agent_log("node1")[-2000:]
+    assert agent.poll() == 0
+    wait_for(lambda: not Path(f"/proc/{worker}").exists(), 10, "its worker gone")
+    assert "stopped while the database is away" in net.agent_log("node1")
+
+
+def test_only_a_database_that_cannot_be_reached_is_an_outage() -> None:
+    from redis.exceptions import ConnectionError as RedisDown
+
+    from pyfi.agent.outage import database_away
+    from pyfi.db.engine import session_scope
+    from pyfi.errors import BackendUnavailable
+
+    unreachable = f"postgresql://nobody@127.0.0.1:{free_port()}/pyfi"  # nothing listens there
+    with pytest.raises(BackendUnavailable) as raised, session_scope(unreachable) as session:
+        session.execute(select(1))
+    assert database_away(raised.value)
+    try:
+        raise BackendUnavailable("lost pub/sub connection") from RedisDown("refused")
+    except BackendUnavailable as exc:
+        assert not database_away(exc), "a broker or pub/sub server away is not the database"
+    assert not database_away(ValueError("a bug"))
+
+
+def test_the_watch_says_once_that_it_lost_the_database_and_waits_longer_between_tries(caplog) -> None:
+    from pyfi.agent.outage import RETRY_PAUSES, DatabaseWatch
+    from pyfi.db.engine import session_scope
+
+    unreachable = f"postgresql://nobody@127.0.0.1:{free_port()}/pyfi"
+    watch = DatabaseWatch(unreachable, "node1")
+
+    def step() -> None:
+        with session_scope(unreachable) as session:
+            session.execute(select(1))
+
+    pauses = []
+    for _ in range(len(RETRY_PAUSES) + 2):
+        tried_at = time.monotonic()
+        assert watch.attempt(step) is False and watch.away and not watch.due()
+        pauses.append(round(watch.next_try - tried_at, 1))
+    assert pauses[-1] == pauses[-2] == RETRY_PAUSES[-1] and pauses == sorted(pauses)
+    assert sum("lost the database" in record.getMessage() for record in caplog.records) == 1
+    with pytest.raises(ValueError):
+        watch.attempt(lambda: int("not a number"))  # a bug goes on up: it is no outage
