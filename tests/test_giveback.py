@@ -115,3 +115,39 @@ def test_a_call_the_visibility_timeout_gave_to_another_worker_is_not_given_back_
             assert give_back(agent, "dead") == 0, "the call would run twice: the live worker holds it"
         taken.ack()
         redis.Redis.from_url(redis_url).delete(queue)
+
+
+def test_an_idle_consumer_of_several_queues_takes_what_arrives_in_any_of_them(redis_url: str) -> None:
+    """It waits on one queue at a time (Redis blocks on one list), in turn: a message in another is taken too."""
+    import socket as net_socket
+
+    from kombu import Consumer, Queue
+
+    queues = [Queue(f"pyfi-test-turns-{os.getpid()}-{n}") for n in range(3)]
+    got: list[str] = []
+    with consumer(redis_url, "turns") as conn, consumer(redis_url, "sender") as sender:
+        def take(body: str, message) -> None:  # noqa: ANN001 - kombu's Message
+            got.append(body)
+            message.ack()
+
+        with Consumer(conn, queues, callbacks=[take]):
+            for queue in reversed(queues):
+                try:
+                    conn.drain_events(timeout=0.2)  # idle: it waits
+                except net_socket.timeout:
+                    pass
+                sender.Producer().publish(queue.name, routing_key=queue.name, declare=[queue])
+            wait_for(lambda: _drain_once(conn) or len(got) == 3, 10, "a message from each queue", interval=0)
+    client = redis.Redis.from_url(redis_url)
+    assert sorted(got) == sorted(queue.name for queue in queues)
+    assert b"turns" not in client.hvals(HOLDERS_KEY), "acknowledged: held by no one"
+    client.delete(*(queue.name for queue in queues))
+
+
+def _drain_once(conn) -> None:  # noqa: ANN001 - a kombu Connection
+    import socket as net_socket
+
+    try:
+        conn.drain_events(timeout=0.1)
+    except net_socket.timeout:
+        pass
