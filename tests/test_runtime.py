@@ -93,7 +93,9 @@ def test_call_is_recorded_published_and_listened(net: Network) -> None:
         states = []
         deadline = time.monotonic() + 20
         while len(states) < 8 and time.monotonic() < deadline:
-            states.append(json.loads(listener.stdout.readline())["state"])
+            state = json.loads(listener.stdout.readline())["state"]
+            if state != "pending":  # (a queued call shows as pending only if a poll meets it before a worker does)
+                states.append(state)
     finally:
         listener.terminate()
         listener.wait(10)

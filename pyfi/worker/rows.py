@@ -192,7 +192,9 @@ def _statements(dialect: str) -> tuple[Insert, Insert]:
                       (_rank(new.state) > _rank(old.state), new.state), else_=old.state),
         "started": case((takeover, new.started), else_=_earliest(old.started, new.started)),
         "created": case((takeover, new.created), (ignored, old.created), else_=_earliest(old.created, new.created)),
-        "name": case((takeover, new.name), (ignored, old.name), (old.name == "", new.name), else_=old.name),
+        "name": case((takeover, new.name), (ignored, old.name), (old.name == "", new.name),
+                     (and_(old.state == PENDING.value, new.state != refused), new.name),  # what ran, not what was sent
+                     else_=old.name),
         "lastupdated": case((ignored, old.lastupdated), else_=new.lastupdated),
         **{key: case((takeover, new[key]), (ignored, old[key]), else_=func.coalesce(old[key], new[key]))
            for key in FIRST_WINS},
