@@ -81,3 +81,16 @@ def test_off_the_main_thread_the_wakeup_stands_aside() -> None:
     finally:
         step.stop(consumer)
         hub.close()
+
+
+def test_a_pool_process_killed_holding_the_task_queue_lock_does_not_hang_the_pool() -> None:
+    """The lock a killed process held (taken here, as it would have been) is freed once a death is seen."""
+    pool = TaskPool.BlockingPool(processes=2, enable_timeouts=True, threads=True)
+    try:
+        assert pool.apply_async(square, (3,)).get(timeout=20) == 9
+        assert pool._inqueue._rlock.acquire(timeout=5)  # as a pool process reading a task holds it, for an instant
+        os.kill(pool._pool[0].pid, signal.SIGKILL)  # ... and is killed then: nothing gives the lock back
+        results = [pool.apply_async(square, (n,)) for n in range(6)]
+        assert [r.get(timeout=30) for r in results] == [n * n for n in range(6)]
+    finally:
+        pool.terminate()

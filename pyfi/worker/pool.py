@@ -14,9 +14,16 @@ of a worker's stop was billiard sleeping:
   helper threads that sleep 0.8 s (the supervisor) and 1 s (the time-limit
   checker) between rounds; the stop joins both. Here their pauses end as
   soon as they are told to close.
+
+That pool's processes share the task queue's read lock and the result
+queue's write lock; a process killed while holding one would hang the
+worker for good. Here a process holds either only while it reads or
+writes one message, and the supervisor frees a lock a dead process left
+taken (:func:`free_locks`).
 """
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import threading
@@ -26,6 +33,8 @@ from billiard import pool as billiard_pool
 from billiard.common import TERM_SIGNAL, restart_state
 from billiard.exceptions import RestartFreqExceeded
 from celery.concurrency import asynpool, prefork
+
+log = logging.getLogger("pyfi.worker")
 
 
 class _PromptExit:
@@ -55,7 +64,28 @@ class _AsynWorker(_PromptExit, asynpool.Worker):
 
 
 class _BlockingWorker(_PromptExit, billiard_pool.Worker):
-    """A pool process of the threaded pool (transports without an event loop: the embedded default)."""
+    """A pool process of the threaded pool (transports without an event loop: the embedded default).
+
+    It waits for a task without the task queue's read lock, and takes the
+    lock only to read a task that is there (billiard's holds it while it
+    waits, so the idle process most likely to be killed is the one holding it).
+    """
+
+    def _make_recv_method(self, conn: Any) -> Any:
+        reader, lock = getattr(conn, "_reader", None), getattr(conn, "_rlock", None)
+        if reader is None or lock is None:
+            return super()._make_recv_method(conn)
+        poll, receive = reader.poll, reader.recv_bytes
+
+        def recv(timeout: float, loads: Any = billiard_pool.pickle_loads) -> tuple[bool, Any]:
+            if not poll(timeout):
+                return False, None
+            with lock:
+                if not poll(0):  # another process took it first
+                    return False, None
+                return True, loads(receive())
+
+        return recv
 
 
 class _Interruptible:
@@ -80,7 +110,7 @@ class _Interruptible:
 
 
 class _Supervisor(_Interruptible, billiard_pool.Supervisor):
-    """Replaces pool processes that died; billiard's rounds, with interruptible pauses."""
+    """Replaces pool processes that died, and frees the queue locks a killed one held (see :func:`free_locks`)."""
 
     pool: Any
 
@@ -93,11 +123,11 @@ class _Supervisor(_Interruptible, billiard_pool.Supervisor):
             for _ in range(10):
                 if not self.running():
                     break
-                pool._maintain_pool()
+                self.maintain()
                 self.pause(0.1)
             pool.restart_state = usual
             while self.running():
-                pool._maintain_pool()
+                self.maintain()
                 self.pause(0.8)
         except RestartFreqExceeded:
             pool.close()
@@ -106,6 +136,40 @@ class _Supervisor(_Interruptible, billiard_pool.Supervisor):
 
     def running(self) -> bool:
         return self._state == billiard_pool.RUN and self.pool._state == billiard_pool.RUN
+
+    def maintain(self) -> None:
+        before = {process.pid for process in self.pool._pool}
+        self.pool._maintain_pool()
+        if before - {process.pid for process in self.pool._pool}:  # one died (killed, say): it may have held a lock
+            free_locks(self.pool)
+
+
+#: seconds a queue lock may stay taken after a pool process died before it is taken for the dead one's
+LOCK_HELD_AT_MOST = 5.0
+
+
+def free_locks(pool: Any) -> list[str]:
+    """Release the task queue's read lock and the result queue's write lock if a dead process left them taken.
+
+    A pool process takes the first only to read one task that is there, and
+    the second to write one result: either is held for an instant. One
+    killed (SIGKILL, the OOM killer) in that instant never gives it back, and
+    every other pool process then waits on it forever: the worker takes
+    calls and runs none. A lock still taken :data:`LOCK_HELD_AT_MOST`
+    seconds after a death is the dead process's, and is released here.
+    """
+    freed = []
+    for name, lock in (("task queue", pool._inqueue._rlock), ("result queue", getattr(pool._outqueue, "_wlock", None))):
+        if lock is None:
+            continue
+        if lock.acquire(timeout=LOCK_HELD_AT_MOST):
+            lock.release()
+            continue
+        lock.release()
+        freed.append(name)
+        log.warning("a pool process died holding the %s lock: released", name)
+    return freed
+
 
 
 class _TimeoutHandler(_Interruptible, billiard_pool.TimeoutHandler):

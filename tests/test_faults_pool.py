@@ -1,0 +1,69 @@
+"""Fault injection: pool processes killed under load on the embedded default; every call still comes back."""
+from __future__ import annotations
+
+import os
+import signal
+import threading
+from pathlib import Path
+
+import pytest
+
+from network import SAMPLE, Network, make_repo, wait_for
+from pyfi.config import resolve
+from pyfi.messaging.app import make_app
+from pyfi.worker.processes import worker_processes
+
+pytestmark = pytest.mark.slow
+
+CALLS = 200
+KILLS = 6
+
+
+def pool_processes(main: int) -> list[int]:
+    """The pool processes of a worker: its children (forked by any of its threads), but its sidecar."""
+    found = []
+    for task in Path(f"/proc/{main}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            if Path(f"/proc/{child}/comm").read_text().strip() != "pyfi-sidecar":
+                found.append(int(child))
+    return sorted(found)
+
+
+def results(app, sent: list[str]) -> dict[str, object]:
+    """The results stored so far of the calls sent."""
+    found = {}
+    for call_id in sent:
+        meta = app.backend.get_task_meta(call_id)
+        if meta.get("status") == "SUCCESS":
+            found[call_id] = meta.get("result")
+    return found
+
+
+@pytest.mark.parametrize("db_kind", ["sqlite"], indirect=True)
+def test_pool_processes_killed_under_load_lose_no_call(net: Network, tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "repo", {"sample.py": SAMPLE})
+    queue = net.name("q")
+    net.cli("add", "queue", "-n", queue)
+    net.cli("add", "processor", "-n", "p1", "-m", "sample", "-g", str(repo), "-w", "2")
+    net.cli("add", "socket", "-n", "echo", "-q", queue, "-pn", "p1", "-t", "echo")
+    net.start_agent("node1", None, "--no-spares")
+    wait_for(lambda: net.processor("p1")["status"] == "running", 90, "p1 running", interval=0.3)
+    home = Path(net.env["PYFI_HOME"])
+    [main] = wait_for(lambda: worker_processes("p1", home), 30, "the worker process")
+
+    sent: list[str] = []
+    sender = threading.Thread(target=lambda: sent.extend(
+        net.cli("task", "run", "-s", "echo", "-d", str(n), "--no-wait").stdout.strip() for n in range(CALLS)))
+    sender.start()
+    killed = 0
+    while sender.is_alive() or killed < KILLS:
+        victims = wait_for(lambda: pool_processes(main), 30, "a pool process")
+        os.kill(victims[0], signal.SIGKILL)
+        killed += 1
+        wait_for(lambda v=victims[0]: v not in pool_processes(main) and pool_processes(main), 30, "a new pool process")
+    sender.join()
+    app = make_app(resolve(env=net.env))
+    back = wait_for(lambda: (lambda r: r if len(r) == CALLS else None)(results(app, sent)), 120,
+                    f"all {CALLS} calls back after {killed} kills", interval=1.0)
+    assert sorted(int(v) for v in back.values()) == list(range(CALLS))
+    assert worker_processes("p1", home) == [main]  # the same worker served throughout
