@@ -316,11 +316,18 @@ class Agent(SpareKeeping, Stopping, Tidying, Bookkeeping):
         return self.run_root / f"{processor_id}.{time.time_ns()}"
 
     def note_crash(self, processor: Processor, handle: Handle) -> None:
+        """Its worker died: one that had been serving is restarted at once, one that died starting after a backoff."""
         self.give_back_calls(handle)
-        delay = self.back_off(processor.id)
+        served = handle.reported_state() in ("running", "paused")
+        delay = 0.0 if served else self.back_off(processor.id)
+        if served:
+            self.crashes[processor.id] = (0, 0.0)  # (the next death while starting backs off from 1 s)
         self.handles.pop(processor.id, None)
         reason = handle.start_error() or f"worker exited (code {handle.exit_code()}); see {handle.run_dir}/worker.log"
-        set_status(processor, ProcessorStatus.ERROR, f"{reason}; retrying in {delay:.0f} s")
+        log.warning("worker of %s (pid %d) died %s: %s; %s", processor.name, handle.pid,
+                    "after serving" if served else "while starting", reason,
+                    "restarting it now" if served else f"retrying in {delay:.0f} s")
+        set_status(processor, ProcessorStatus.ERROR, f"{reason}; " + ("restarting" if served else f"retrying in {delay:.0f} s"))
 
     def back_off(self, processor_id: str) -> float:
         """Its worker crashed (or could not start): the seconds until the next try, longer each time."""
