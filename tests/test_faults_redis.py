@@ -1,4 +1,4 @@
-"""Faults on a Redis broker, under load: no call lost when the serving worker is killed again and again.
+"""Faults on a Redis broker, under load: no call lost when a worker is killed, and a Redis restart ridden out.
 
 Each test runs its own ``redis-server`` (broker, result backend and pub/sub),
 so stopping it disturbs no one, and a SQLite database in its PYFI_HOME. A
@@ -32,11 +32,12 @@ from pyfi.db.models import Call
 pytestmark = pytest.mark.slow
 
 MARKING = '''
-import os
+import os, time
 
 def mark(x):
     with open(os.environ["PYFI_TEST_MARKER"], "a") as runs:
         runs.write(f"{x}\\n")
+    time.sleep(0.03)  # a call is running at most instants a fault strikes
     return x
 '''
 RATE = 30  # calls a second
@@ -229,3 +230,31 @@ def test_no_call_is_lost_when_the_serving_worker_is_killed_again_and_again(
     print("kill -9 of the serving worker:", kills)
     assert found["returned"] == found["sent"] == found["recorded"], found
     assert found["never run"] == 0, found
+
+
+def test_a_redis_restart_is_ridden_out_by_the_same_worker(faults_net: Network, own_redis: OwnRedis,
+                                                            tmp_path: Path) -> None:
+    """Redis is shut down (saving what it holds, as an ordinary restart does) for 5 s and started again.
+
+    The worker reconnects; the calls it was running when Redis went away
+    finish and are acknowledged once; those it had taken and dropped with
+    its connection go back to their queue when it is connected again.
+    """
+    net, marker = faults_net, tmp_path / "runs.txt"
+    sender = Sender(net, serve_marking(net, marker))
+    pid = wait_for(lambda: worker_pid(net), 30, "the worker")
+    sender.start()
+    wait_for(lambda: len(runs(marker)) >= RATE * 5, 30, "five seconds of calls run")
+    own_redis.stop()
+    down_at = time.monotonic()
+    wait_for(lambda: time.monotonic() - down_at >= 5, 10, "Redis down for 5 s")
+    own_redis.start()
+    back_at, served = time.monotonic(), len(runs(marker))
+    wait_for(lambda: len(runs(marker)) > served, 60, "the worker to run calls again after Redis came back",
+             interval=0.05)
+    print(f"serving again {time.monotonic() - back_at:.1f} s after Redis came back")
+    assert alive(pid), "the worker died with the Redis restart"
+    wait_for(lambda: not sender.running(), SEND_FOR + 60, "the sender to finish")
+    found = figures(net, sender, marker)
+    assert alive(pid) and worker_pid(net) == pid, "the worker was replaced"
+    assert found["returned"] == found["sent"] == found["recorded"], found

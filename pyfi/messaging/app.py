@@ -36,6 +36,9 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "broker_connection_retry_on_startup": True,
         **broker_options(settings.broker),
         "result_extended": True,
+        # a result stored while a Redis backend restarts is stored once it is back (Celery retries only some writes)
+        "result_backend_always_retry": settings.backend.startswith(("redis://", "rediss://")),
+        "result_backend_max_sleep_between_retries_ms": 1000,
         "worker_hijack_root_logger": False,
         "worker_send_task_events": False,
         "task_send_sent_event": False,

@@ -18,6 +18,12 @@ redelivery) is noted as the other's. The visibility timeout stays the
 backstop for a node that died with its agent, and for a worker started by
 hand. kombu's ``global_keyprefix`` option prefixes every command used here
 but the take, the wait and one read, which are prefixed by hand.
+
+When Redis goes away, Celery drops the worker's connection and makes a new
+one. A channel here keeps the address it was made with (kombu's forgets it
+with the dropped connection, and then fails to ack or restore anything),
+and does not put back the calls its worker still runs: they finish, are
+acknowledged and run once; those it holds and will not run are put back.
 """
 from __future__ import annotations
 
@@ -68,10 +74,19 @@ class QoS(_redis.QoS):
         """Acknowledged, rejected or restored (by whichever consumer): held by no one (the same pipeline)."""
         return super()._remove_from_indices(delivery_tag, pipe).hdel(HOLDERS_KEY, delivery_tag)
 
+    def restore_unacked(self, client: Any = None) -> None:
+        """Put back what this channel holds, as it closes; not when its connection was lost (see :func:`keep_held`)."""
+        if not getattr(self.channel.connection, "keep_held", False):
+            super().restore_unacked(client)
+
     @cached_property
     def holder(self) -> str:
         options = self.channel.connection.client.transport_options
-        return options.get(HOLDER_OPTION) or f"{socket.gethostname()}.{os.getpid()}.{time.time_ns()}"
+        return options.get(HOLDER_OPTION) or _process_holder()
+
+
+def _process_holder(made: dict[int, str] = {}) -> str:  # noqa: B006 - one per process, kept across reconnects
+    return made.setdefault(os.getpid(), f"{socket.gethostname()}.{os.getpid()}.{time.time_ns()}")
 
 
 class Channel(_redis.Channel):
@@ -84,6 +99,20 @@ class Channel(_redis.Channel):
     _sent = "BRPOP"  # the command whose reply the pending poll reads
     _noted: str | None = None  # the delivery tag the take script noted, while it is being delivered
     _taking: list[str]  # the queue of each key the pending take looks in
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._transport = self.connection  # kombu forgets it when the channel closes (see _connparams)
+
+    def _connparams(self, asynchronous: bool = False) -> dict[str, Any]:
+        """Where Redis is, even for a closed channel: the calls its worker still runs are acknowledged through it."""
+        if self.connection is not None:
+            return super()._connparams(asynchronous)
+        self.connection = self._transport
+        try:
+            return super()._connparams(asynchronous)
+        finally:
+            self.connection = None
 
     def _brpop_start(self, timeout: float | None = None) -> None:
         queues = self._queue_cycle.consume(len(self.active_queues))
@@ -160,7 +189,46 @@ class Channel(_redis.Channel):
 
 
 class Transport(_redis.Transport):
+    """kombu's, whose channels keep the address of their Redis after their connection is closed."""
+
     Channel = Channel
+
+    @property
+    def client(self) -> Any:
+        return self.__dict__.get("_client")
+
+    @client.setter
+    def client(self, connection: Any) -> None:
+        """kombu forgets it when it closes the connection; the channels still need it to ack and restore."""
+        if connection is not None:
+            self.__dict__["_client"] = connection
+
+
+def keep_held(connection: Any) -> None:
+    """``connection`` to Redis was lost: as its channels close they put nothing back, for their worker may still run it.
+
+    What the worker still runs it acknowledges when it is done (the channel
+    keeps Redis's address); what it does not, :func:`give_back_unrun` puts
+    back once the worker is connected again.
+    """
+    transport = getattr(connection, "_transport", None)
+    if isinstance(transport, Transport):
+        transport.keep_held = True
+
+
+def give_back_unrun(connection: Any, running: set[str]) -> int:
+    """Put back what this process's consumer holds but does not run (delivery tags not in ``running``); how many.
+
+    For a worker connected again after losing Redis: the calls it had taken
+    and dropped with the old connection would wait for the visibility timeout.
+    """
+    if not isinstance(getattr(connection, "_transport", None), Transport):
+        return 0
+    channel = connection.default_channel
+    given = restore_held(channel, channel.qos.holder, keep=running)
+    if given:
+        log.warning("connected to the broker again: put back %d call(s) this worker had taken and will not run", given)
+    return given
 
 
 def give_back(connection: Any, holder: str, name: str = "") -> int:

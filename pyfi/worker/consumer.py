@@ -20,9 +20,11 @@ from __future__ import annotations
 import logging
 from typing import Any, Callable
 
+from celery.worker import state
 from celery.worker.consumer import Consumer
 from celery.worker.state import task_ready
 
+from pyfi.messaging.redis_transport import give_back_unrun, keep_held
 from pyfi.messaging.routing import SOCKET_HEADER
 
 log = logging.getLogger("pyfi.worker")
@@ -50,6 +52,17 @@ class SocketConsumer(Consumer):
             return handle(message)
 
         return on_task_received
+
+    def on_connection_error_after_connected(self, exc: Exception) -> None:
+        """The broker went away: the calls still running stay held (they are acknowledged when done, and run once)."""
+        keep_held(self.connection)
+        super().on_connection_error_after_connected(exc)
+
+    def connect(self) -> Any:
+        """Connected (again): the calls taken before and dropped with the old connection go back to their queues."""
+        connection = super().connect()
+        give_back_unrun(connection, {request.message.delivery_tag for request in list(state.requests.values())})
+        return connection
 
     def apply_eta_task(self, task: Any) -> None:
         """A call held until its time (a retry's countdown) is due: it runs only if its sender may still run it."""

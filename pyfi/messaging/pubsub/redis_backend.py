@@ -110,7 +110,7 @@ class RedisPublisher(Publisher):
         with self._lock:
             pool, conn, self._pool, self._conn = self._pool, self._conn, None, None
             try:
-                if conn is not None:
+                if conn is not None and getattr(conn, "_sock", None) is not None:  # (redis-py closed it on an error)
                     self._read_replies(conn)  # closing with commands in flight could reset the connection
             finally:
                 self._unread = 0
