@@ -93,6 +93,7 @@ class Agent(SpareKeeping, Stopping, Tidying, Bookkeeping):
         self.stop_at_once = threading.Event()  # asked to stop a second time: kill the workers
         self.say = say
         self.last_beat = float("-inf")  # (time.monotonic) a heartbeat is due at once
+        self.supervised_at = float("-inf")  # (time.monotonic) when its workers were last told it is alive
         self.logins_swept = 0.0
         self.namespace = ""  # the network's pub/sub channel prefix, read at start
         self.sizes: dict[str, int] = {}  # processor id -> worker processes its deployments give this node
@@ -141,12 +142,20 @@ class Agent(SpareKeeping, Stopping, Tidying, Bookkeeping):
         doorbell = Doorbell(self.settings.pubsub, self.namespace)
         try:
             while not self.stop_event.is_set():
+                self.supervise()  # (database or not: its workers must know it is alive)
                 if self.database.due():
                     self.database.attempt(self.tick)
                 doorbell.wait(FAST_TICK if self.settling else TICK)  # `pyfi proc ...` rings it
         finally:
             doorbell.close()
             self.shutdown()
+
+    def supervise(self) -> None:
+        """About every second, tell each of its workers that their agent is alive."""
+        if time.monotonic() - self.supervised_at >= 1.0:
+            self.supervised_at = time.monotonic()
+            for handle in list(self.handles.values()):
+                handle.renew_supervision()
 
     def tick(self) -> None:
         """One turn of the loop: converge, fire what is due, heartbeat."""

@@ -18,7 +18,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from pyfi.agent.runas import RunAs
-from pyfi.worker.control import PAUSE, RUN, error_path, problems_path, read_line, read_state, state_path, write_command
+from pyfi.worker.control import PAUSE, RUN, error_path, problems_path, read_line, read_state, state_path, \
+    supervised_path, write_command
 from pyfi.worker import rundir
 from pyfi.worker.credentials import Credentials
 from pyfi.worker.processes import pid_alive
@@ -55,6 +56,13 @@ class Handle:
 
     def exit_code(self) -> int | None:
         return self.proc.poll() if self.proc is not None else None
+
+    def renew_supervision(self) -> None:
+        """Tell the worker its agent is alive (one that hears nothing stops consuming: pyfi.worker.control)."""
+        try:
+            rundir.replace(supervised_path(self.control), b"")
+        except OSError:  # its run directory is gone: so is the worker, which the loop notices
+            pass
 
     def set_paused(self, paused: bool) -> None:
         self.paused = paused

@@ -7,11 +7,21 @@ seconds and schedules the change on the consumer's own loop
 (``call_soon``), which is the only thread allowed to touch it. The worker
 answers by writing its state next to the control file. A pool is resized in
 place: a scheduler that moves part of a processor away stops no worker.
+
+The agent also replaces a ``supervised`` file next to the control file
+about every second. A worker that has not seen it renewed for
+:data:`ORPHAN_PAUSE` seconds (its agent was killed) stops consuming, so it
+never serves beside the worker that replaces it on another node; an agent
+that adopts it renews the file and it resumes. After :data:`ORPHAN_EXIT`
+seconds with no agent it exits.
 """
 from __future__ import annotations
 
 import logging
+import os
+import signal
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +33,10 @@ log = logging.getLogger("pyfi.worker")
 
 POLL = 0.1
 PAUSE, RUN = "pause", "run"
+#: seconds without a sign of its agent after which a worker stops consuming (its agent may be gone)
+ORPHAN_PAUSE = 15.0
+#: seconds without a sign of its agent after which a worker exits
+ORPHAN_EXIT = 120.0
 
 
 CONCURRENCY = "concurrency"
@@ -59,6 +73,19 @@ def state_path(control: Path) -> Path:
 def read_state(control: Path) -> str | None:
     """What the worker says it is doing ("running", "paused", a spare's "standby"); None before it says."""
     return read_line(state_path(control))
+
+
+def supervised_path(control: Path) -> Path:
+    """The file the agent renews while it supervises the worker."""
+    return control.with_name("supervised")
+
+
+def unsupervised_for(control: Path) -> float:
+    """Seconds since the agent last renewed :func:`supervised_path` (the worker makes it when it starts)."""
+    try:
+        return max(time.time() - supervised_path(control).stat().st_mtime, 0.0)
+    except OSError:
+        return 0.0
 
 
 def error_path(control: Path) -> Path:
@@ -99,11 +126,21 @@ class PauseControl(bootsteps.StartStopStep):
         self.stopped.set()
 
     def watch(self, consumer: Any, path: Path) -> None:
-        applied, size = RUN, None
+        applied, size, leaving = RUN, None, False
+        supervised_path(path).touch()  # (until its agent renews it: one killed before it did leaves it alone too)
         state_path(path).write_text("running")  # consuming: tells the agent the worker is up
         while True:
             wanted, wanted_size = read_control(path)
+            alone = unsupervised_for(path)
+            if alone >= ORPHAN_PAUSE:
+                wanted = PAUSE
+            if alone >= ORPHAN_EXIT and not leaving:
+                log.warning("no agent for %.0f s: exiting", alone)
+                os.kill(os.getpid(), signal.SIGTERM)  # a warm shutdown: running calls end first
+                leaving = True
             if wanted != applied:
+                if alone >= ORPHAN_PAUSE:
+                    log.warning("no sign of this worker's agent for %.0f s: not consuming until one adopts it", alone)
                 consumer.call_soon(self.apply, consumer, wanted, path)
                 applied = wanted
             if wanted_size is not None and wanted_size != size:
