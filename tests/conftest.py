@@ -14,8 +14,9 @@ from typing import Iterator
 import pytest
 from sqlalchemy import create_engine, inspect, text
 
-#: fixtures shared by the deployer's tests (a repository to deploy, a work root, a remote that never answers)
-pytest_plugins = ["deploying"]
+#: fixtures shared by several modules: the deployer's (a repository to deploy, a work root, a remote that never
+#: answers) and a Python another OS user can run
+pytest_plugins = ["deploying", "shared_python"]
 
 PG_ADMIN_URL = os.environ.get("PYFI_TEST_PG", "postgresql+psycopg2://postgres@localhost:5432/postgres")
 REDIS_URL = os.environ.get("PYFI_TEST_REDIS", "redis://localhost:6379/0")

@@ -1,5 +1,9 @@
 """A Python with pyfi that another OS user (``nobody``) can run, for ``agent start -u`` tests.
 
+Its fixture ``shared_python`` (made once a test session; conftest.py loads
+this module as a plugin) is the interpreter, or a skip saying why there is
+none here.
+
 The tests' own interpreter may live where only root can read (pyenv under
 /root). This makes a virtual environment in /tmp from the system's Python of
 the same version, with this interpreter's site-packages on its path when
@@ -14,6 +18,8 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+import pytest
 
 import pyfi
 
@@ -76,3 +82,15 @@ def _copied(root: Path, ours: list[Path]) -> list[str]:
     if migrations.is_dir():
         shutil.copytree(migrations, source / "pyfi" / "migrations", symlinks=True, dirs_exist_ok=True)
     return [str(source), *lines]
+
+
+@pytest.fixture(scope="session")
+def shared_python():
+    from conftest import require_service
+
+    try:
+        python, root = make_shared_python()
+    except (RuntimeError, subprocess.CalledProcessError) as exc:
+        require_service("a Python every user can run (root, runuser, the system's python3)", str(exc))
+    yield python
+    shutil.rmtree(root, ignore_errors=True)

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import pytest
 
-from conftest import require_service
 from network import make_repo, wait_for
 from runas_harness import NOBODY, RunAsNode, owned_by, package_files, writable_by_others
 
@@ -27,18 +26,6 @@ import importlib.metadata, os
 def facts(x):
     return {"uid": os.getuid(), "version": importlib.metadata.version("sample"), "x": x}
 '''
-
-
-@pytest.fixture(scope="module")
-def shared_python():
-    from shared_python import make_shared_python
-
-    try:
-        python, root = make_shared_python()
-    except (RuntimeError, subprocess.CalledProcessError) as exc:
-        require_service("a Python every user can run (root, runuser, the system's python3)", str(exc))
-    yield python
-    shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture

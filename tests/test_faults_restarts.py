@@ -13,13 +13,18 @@ from pyfi.worker.processes import worker_processes
 pytestmark = pytest.mark.slow
 
 
-@pytest.mark.parametrize("db_kind", ["sqlite"], indirect=True)
-def test_a_serving_worker_killed_again_and_again_is_restarted_without_backoff(net: Network, tmp_path: Path) -> None:
+def echo_processor(net: Network, tmp_path: Path) -> None:
+    """Processor p1 with its socket echo."""
     repo = make_repo(tmp_path / "repo", {"sample.py": SAMPLE})
     queue = net.name("q")
     net.cli("add", "queue", "-n", queue)
     net.cli("add", "processor", "-n", "p1", "-m", "sample", "-g", str(repo))
     net.cli("add", "socket", "-n", "echo", "-q", queue, "-pn", "p1", "-t", "echo")
+
+
+@pytest.mark.parametrize("db_kind", ["sqlite"], indirect=True)
+def test_a_serving_worker_killed_again_and_again_is_restarted_without_backoff(net: Network, tmp_path: Path) -> None:
+    echo_processor(net, tmp_path)
     net.start_agent("node1")
     home = Path(net.env["PYFI_HOME"])
     killed: list[int] = []
@@ -38,11 +43,7 @@ def test_a_serving_worker_killed_again_and_again_is_restarted_without_backoff(ne
 
 @pytest.mark.parametrize("db_kind", ["sqlite"], indirect=True)
 def test_workers_of_a_killed_agent_stop_consuming_until_an_agent_adopts_them(net: Network, tmp_path: Path) -> None:
-    repo = make_repo(tmp_path / "repo", {"sample.py": SAMPLE})
-    queue = net.name("q")
-    net.cli("add", "queue", "-n", queue)
-    net.cli("add", "processor", "-n", "p1", "-m", "sample", "-g", str(repo))
-    net.cli("add", "socket", "-n", "echo", "-q", queue, "-pn", "p1", "-t", "echo")
+    echo_processor(net, tmp_path)
     net.start_agent("node1", None, "--no-spares")
     wait_for(lambda: net.processor("p1")["status"] == "running", 90, "p1 running", interval=0.2)
     home = Path(net.env["PYFI_HOME"])

@@ -20,7 +20,6 @@ from pathlib import Path
 import pytest
 from sqlalchemy.engine import make_url
 
-from conftest import require_service
 from network import make_repo, wait_for
 from pyfi.core import users
 from pyfi.core.access import Actor
@@ -96,18 +95,6 @@ def escalate(x):
                 results[who] = "refused: " + str(exc).splitlines()[0]
     return results
 '''
-
-
-@pytest.fixture(scope="session")
-def shared_python():
-    from shared_python import make_shared_python
-
-    try:
-        python, root = make_shared_python()
-    except (RuntimeError, subprocess.CalledProcessError) as exc:
-        require_service("a Python every user can run (root, runuser, the system's python3)", str(exc))
-    yield python
-    shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture

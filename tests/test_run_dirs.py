@@ -12,7 +12,6 @@ import json
 import os
 import shutil
 import signal
-import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -20,7 +19,6 @@ from pathlib import Path
 import pytest
 from sqlalchemy.engine import make_url
 
-from conftest import require_service
 from network import make_repo
 from runas_harness import RunAsNode
 
@@ -55,18 +53,6 @@ def plant(targets):
         os.symlink(target, os.path.join(run, name))
     return {"run": run, "worker": worker, "agent": agent}
 '''
-
-
-@pytest.fixture(scope="module")
-def shared_python():
-    from shared_python import make_shared_python
-
-    try:
-        python, root = make_shared_python()
-    except (RuntimeError, subprocess.CalledProcessError) as exc:
-        require_service("a Python every user can run (root, runuser, the system's python3)", str(exc))
-    yield python
-    shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture
