@@ -165,8 +165,9 @@ def task_run(app: AppContext, socket: str, data: str | None, key: str | None, pa
 def task_cancel(app: AppContext, ident: str | None, tracking: str | None, terminate: bool) -> None:
     """Cancel a call that has not ended, or a whole flow: it never runs, or stops
 
-    A queued call is dropped by the worker that meets it, now or after an
-    agent starts; every worker of its socket learns of it within a second.
+    A queued call is dropped by the worker that meets it, whether its
+    agent runs already or starts later; every worker of its socket learns
+    of it within a second.
     The call's state becomes cancelled, with who cancelled it (pyfi ls
     calls), and none of its plugs fire. Needs the right CANCEL_TASK.
     """
