@@ -53,7 +53,7 @@ def test_the_call_a_killed_worker_ran_is_run_again_at_once(net: Network, tmp_pat
              interval=0.2)
     assert len(marker.read_text().split()) == 2
     assert postruns(net, call_id) == 1, "the pool process left behind finished it too"
-    holder = Path(run_dir).name
+    holder = f"node1/{Path(run_dir).name}"  # (an agent's worker holds calls under its agent's name)
     holders = redis.Redis.from_url(net.env["PYFI_BROKER"]).hvals(HOLDERS_KEY)
     assert holder.encode() not in holders
     assert f"gave back 1 call(s) held by the killed worker of p (pid {worker}) {holder}" in net.agent_log("node1")

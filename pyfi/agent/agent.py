@@ -27,6 +27,7 @@ from pyfi.agent.checkout import clean as clean_workdir
 from pyfi.agent.deploy import Deployed, Deployer
 from pyfi.agent.desired import desired
 from pyfi.agent.giveback import give_back_calls
+from pyfi.agent.lostnodes import LostNodes
 from pyfi.agent.handover import worker_credentials, worker_env
 from pyfi.agent.importcheck import AsWorker
 from pyfi.agent.lock import NodeLock
@@ -101,6 +102,7 @@ class Agent(SpareKeeping, Stopping, Tidying, Bookkeeping):
         self.settling = False  # a worker is starting, pausing or resuming: reconcile again soon
         self.tidy_due = True  # look for what deleted processors left (pyfi.agent.leftovers)
         self.database = DatabaseWatch(settings.db, self.name)  # an outage pauses the loop (pyfi.agent.outage)
+        self.lost_nodes = LostNodes(settings, self.name)  # what lost agents' workers held moves on
 
     # -- bootstrap ----------------------------------------------------------------------
     def start(self) -> None:
@@ -361,7 +363,7 @@ class Agent(SpareKeeping, Stopping, Tidying, Bookkeeping):
                 self.give_back_calls(handle)  # (killed after its grace period, or dead before it was retired)
 
     def give_back_calls(self, handle: Handle) -> None:
-        give_back_calls(self.settings, _flag_text(self.worker_args, "--celery-config"), handle)
+        give_back_calls(self.settings, _flag_text(self.worker_args, "--celery-config"), handle, self.name)
 
     def credentials_for(self, processor: Processor) -> Credentials:
         return worker_credentials(self.settings.db, processor.id, self.name)

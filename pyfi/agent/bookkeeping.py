@@ -13,6 +13,8 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from pyfi.agent import node as node_rows
+from pyfi.agent.lostnodes import LostNodes
+from pyfi.agent.outage import DatabaseWatch
 from pyfi.agent.supervisor import Handle
 from pyfi.config import Settings
 from pyfi.db.engine import session_scope
@@ -32,6 +34,8 @@ class Bookkeeping:
     handles: dict[str, Handle]
     concurrency: dict[str, int]
     last_beat: float
+    lost_nodes: LostNodes
+    database: DatabaseWatch
 
     def observed_status(self, handle: Handle) -> ProcessorStatus:
         raise NotImplementedError
@@ -68,6 +72,8 @@ class Bookkeeping:
             agent = session.scalar(select(AgentRow).where(AgentRow.name == self.name))
             if agent is not None:
                 node_rows.beat(session, agent, self.workdir, self.row_status)
+            if not self.monitor_only:  # (a lost node's workers held calls: they move on)
+                self.lost_nodes.check(session, self.database.steady_since)
 
     def mark_stopped(self) -> None:
         """Its workers are gone: the agent is stopped, its processors no other agent runs too, and their logins go."""

@@ -20,8 +20,8 @@ from pyfi.messaging.app import VISIBILITY_TIMEOUT, make_app
 log = logging.getLogger("pyfi.agent")
 
 
-def give_back_calls(settings: Settings, celery_config: str | None, handle: Any) -> None:
-    """Put the calls the dead worker of ``handle`` held back at the front of their queues.
+def give_back_calls(settings: Settings, celery_config: str | None, handle: Any, node: str | None = None) -> None:
+    """Put the calls the dead worker of ``handle`` (of the agent of ``node``) held back at the front of their queues.
 
     ``celery_config``: the workers' ``--celery-config`` (their transport
     options, a ``global_keyprefix`` say, name the keys to look at).
@@ -32,6 +32,7 @@ def give_back_calls(settings: Settings, celery_config: str | None, handle: Any) 
     from redis.exceptions import RedisError
 
     from pyfi.messaging.redis_transport import give_back  # (kombu's Redis transport: only agents that need it)
+    from pyfi.worker.main import holder_of
 
     app = make_app(settings)
     if celery_config:
@@ -40,7 +41,7 @@ def give_back_calls(settings: Settings, celery_config: str | None, handle: Any) 
         apply_options(app, WorkerOptions(celery_config=celery_config))
     try:
         with app.connection_for_write() as connection:
-            give_back(connection, Path(handle.run_dir).name, f"of {handle.processor} (pid {handle.pid})")
+            give_back(connection, holder_of(node, Path(handle.run_dir).name), f"of {handle.processor} (pid {handle.pid})")
     except (OSError, RedisError, KombuError) as exc:  # the visibility timeout still gives them back, later
         log.warning("cannot give back the calls of %s's dead worker %d now (the broker will, within %d s): %s",
                     handle.processor, handle.pid, VISIBILITY_TIMEOUT, exc)

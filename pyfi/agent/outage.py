@@ -41,6 +41,7 @@ class DatabaseWatch:
     def __init__(self, url: str, agent: str) -> None:
         self.url, self.agent = url, agent
         self.lost_at: float | None = None  # (time.monotonic) when the outage began; None: the database answers
+        self.steady_since = time.monotonic()  # since the agent started, or the database came back
         self.tries = 0
         self.next_try = 0.0
 
@@ -81,3 +82,4 @@ class DatabaseWatch:
         log.warning("agent %s has the database again after %.1f s (%d tries); it converges on what changed meanwhile",
                     self.agent, time.monotonic() - self.lost_at, self.tries)
         self.lost_at, self.tries, self.next_try = None, 0, 0.0
+        self.steady_since = time.monotonic()

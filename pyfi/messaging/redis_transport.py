@@ -246,6 +246,14 @@ def give_back(connection: Any, holder: str, name: str = "") -> int:
     return given
 
 
+def give_back_prefix(connection: Any, prefix: str) -> int:
+    """:func:`give_back` for every holder whose id starts with ``prefix`` (the workers of a lost agent); how many."""
+    channel = connection.default_channel
+    holders = channel.client.hgetall(channel.global_keyprefix + HOLDERS_KEY)
+    names = {bytes_to_str(held) for held in holders.values()}
+    return sum(restore_held(channel, holder) for holder in sorted(names) if holder.startswith(prefix))
+
+
 def restore_held(channel: Channel, holder: str, keep: frozenset[str] | set[str] = frozenset()) -> int:
     """Put back the messages noted as held by ``holder``, but those of the delivery tags in ``keep``; how many."""
     client, qos = channel.client, channel.qos

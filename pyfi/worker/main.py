@@ -59,7 +59,7 @@ class WorkerOptions:
 
 def bootstrap(settings: Settings, processor: str, path: Path | None, control: Path | None,
               options: WorkerOptions = WorkerOptions(),
-              credentials: Credentials | None = None) -> tuple[Any, WorkerSpec, Sidecar | None]:
+              credentials: Credentials | None = None, node: str | None = None) -> tuple[Any, WorkerSpec, Sidecar | None]:
     """Build the Celery app for ``processor`` with its tasks and hooks, and start its sidecar.
 
     ``credentials``: the login and signing key an agent gave (``settings.db``
@@ -85,7 +85,7 @@ def bootstrap(settings: Settings, processor: str, path: Path | None, control: Pa
     app.steps["consumer"].add(SignalWakeup)
     celery_signals.worker_process_init.connect(forget_wakeup, weak=False)
     apply_options(app, options)
-    hold_as(app, control)
+    hold_as(app, control, node)
     forwarder = Forwarder(settings, [s.id for s in spec.sockets], signer=signer)
     steps = Steps.of(spec)
     sidecar = start_sidecar(settings.db, settings.pubsub, spec.owner, steps, namespace=spec.namespace, signer=signer)
@@ -121,12 +121,22 @@ def apply_options(app: Any, options: WorkerOptions) -> None:
         app.conf.worker_prefetch_multiplier = options.prefetch
 
 
-def hold_as(app: Any, control: Path | None) -> None:
-    """Name this worker's holder id on Redis: its agent gives back what it held if it dies (redis_transport)."""
+def hold_as(app: Any, control: Path | None, node: str | None = None) -> None:
+    """Name this worker's holder id on Redis: its agent gives back what it held if it dies (redis_transport).
+
+    An agent's worker is ``<node>/<run directory>``: when the whole node is lost, a live agent gives back what
+    every worker of that node held (pyfi.agent.lostnodes).
+    """
     if not str(app.conf.broker_url).startswith("redis://"):
         return  # (other transports take no such option: the embedded broker's would hand it to create_engine)
-    holder = control.parent.name if control else f"{_socket.gethostname()}.{os.getpid()}.{time.time_ns()}"
+    holder = (holder_of(node, control.parent.name) if control
+              else f"{_socket.gethostname()}.{os.getpid()}.{time.time_ns()}")
     app.conf.broker_transport_options = {**(app.conf.broker_transport_options or {}), HOLDER_OPTION: holder}
+
+
+def holder_of(node: str | None, run_dir: str) -> str:
+    """The Redis holder id of an agent's worker (see :func:`hold_as`)."""
+    return f"{node}/{run_dir}" if node else run_dir
 
 
 def load_object(path: str) -> Any:
@@ -151,7 +161,7 @@ def run(settings: Settings, processor: str, path: Path | None = None, control: P
     if credentials is not None:
         settings = settings.with_(db=credentials.db)
     try:
-        app, spec, sidecar = bootstrap(settings, processor, path, control, options, credentials)
+        app, spec, sidecar = bootstrap(settings, processor, path, control, options, credentials, node)
     except PyfiError as exc:
         if control is not None:  # the agent shows this as the processor's error
             error_path(control).write_text(str(exc))
