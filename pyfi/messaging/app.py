@@ -36,9 +36,6 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "broker_connection_retry_on_startup": True,
         **broker_options(settings.broker),
         "result_extended": True,
-        # a result stored while a Redis backend restarts is stored once it is back (Celery retries only some writes)
-        "result_backend_always_retry": settings.backend.startswith(("redis://", "rediss://")),
-        "result_backend_max_sleep_between_retries_ms": 1000,
         "worker_hijack_root_logger": False,
         "worker_send_task_events": False,
         "task_send_sent_event": False,
@@ -92,3 +89,11 @@ def make_app(settings: Settings, main: str = "pyfi", signer: Any = None) -> Any:
     app.conf.update(celery_config(settings))
     app.conf.pyfi_signer = signer
     return app
+
+
+def keep_results_through_restarts(app: Any, backend_url: str) -> None:
+    """A worker's results on a Redis backend are stored once a restarting Redis is back (Celery retries only some
+    writes); a sender's check of the backend, by contrast, must say at once that it cannot be reached."""
+    if backend_url.startswith(("redis://", "rediss://")):
+        app.conf.result_backend_always_retry = True
+        app.conf.result_backend_max_sleep_between_retries_ms = 1000

@@ -25,7 +25,7 @@ from pyfi.config import Settings
 from pyfi.core.keys import processor_signer
 from pyfi.db.engine import session_scope
 from pyfi.errors import InvalidInput, PermissionDenied, PyfiError
-from pyfi.messaging.app import HOLDER_OPTION, make_app
+from pyfi.messaging.app import HOLDER_OPTION, keep_results_through_restarts, make_app
 from pyfi.messaging.routing import kombu_queues
 from pyfi.messaging.signing import Signer
 from pyfi.worker.consumer import SocketConsumer
@@ -77,6 +77,7 @@ def bootstrap(settings: Settings, processor: str, path: Path | None, control: Pa
         if control is not None:  # the agent shows it as the processor's error, next to 'running'
             problems_path(control).write_text("; ".join(problems))
     app = make_app(settings, main=f"pyfi.{spec.processor}", signer=signer)
+    keep_results_through_restarts(app, settings.backend)
     app.conf.task_queues = kombu_queues(spec.broker_queues)
     app.conf.pyfi_queues = spec.broker_queues
     app.conf.pyfi_control_file = str(control) if control else None
