@@ -168,6 +168,7 @@ def prepare_run_dir(run_dir: Path, paused: bool, runas: RunAs | None = None) -> 
     write_command(run_dir / "control", PAUSE if paused else RUN)
     for report in (state_path, error_path, problems_path):
         report(run_dir / "control").unlink(missing_ok=True)
+    rundir.replace(supervised_path(run_dir / "control"), b"")  # its agent is alive (renewed every second)
 
 
 def last_line(log: Path, limit: int = 300) -> str:

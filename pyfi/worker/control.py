@@ -81,7 +81,7 @@ def supervised_path(control: Path) -> Path:
 
 
 def unsupervised_for(control: Path) -> float:
-    """Seconds since the agent last renewed :func:`supervised_path` (the worker makes it when it starts)."""
+    """Seconds since the agent last renewed :func:`supervised_path` (0 when there is none: no agent supervises it)."""
     try:
         return max(time.time() - supervised_path(control).stat().st_mtime, 0.0)
     except OSError:
@@ -127,7 +127,6 @@ class PauseControl(bootsteps.StartStopStep):
 
     def watch(self, consumer: Any, path: Path) -> None:
         applied, size, leaving = RUN, None, False
-        supervised_path(path).touch()  # (until its agent renews it: one killed before it did leaves it alone too)
         state_path(path).write_text("running")  # consuming: tells the agent the worker is up
         while True:
             wanted, wanted_size = read_control(path)
