@@ -152,13 +152,6 @@ class Agent(SpareKeeping, Stopping, Tidying, Bookkeeping):
             doorbell.close()
             self.shutdown()
 
-    def supervise(self) -> None:
-        """About every second, tell each of its workers that their agent is alive."""
-        if time.monotonic() - self.supervised_at >= 1.0:
-            self.supervised_at = time.monotonic()
-            for handle in list(self.handles.values()):
-                handle.renew_supervision()
-
     def tick(self) -> None:
         """One turn of the loop: converge, fire what is due, heartbeat."""
         if not self.monitor_only:

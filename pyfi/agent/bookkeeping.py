@@ -1,6 +1,7 @@
 """What the agent writes about itself: its ``workers`` rows, its heartbeat, and that it stopped.
 
-This is a part of :class:`pyfi.agent.agent.Agent`; every method here needs
+This is a part of :class:`pyfi.agent.agent.Agent`; every method here but
+:meth:`Bookkeeping.supervise` (its workers' sign that it is alive) needs
 the database, and an outage (:mod:`pyfi.agent.outage`) goes on up to the
 agent's loop, which tries again once the database answers.
 """
@@ -34,6 +35,7 @@ class Bookkeeping:
     handles: dict[str, Handle]
     concurrency: dict[str, int]
     last_beat: float
+    supervised_at: float
     lost_nodes: LostNodes
     database: DatabaseWatch
 
@@ -63,6 +65,13 @@ class Bookkeeping:
                 row.pid, row.status, row.commit, row.workdir = handle.pid, status, handle.commit, handle.run_dir
         if rows:
             session.execute(delete(Worker).where(Worker.id.in_([r.id for r in rows.values()])))
+
+    def supervise(self) -> None:
+        """About every second, tell each of its workers that their agent is alive (database or not)."""
+        if time.monotonic() - self.supervised_at >= 1.0:
+            self.supervised_at = time.monotonic()
+            for handle in list(self.handles.values()):
+                handle.renew_supervision()
 
     def heartbeat_if_due(self) -> None:
         if time.monotonic() - self.last_beat < node_rows.HEARTBEAT:
