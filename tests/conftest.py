@@ -230,17 +230,10 @@ def net(stack: str, db_url: str, home: Path, tmp_path: Path):
 @pytest.fixture(scope="session")
 def scram_cluster():
     """A PostgreSQL cluster of the tests' own where every login needs its password (tests/pgcluster.py)."""
-    from pgcluster import start_cluster
+    from pgcluster import cluster_of_our_own
 
-    try:
-        cluster = start_cluster()
-    except RuntimeError as exc:
-        require_service("a PostgreSQL cluster of the tests' own (initdb)", str(exc))
-    yield cluster
-    from pyfi.db.engine import dispose_all
-
-    dispose_all()
-    cluster.stop()
+    with cluster_of_our_own() as cluster:
+        yield cluster
 
 
 @pytest.fixture

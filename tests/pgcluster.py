@@ -12,6 +12,7 @@ create roles and databases, as a pyfi administrator's login would be.
 """
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import shutil
@@ -136,3 +137,19 @@ def attempt(conn, statement: str, params: tuple = ()) -> str:  # noqa: ANN001 - 
     except psycopg2.Error as exc:
         return f"refused: {(exc.pgerror or str(exc)).strip().splitlines()[0]}"
 
+
+@contextlib.contextmanager
+def cluster_of_our_own():  # noqa: ANN201 - an Iterator[Cluster]
+    """A started cluster (a skip saying why when there cannot be one), stopped on exit."""
+    from conftest import require_service
+    from pyfi.db.engine import dispose_all
+
+    try:
+        cluster = start_cluster()
+    except RuntimeError as exc:
+        require_service("a PostgreSQL cluster of the tests' own (initdb)", str(exc))
+    try:
+        yield cluster
+    finally:
+        dispose_all()
+        cluster.stop()

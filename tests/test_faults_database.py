@@ -25,7 +25,7 @@ from sqlalchemy import func, select
 
 from conftest import require_service
 from network import Network, health, make_repo, wait_for
-from pgcluster import Cluster, free_port, start_cluster
+from pgcluster import Cluster, cluster_of_our_own, free_port
 
 
 RATE = 20  # calls a second
@@ -46,15 +46,8 @@ def note(x):
 @pytest.fixture
 def cluster() -> Iterator[Cluster]:
     """A cluster of this test's own: stopping it disturbs no other test."""
-    try:
-        own = start_cluster()
-    except RuntimeError as exc:
-        require_service("a PostgreSQL cluster of the test's own (initdb)", str(exc))
-    yield own
-    from pyfi.db.engine import dispose_all
-
-    dispose_all()
-    own.stop()
+    with cluster_of_our_own() as own:
+        yield own
 
 
 @pytest.fixture
