@@ -80,6 +80,7 @@ class WorkerStatus(StrEnum):
     PAUSED = "paused"
     STOPPED = "stopped"
     CRASHED = "crashed"
+    HUNG = "hung"  # holds calls that no pool process takes: its agent restarts it (pyfi.agent.stalls)
     LOST = "lost"  # shown only: a hand-started worker's row that it stopped refreshing (pyfi.worker.presence)
 
 

@@ -20,7 +20,7 @@ from kombu.exceptions import KombuError
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from pyfi.agent import MAX_SPARES, NODE_NAME, NODE_NAME_RULE
+from pyfi.agent import MAX_SPARES, NODE_NAME, NODE_NAME_RULE, STALLED_AFTER
 from pyfi.agent import node as node_rows
 from pyfi.agent.bookkeeping import Bookkeeping
 from pyfi.agent.checkout import clean as clean_workdir
@@ -34,6 +34,7 @@ from pyfi.agent.lock import NodeLock
 from pyfi.agent.outage import DatabaseWatch, database_away
 from pyfi.agent.runas import RunAs
 from pyfi.agent.spares import SpareKeeping
+from pyfi.agent.stalls import Stalls
 from pyfi.agent.leftovers import Tidying
 from pyfi.agent.stopping import Stopping
 from pyfi.agent.supervisor import Handle, Spare, adopt, prune, spawn
@@ -58,11 +59,11 @@ SLOW_START = 20.0  # seconds after which a worker still starting shows what it l
 SWEEP_LOGINS = 30.0  # seconds between looks for workers' database logins to drop
 
 
-class Agent(SpareKeeping, Stopping, Tidying, Bookkeeping):
+class Agent(SpareKeeping, Stopping, Tidying, Stalls, Bookkeeping):
     def __init__(self, settings: Settings, name: str | None = None, workdir: Path | None = None,
                  port: int | None = None, worker_args: tuple[str, ...] = (), run_as: str | None = None,
                  monitor_only: bool = False, spares: int = MAX_SPARES, clean: bool = False,
-                 say: Callable[[str], None] = log.info) -> None:
+                 say: Callable[[str], None] = log.info, stalled_after: float = STALLED_AFTER) -> None:
         """``clean``: wipe the work dir when starting (``agent start --clean``), once this agent holds the node.
 
         ``say``: where a stopping agent tells what it waits for (``agent start``: stderr).
@@ -72,6 +73,7 @@ class Agent(SpareKeeping, Stopping, Tidying, Bookkeeping):
         self.runas = RunAs.named(run_as) if run_as else None  # agent start -u: processor code runs as that user
         self.row_status = AgentStatus.MONITORING if monitor_only else AgentStatus.RUNNING
         self.max_spares = spares  # 0: start every worker cold
+        self.stalled_after = stalled_after  # a worker holding calls no pool process takes is restarted after this
         self.pool_size = _flag_value(worker_args, "--concurrency")  # agent start -po: every worker's processes
         self.name = name or _socket.gethostname()
         if not NODE_NAME.fullmatch(self.name):  # it becomes a directory: never one outside PYFI_HOME
@@ -242,6 +244,8 @@ class Agent(SpareKeeping, Stopping, Tidying, Bookkeeping):
         if handle is not None and not handle.alive():
             self.note_crash(processor, handle)
             handle = None
+        if handle is not None and self.restart_if_hung(processor, handle):
+            handle = None
         failed = self.deployer.failure(processor)
         if handle is None:
             if deployed is None:
@@ -260,7 +264,8 @@ class Agent(SpareKeeping, Stopping, Tidying, Bookkeeping):
         if observed == ProcessorStatus.STARTING and processor.id in self.crashes:
             return  # keep showing why the last worker died until this one is up
         self.crashes.pop(processor.id, None)
-        notes = [f"new code not deployed: {failed}" if failed else None, handle.problems(), self.slow_start(handle, observed)]
+        notes = [f"new code not deployed: {failed}" if failed else None, handle.problems(), self.slow_start(handle, observed),
+                 self.hung_note(handle)]
         set_status(processor, observed, "; ".join(n for n in notes if n) or None)
 
     def slow_start(self, handle: Handle, observed: ProcessorStatus) -> str | None:

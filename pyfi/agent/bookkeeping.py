@@ -21,7 +21,7 @@ from pyfi.config import Settings
 from pyfi.db.engine import session_scope
 from pyfi.db.models import Agent as AgentRow
 from pyfi.db.models import Processor, Worker
-from pyfi.enums import AgentStatus, ProcessorStatus
+from pyfi.enums import AgentStatus, ProcessorStatus, WorkerStatus
 
 
 class Bookkeeping:
@@ -51,6 +51,9 @@ class Bookkeeping:
     def sweep_logins(self, session: Session, keep: set[str]) -> None:
         raise NotImplementedError
 
+    def hung(self, handle: Handle) -> bool:
+        raise NotImplementedError
+
     def sync_worker_rows(self, session: Session) -> None:
         agent = session.scalar(select(AgentRow).where(AgentRow.name == self.name))
         if agent is None:
@@ -60,7 +63,7 @@ class Bookkeeping:
             row = rows.pop(processor_id, None) or node_rows.new_worker_row(session, agent, processor_id, handle.processor,
                                                                            self.name)
             row.concurrency = self.concurrency.get(processor_id, row.concurrency)
-            status = node_rows.worker_status(self.observed_status(handle))
+            status = WorkerStatus.HUNG if self.hung(handle) else node_rows.worker_status(self.observed_status(handle))
             if (row.pid, row.status, row.commit) != (handle.pid, status, handle.commit):
                 row.pid, row.status, row.commit, row.workdir = handle.pid, status, handle.commit, handle.run_dir
         if rows:

@@ -21,6 +21,7 @@ from pyfi.agent.runas import RunAs
 from pyfi.worker.control import PAUSE, RUN, error_path, problems_path, read_line, read_state, state_path, \
     supervised_path, write_command
 from pyfi.worker import rundir
+from pyfi.worker.progress import progress_path, stalled_for
 from pyfi.worker.credentials import Credentials
 from pyfi.worker.processes import pid_alive
 from pyfi.worker.standby import GO, STANDBY
@@ -90,6 +91,10 @@ class Handle:
     def reported_state(self) -> str | None:
         """What the worker says it is doing ("running", "paused"), or None before it is up."""
         return read_state(self.control)
+
+    def stalled(self) -> float:
+        """Seconds the worker has held a call that a free pool process does not take (:mod:`pyfi.worker.progress`)."""
+        return stalled_for(self.control)
 
     def terminate(self) -> None:
         """Ask for a warm shutdown (Celery finishes running calls on SIGTERM)."""
@@ -166,7 +171,7 @@ def prepare_run_dir(run_dir: Path, paused: bool, runas: RunAs | None = None) -> 
     if runas is not None:
         runas.own(run_dir)
     write_command(run_dir / "control", PAUSE if paused else RUN)
-    for report in (state_path, error_path, problems_path):
+    for report in (state_path, error_path, problems_path, progress_path):
         report(run_dir / "control").unlink(missing_ok=True)
     rundir.replace(supervised_path(run_dir / "control"), b"")  # its agent is alive (renewed every second)
 

@@ -11,14 +11,14 @@ from typing import Any
 
 import click
 
-from pyfi.agent import MAX_SPARES
+from pyfi.agent import MAX_SPARES, STALLED_AFTER
 from pyfi.config import Settings
 from pyfi.errors import PyfiError
 
 
 def start_agent(settings: Settings, name: str | None, port: int | None, clean: bool, *,
                 worker_args: tuple[str, ...] = (), run_as: str | None = None, monitor_only: bool = False,
-                spares: int = MAX_SPARES, workdir: Path | None = None) -> None:
+                spares: int = MAX_SPARES, workdir: Path | None = None, stalled_after: float = STALLED_AFTER) -> None:
     from pyfi.agent.agent import Agent
     from pyfi.core.access import Actor, require
     from pyfi.core.worker_logins import check_agent_login
@@ -35,7 +35,7 @@ def start_agent(settings: Settings, name: str | None, port: int | None, clean: b
     server = bind_health(port) if port else None  # before anything is created: a taken port changes nothing
     agent = Agent(settings, name=name, port=port, worker_args=worker_args, run_as=run_as, monitor_only=monitor_only,
                   spares=spares, clean=clean, workdir=workdir,  # it cleans once it holds its node: never a running agent's dir
-                  say=lambda line: click.echo(line, err=True))
+                  say=lambda line: click.echo(line, err=True), stalled_after=stalled_after)
     stop = lambda *_: agent.ask_to_stop()  # noqa: E731 - signal handler: the second one stops at once
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)

@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from pyfi.agent import MAX_SPARES
+from pyfi.agent import MAX_SPARES, STALLED_AFTER
 from pyfi.cli.context import AppContext, pass_app
 from pyfi.cli.options import POSITIVE_SECONDS
 from pyfi.errors import InvalidInput
@@ -51,10 +51,13 @@ def agent() -> None:
               help="Keep up to this many booted worker processes in reserve, one per processor (stopped ones "
                    "first), so a start or restart takes under a second; each is an idle process of about 70 MB")
 @click.option("--no-spares", is_flag=True, help="Keep no spare worker (the same as --spares 0)")
+@click.option("--stalled-after", type=POSITIVE_SECONDS, default=STALLED_AFTER, show_default=True,
+              help="Seconds a call may wait for a free pool process that does not take it before the agent takes "
+                   "its worker for hung, kills it and starts a new one (its calls go back to their queues)")
 @pass_app
 def agent_start(app: AppContext, port: int | None, clean: bool, backend: str | None, broker: str | None,
                 config: str | None, queues: bool, user: str | None, workdir: Path | None, pool: int | None,
-                size: int | None, name: str | None, spares: int, no_spares: bool) -> None:
+                size: int | None, name: str | None, spares: int, no_spares: bool, stalled_after: float) -> None:
     """Run pyfi agent server"""
     from pyfi.cli.agent_run import start_agent
 
@@ -62,7 +65,8 @@ def agent_start(app: AppContext, port: int | None, clean: bool, backend: str | N
     worker_args = worker_options(pool, size, config)
     check_run_as(user)
     start_agent(settings, name, port, clean, worker_args=worker_args, run_as=user, monitor_only=queues,
-                spares=0 if no_spares else spares, workdir=workdir.absolute() if workdir else None)
+                spares=0 if no_spares else spares, workdir=workdir.absolute() if workdir else None,
+                stalled_after=stalled_after)
 
 
 def worker_options(pool: int | None, size: int | None, config: str | None) -> tuple[str, ...]:

@@ -31,6 +31,7 @@ from pyfi.messaging.signing import Signer
 from pyfi.worker.consumer import SocketConsumer
 from pyfi.worker.cancels import Cancellations, CancelWatch
 from pyfi.worker.control import PauseControl, error_path, problems_path
+from pyfi.worker.progress import ProgressReport
 from pyfi.worker.credentials import Credentials
 from pyfi.worker.gate import Gate
 from pyfi.worker.lifecycle import Lifecycle
@@ -82,7 +83,9 @@ def bootstrap(settings: Settings, processor: str, path: Path | None, control: Pa
     app.conf.pyfi_queues = spec.broker_queues
     app.conf.pyfi_control_file = str(control) if control else None
     app.conf.pyfi_socket_tasks = {s.id: s.task_name for s in spec.sockets}  # see pyfi.worker.consumer
+    app.conf.pyfi_socket_names = {s.id: s.name for s in spec.sockets}  # task events name calls so (messaging.task_events)
     app.steps["consumer"].add(PauseControl)
+    app.steps["consumer"].add(ProgressReport)  # the agent restarts a worker that holds calls no process takes
     app.steps["consumer"].add(SignalWakeup)
     celery_signals.worker_process_init.connect(forget_wakeup, weak=False)
     apply_options(app, options)
