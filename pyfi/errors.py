@@ -51,6 +51,10 @@ class PermissionDenied(PyfiError):
     """The acting user lacks the right the operation needs."""
 
 
+class NotAuthenticated(PermissionDenied):
+    """No valid credentials: a wrong user name or password, or a token missing, expired or revoked."""
+
+
 class ConfigError(UsageProblem):
     """The configuration (flags, environment, ini file) is unusable."""
 

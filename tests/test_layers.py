@@ -20,8 +20,9 @@ LAYERS: dict[str, int] = {
     "config": 4, "enums": 4, "errors": 4, "private": 4, "masking": 4, "flow": 4, "testing": 4,
 }
 #: the imports within one layer: an agent runs workers and the network's beat (never the reverse), the migrations build the db's
-#: models, and the bottom modules use each other
-SIDEWAYS = {("agent", "worker"), ("agent", "scheduler"), ("migrations", "db")} | {(a, b) for a in LAYERS for b in LAYERS
+#: models, the CLI starts the API and web servers, the web dashboard builds on the API, and the bottom modules use each other
+SIDEWAYS = {("agent", "worker"), ("agent", "scheduler"), ("migrations", "db"), ("cli", "api"), ("cli", "web"),
+            ("web", "api")} | {(a, b) for a in LAYERS for b in LAYERS
                                                          if LAYERS[a] == LAYERS[b] == 4}
 
 

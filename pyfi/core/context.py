@@ -4,7 +4,9 @@ The CLI's context and the Python client's context both build on this, so they
 resolve settings the same way (flag > environment > ini > default), log in the
 same way, and act as the same user: the configured login user, or, when a
 password is configured on PostgreSQL, the pyfi user's own database role
-(``pyfi.core.login``). Nothing is resolved until first use.
+(``pyfi.core.login``). A token from ``pyfi login`` (``[login] token`` or
+``PYFI_TOKEN``) names the user instead, checked when each session opens
+(``pyfi.core.tokens``). Nothing is resolved until first use.
 """
 from __future__ import annotations
 
@@ -20,6 +22,8 @@ class CoreContext:
         self._settings = settings
         self._acting: str | None = None
         self._checked = False
+        #: act as the user of the token ``pyfi login`` stored, if any (``pyfi login`` and ``logout`` do not)
+        self.use_token = True
 
     @property
     def settings(self) -> Settings:
@@ -56,9 +60,19 @@ class CoreContext:
         try:
             with session_scope(self.db_url) as session:
                 self._acting = acting_user(session, self.settings.user)
+                self._act_by_token(session)
                 yield session
         except (BackendUnavailable, ProgrammingError):
             from pyfi.core.schema import check_current
 
             check_current(self.db_url)  # a schema older than pyfi fails like this: say so
             raise
+
+    def _act_by_token(self, session: Any) -> None:
+        """Over a login that is not a pyfi user's own role, a configured token names who acts (checked now)."""
+        from pyfi.core.login import own_login
+        from pyfi.core.tokens import configured_token, verify
+
+        token = configured_token(self.settings) if self.use_token else None
+        if token and own_login(session) is None:
+            self._acting = verify(session, token)

@@ -33,6 +33,7 @@ from pyfi.enums import (
 )
 
 from pyfi.db.models_access import (  # noqa: E402,F401 - re-exported: every model is pyfi.db.models.X
+    ApiToken,
     Installation,
     Privilege,
     Role,

@@ -105,3 +105,23 @@ class WorkerLogin(Base):
     processor_id: Mapped[str] = mapped_column(ForeignKey("processors.id", ondelete="CASCADE"), index=True)
     node: Mapped[str] = mapped_column(String(200))
     created: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class ApiToken(Base):
+    """A bearer token a user logged in for (pyfi.core.tokens): only its sha256 is kept, never the token itself.
+
+    On PostgreSQL the table is the database owner's alone (no grant, row-level security on): a pyfi user's own
+    login can neither read the digests nor issue itself one.
+    """
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    digest: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    created: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    expires: Mapped[dt.datetime]
+    revoked: Mapped[dt.datetime | None]
+    last_used: Mapped[dt.datetime | None]
+
+    user: Mapped[User] = relationship()

@@ -1,0 +1,279 @@
+"""The API's request and response bodies for the network's objects, as typed pydantic models.
+
+Request fields are named like the CLI's options (``pyfi add socket -q QUEUE
+-pn PROCESSOR -t TASK`` is ``{"queue", "processor", "task"}``); an update
+takes the same fields, all optional, plus ``rename``. Limits are the
+database's (a name holds 200 characters, a number fits 32 bits), so a value
+that cannot be stored is a 422 naming its field, not a database error.
+Responses name related objects by name. Times are UTC.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any, Generic, Literal, TypeVar
+
+from fastapi import Path
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
+from pydantic import AliasPath as At
+
+#: no NUL: PostgreSQL cannot store it in text
+NO_NUL = r"^[^\x00]*$"
+INT32 = 2**31 - 1
+
+
+def text(longest: int, shortest: int = 0) -> Any:
+    return Annotated[str, StringConstraints(min_length=shortest, max_length=longest, pattern=NO_NUL)]
+
+
+Name = text(200, 1)
+Count = Annotated[int, Field(ge=1, le=INT32)]
+Position = Annotated[int, Field(ge=0, le=INT32)]
+#: the object a route names in its path
+NamePath = Annotated[str, Path(min_length=1, max_length=200, pattern=NO_NUL, description="the object's name")]
+Requestable = Literal["ready", "running", "paused", "stopped", "removed"]
+Commit = Annotated[str, StringConstraints(pattern=r"^([0-9A-Fa-f]{4,64})?$")]
+
+
+def _names(objects: Any) -> list[str]:
+    return sorted(o if isinstance(o, str) else o.name for o in objects)
+
+
+Names = Annotated[list[str], BeforeValidator(_names)]
+
+T = TypeVar("T")
+
+
+class Paged(BaseModel, Generic[T]):
+    """One page of a listing: ``total`` objects in all."""
+
+    page: int
+    rows: int
+    total: int
+    items: list[T]
+
+
+class Object(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    name: str
+    owner: str | None = None
+    created: dt.datetime
+    lastupdated: dt.datetime
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Renaming(Strict):
+    rename: Name | None = Field(None, description="a new name")
+
+
+class QueueIn(Strict):
+    name: Name
+    type: Literal["topic", "direct", "fanout"] = "direct"
+
+
+class QueueUpdate(Renaming):
+    type: Literal["topic", "direct", "fanout"] | None = None
+
+
+class QueueOut(Object):
+    type: str
+    durable: bool
+    message_ttl: int | None = None
+    expires: int | None = None
+    description: str | None = None
+
+
+class ProcessorFields(Strict):
+    hostname: text(200) | None = Field(None, description="target server hostname")
+    workers: Count | None = Field(None, description="number of worker processes")
+    retries: Annotated[int, Field(ge=0, le=INT32)] | None = None
+    commit: Commit | None = Field(None, description="git commit (4 to 64 hexadecimal digits); empty unpins it")
+    requested_status: Requestable | None = None
+    branch: text(200) | None = None
+    requirements: text(4000) | None = Field(None, description="extra pip requirements, comma separated")
+
+
+class ProcessorIn(ProcessorFields):
+    name: Name
+    module: text(200, 1) = Field(description="Python module, e.g. some.module.path")
+    gitrepo: text(2000, 1) = Field(description="git repository URI")
+    beat: bool = False
+
+
+class ProcessorUpdate(ProcessorFields, Renaming):
+    module: text(200, 1) | None = None
+    gitrepo: text(2000, 1) | None = None
+    beat: bool | None = None
+
+
+class ProcessorOut(Object):
+    module: str
+    hostname: str | None = None
+    workers: int
+    retries: int
+    gitrepo: str
+    branch: str | None = None
+    commit: str | None = None
+    beat: bool
+    requirements: str | None = None
+    requested_status: str
+    status: str
+    error: str | None = None
+
+
+class SocketFields(Strict):
+    interval: Count | None = Field(None, description="run every N seconds (while its processor has beat)")
+    cron: text(120) | None = Field(None, description="run on a cron schedule (UTC); empty removes the schedule")
+
+
+class SocketIn(SocketFields):
+    name: Name
+    queue: Name
+    processor: Name
+    task: Name = Field(description="the task function of the processor's module")
+    wait: bool = False
+
+
+class SocketUpdate(SocketFields, Renaming):
+    queue: Name | None = None
+    processor: Name | None = None
+    task: Name | None = None
+    wait: bool | None = None
+
+
+class SocketOut(Object):
+    queue: str = Field(validation_alias=At("queue", "name"))
+    processor: str = Field(validation_alias=At("processor", "name"))
+    task: str = Field(validation_alias=At("task", "name"))
+    interval: int | None = None
+    cron: str | None = None
+    wait: bool
+
+
+class PlugIn(Strict):
+    name: Name
+    queue: Name
+    source: Name
+    target: Name
+    type: Literal["RESULT", "ERROR"] = "RESULT"
+    position: Position = 0
+
+
+class PlugUpdate(Renaming):
+    queue: Name | None = None
+    source: Name | None = None
+    target: Name | None = None
+    type: Literal["RESULT", "ERROR"] | None = None
+    position: Position | None = None
+
+
+class PlugOut(Object):
+    queue: str = Field(validation_alias=At("queue", "name"))
+    source: str = Field(validation_alias=At("source", "name"))
+    target: str = Field(validation_alias=At("target", "name"))
+    type: str
+    position: int
+
+
+class NodeIn(Strict):
+    name: Name
+    hostname: text(200) | None = None
+
+
+class NodeUpdate(Renaming):
+    hostname: text(200) | None = None
+
+
+class NodeOut(Object):
+    hostname: str | None = None
+    cpus: int | None = None
+    load: float | None = None
+    memory: int | None = None
+    disk: int | None = None
+    cordoned: bool
+    draining: bool
+
+
+class AgentIn(Strict):
+    name: Name
+    node: Name
+    hostname: text(200) | None = None
+    port: Annotated[int, Field(ge=1, le=65535)] | None = None
+
+
+class AgentUpdate(Renaming):
+    node: Name | None = None
+    hostname: text(200) | None = None
+    port: Annotated[int, Field(ge=1, le=65535)] | None = None
+
+
+class AgentOut(Object):
+    node: str = Field(validation_alias=At("node", "name"))
+    hostname: str | None = None
+    pid: int | None = None
+    port: int | None = None
+    status: str
+
+
+class WorkerIn(Strict):
+    name: Name
+    agent: Name
+    processor: Name
+    concurrency: Count | None = None
+
+
+class WorkerUpdate(Renaming):
+    agent: Name | None = None
+    processor: Name | None = None
+    concurrency: Count | None = None
+
+
+class WorkerOut(Object):
+    agent: str | None = Field(None, validation_alias=At("agent", "name"))
+    processor: str = Field(validation_alias=At("processor", "name"))
+    pid: int | None = None
+    concurrency: int
+    commit: str | None = None
+    status: str
+
+
+class SchedulerIn(Strict):
+    name: Name
+    strategy: Literal["BALANCED", "EFFICIENT"] = "BALANCED"
+    interval: Count | None = Field(None, description="seconds between placement rounds")
+
+
+class SchedulerUpdate(Renaming):
+    strategy: Literal["BALANCED", "EFFICIENT"] | None = None
+    interval: Count | None = None
+
+
+class SchedulerOut(Object):
+    strategy: str
+    interval: int
+    enabled: bool
+    nodes: Names = []
+
+
+class DeploymentIn(Strict):
+    name: Name
+    processor: Name
+    hostname: Name = Field(description="the name of the node to run it on")
+    cpus: Count | None = Field(None, description="worker processes to run there (default 1)")
+
+
+class DeploymentUpdate(Renaming):
+    processor: Name | None = None
+    hostname: Name | None = None
+    cpus: Count | None = None
+
+
+class DeploymentOut(Object):
+    processor: str = Field(validation_alias=At("processor", "name"))
+    hostname: str
+    cpus: int
+    scheduler_id: str | None = None

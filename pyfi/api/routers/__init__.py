@@ -1,0 +1,1 @@
+"""The API's routers, one module per resource; :data:`pyfi.api.app.ROUTERS` names those the app includes."""
