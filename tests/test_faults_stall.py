@@ -45,7 +45,8 @@ def test_a_frozen_pool_is_shown_hung_and_its_worker_restarted(net: Network, tmp_
     wait_for(lambda: any(w["status"] == "hung" for w in workers_of(net, "p1")), 60, "ls workers showing p1's worker hung")
     assert "worker hung" in (net.processor("p1")["error"] or "")
     wait_for(lambda: worker_processes("p1", home) and worker_processes("p1", home) != [main], 60, "a new worker")
-    assert "is hung" in net.agent_log("node1")
+    log = net.agent_log("node1")
+    assert "is hung" in log
     app = make_app(resolve(env=net.env))
     back = wait_for(lambda: (lambda r: r if len(r) == CALLS else None)(results(app, sent)), 90,
                     f"all {CALLS} calls back from the new worker", interval=0.5)

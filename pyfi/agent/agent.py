@@ -37,7 +37,7 @@ from pyfi.agent.spares import SpareKeeping
 from pyfi.agent.stalls import Stalls
 from pyfi.agent.leftovers import Tidying
 from pyfi.agent.stopping import Stopping
-from pyfi.agent.supervisor import Handle, Spare, adopt, prune, spawn
+from pyfi.agent.supervisor import Handle, Spare, adopt, flag_text, flag_value, prune, spawn
 from pyfi.config import Settings
 from pyfi.core import network, worker_logins
 from pyfi.db.engine import session_scope
@@ -74,7 +74,7 @@ class Agent(SpareKeeping, Stopping, Tidying, Stalls, Bookkeeping):
         self.row_status = AgentStatus.MONITORING if monitor_only else AgentStatus.RUNNING
         self.max_spares = spares  # 0: start every worker cold
         self.stalled_after = stalled_after  # a worker holding calls no pool process takes is restarted after this
-        self.pool_size = _flag_value(worker_args, "--concurrency")  # agent start -po: every worker's processes
+        self.pool_size = flag_value(worker_args, "--concurrency")  # agent start -po: every worker's processes
         self.name = name or _socket.gethostname()
         if not NODE_NAME.fullmatch(self.name):  # it becomes a directory: never one outside PYFI_HOME
             raise InvalidInput(f"{self.name!r} is not a node name", NODE_NAME_RULE)
@@ -319,6 +319,7 @@ class Agent(SpareKeeping, Stopping, Tidying, Stalls, Bookkeeping):
             return None
         self.handles[processor.id] = handle
         self.concurrency[processor.id] = self.pool_of(processor) or processor.workers
+        log.info("started a worker for %s (pid %d, run directory %s)", processor.name, handle.pid, handle.run_dir)
         return handle
 
     def new_run_dir(self, processor_id: str) -> Path:
@@ -361,7 +362,7 @@ class Agent(SpareKeeping, Stopping, Tidying, Stalls, Bookkeeping):
                 self.give_back_calls(handle)  # (killed after its grace period, or dead before it was retired)
 
     def give_back_calls(self, handle: Handle) -> None:
-        give_back_calls(self.settings, _flag_text(self.worker_args, "--celery-config"), handle, self.name)
+        give_back_calls(self.settings, flag_text(self.worker_args, "--celery-config"), handle, self.name)
 
     def credentials_for(self, processor: Processor) -> Credentials:
         return worker_credentials(self.settings.db, processor.id, self.name)
@@ -388,14 +389,3 @@ def set_status(processor: Processor, status: ProcessorStatus, error: str | None)
     """Write status only when it changed (several agents may share a processor)."""
     if processor.status != status or processor.error != error:
         processor.status, processor.error = status, error
-
-
-def _flag_text(args: tuple[str, ...], flag: str) -> str | None:
-    """The text given to ``flag`` in a worker command line, if any."""
-    return next((value for given, value in zip(args, args[1:], strict=False) if given == flag), None)
-
-
-def _flag_value(args: tuple[str, ...], flag: str) -> int | None:
-    """The number given to ``flag`` in a worker command line, if any."""
-    value = _flag_text(args, flag)
-    return int(value) if value is not None and value.isdigit() else None

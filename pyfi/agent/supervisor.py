@@ -152,6 +152,17 @@ def worker_argv(python: str, processor: str, checkout: str, run_dir: Path, node:
             "--node", node, "--credentials-on-stdin", *extra_args]
 
 
+def flag_text(args: tuple[str, ...], flag: str) -> str | None:
+    """The text given to ``flag`` in a worker command line, if any."""
+    return next((value for given, value in zip(args, args[1:], strict=False) if given == flag), None)
+
+
+def flag_value(args: tuple[str, ...], flag: str) -> int | None:
+    """The number given to ``flag`` in a worker command line, if any."""
+    value = flag_text(args, flag)
+    return int(value) if value is not None and value.isdigit() else None
+
+
 def _hand_over(proc: subprocess.Popen, text: str) -> bool:
     """Write ``text`` to the process's stdin and close it; False if it died meanwhile."""
     try:

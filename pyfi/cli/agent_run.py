@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import errno
 import json
+import logging
 import signal
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -26,6 +27,7 @@ def start_agent(settings: Settings, name: str | None, port: int | None, clean: b
     from pyfi.enums import Right
     from pyfi.private import secure_home, undumpable
 
+    log_what_it_does()
     undumpable()  # it holds the database owner's login: no other process of its user may read its memory
     secure_home(settings.home)
     check_initialized(settings.db)
@@ -50,6 +52,15 @@ def start_agent(settings: Settings, name: str | None, port: int | None, clean: b
         if server is not None:
             server.shutdown()
     click.echo(f"Agent {agent.name} stopped")
+
+
+def log_what_it_does() -> None:
+    """The agent's log (its standard error): every worker it starts, loses, restarts or gives calls back for, timed."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    agent_log = logging.getLogger("pyfi")
+    agent_log.addHandler(handler)
+    agent_log.setLevel(logging.INFO)
 
 
 def bind_health(port: int) -> ThreadingHTTPServer:
