@@ -30,6 +30,7 @@ SOURCES = {
     "user": ("PYFI_USER", "login", "user"),
     "password": ("PYFI_PASSWORD", "login", "password"),
     "git_allow": ("PYFI_GIT_ALLOW", "git", "allow"),
+    "task_events": ("PYFI_TASK_EVENTS", "celery", "task_events"),
 }
 
 URI_SETTINGS = ("db", "broker", "backend", "pubsub")
@@ -47,6 +48,7 @@ class Settings:
     password: str | None = None
     git_allow: tuple[str, ...] = ()
     debug: bool = False
+    task_events: bool = False  # workers send Celery task events (pyfi.messaging.task_events)
     origin: Mapping[str, str] = field(default_factory=dict)
 
     def with_(self, **changes: object) -> "Settings":
@@ -72,6 +74,7 @@ def embedded_defaults(home: Path) -> dict[str, str]:
         "user": _login_name(),
         "password": "",
         "git_allow": "",
+        "task_events": "",
     }
 
 
@@ -129,8 +132,24 @@ def resolve(flags: Mapping[str, object] | None = None, env: Mapping[str, str] | 
         password=values["password"] or None,
         git_allow=tuple(p.strip() for p in values["git_allow"].replace("\n", ",").split(",") if p.strip()),
         debug=bool(flags.get("debug", False)),
+        task_events=parse_switch("task_events", values["task_events"]),
         origin=origin,
     )
+
+
+#: how a switch (``task_events``) may be written: on, off, or empty for off
+SWITCH = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False,
+          "": False}
+
+
+def parse_switch(name: str, text: str) -> bool:
+    """A setting that is on or off; a value that is neither is refused, naming where it may be set."""
+    value = SWITCH.get(text.strip().lower())
+    if value is None:
+        env_var, section, key = SOURCES[name]
+        raise ConfigError(f"invalid {name} setting {text!r}: expected on or off",
+                          f"set {env_var} or [{section}] {key} in the ini file to 1/true/yes/on or 0/false/no/off")
+    return value
 
 
 def check_uri(name: str, uri: str) -> None:

@@ -33,6 +33,8 @@ def worker_env(settings: Settings, home: Path) -> dict[str, str]:
            if name not in SETTING_VARIABLES and not name.startswith("PG")}
     env.update(PYFI_DB=redact_password(settings.db), PYFI_BROKER=settings.broker, PYFI_BACKEND=settings.backend,
                PYFI_PUBSUB=settings.pubsub, PYFI_HOME=str(home), PYFI_USER=settings.user)
+    if settings.task_events:  # agent start --task-events, or the agent's own setting
+        env["PYFI_TASK_EVENTS"] = "1"
     return env
 
 

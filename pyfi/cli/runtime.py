@@ -54,14 +54,20 @@ def agent() -> None:
 @click.option("--stalled-after", type=POSITIVE_SECONDS, default=STALLED_AFTER, show_default=True,
               help="Seconds a call may wait for a free pool process that does not take it before the agent takes "
                    "its worker for hung, kills it and starts a new one (its calls go back to their queues)")
+@click.option("--task-events", is_flag=True,
+              help="Workers send Celery task events, so celery events and Flower show each call by its socket's "
+                   "name (needs a Redis or RabbitMQ broker) [env PYFI_TASK_EVENTS, ini [celery] task_events]")
 @pass_app
 def agent_start(app: AppContext, port: int | None, clean: bool, backend: str | None, broker: str | None,
                 config: str | None, queues: bool, user: str | None, workdir: Path | None, pool: int | None,
-                size: int | None, name: str | None, spares: int, no_spares: bool, stalled_after: float) -> None:
+                size: int | None, name: str | None, spares: int, no_spares: bool, stalled_after: float,
+                task_events: bool) -> None:
     """Run pyfi agent server"""
     from pyfi.cli.agent_run import start_agent
 
     settings = app.settings.with_(**{k: v for k, v in {"backend": backend, "broker": broker}.items() if v})
+    if task_events:
+        settings = settings.with_(task_events=True)
     worker_args = worker_options(pool, size, config)
     check_run_as(user)
     start_agent(settings, name, port, clean, worker_args=worker_args, run_as=user, monitor_only=queues,

@@ -41,7 +41,8 @@ def plan(session: Session, actor: Actor, socket_name: str, routing_key: str | No
 
 
 def send(app: Any, routes: list[Route], args: list[Any], parent: str | None = None, tracking: str | None = None,
-         plug: str | None = None, taskparent: str | None = None, call_id: str | None = None) -> list[SentCall]:
+         plug: str | None = None, taskparent: str | None = None, call_id: str | None = None,
+         kwargs: dict[str, Any] | None = None) -> list[SentCall]:
     """Publish one call per route, declaring each broker queue first (``call_id``: the id of a call to one route)."""
     if call_id is not None and len(routes) != 1:
         raise ValueError("a call id names one call: give one route")
@@ -50,7 +51,7 @@ def send(app: Any, routes: list[Route], args: list[Any], parent: str | None = No
         this_id = call_id or str(uuid.uuid4())  # (every copy of a fanout or topic call is a call of its own)
         queue = kombu_queue(route.broker_queue)
         app.send_task(
-            route.task_name, args=args, task_id=this_id, queue=queue, routing_key=route.broker_queue,
+            route.task_name, args=args, kwargs=kwargs or {}, task_id=this_id, queue=queue, routing_key=route.broker_queue,
             declare=[queue], root_id=tracking or (None if parent else this_id), parent_id=parent,
             headers=route.headers(plug, taskparent),
         )

@@ -37,8 +37,9 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         **broker_options(settings.broker),
         "result_extended": True,
         "worker_hijack_root_logger": False,
-        "worker_send_task_events": False,
-        "task_send_sent_event": False,
+        # Celery's task events (celery events, Flower): off unless asked for (pyfi.messaging.task_events)
+        "worker_send_task_events": settings.task_events,
+        "task_send_sent_event": settings.task_events,
         "enable_utc": True,
     }
 
@@ -78,16 +79,19 @@ def make_app(settings: Settings, main: str = "pyfi", signer: Any = None) -> Any:
     from celery import Celery
 
     from pyfi.messaging.signed_amqp import SigningAMQP
+    from pyfi.messaging.task_events import SocketNamedEvents, enable
 
     for url in (settings.broker, settings.backend):  # the embedded default's files: its user's alone
         path = sqlite_file(url)
         if path is not None:
             private_file(path)
-    app = Celery(main, set_as_current=False, amqp=SigningAMQP)
+    app = Celery(main, set_as_current=False, amqp=SigningAMQP, events=SocketNamedEvents)
     # db+ result backends join funnels where their last call ends, never by Celery's chord_unlock (pyfi.messaging.chords)
     app.loader.override_backends = {**app.loader.override_backends, "db": CHORDS, "database": CHORDS}
     app.conf.update(celery_config(settings))
     app.conf.pyfi_signer = signer
+    if settings.task_events:
+        enable(app)
     return app
 
 
