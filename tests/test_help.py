@@ -15,7 +15,7 @@ import pytest
 ORIGINAL_COMMANDS = ["add", "agent", "api", "db", "delete", "listen", "ls", "node", "proc",
                  "scheduler", "task", "update", "web", "whoami", "worker"]
 #: commands pyfi adds beyond the documented ones (each documented in docs/)
-ADDED_COMMANDS = ["compose"]
+ADDED_COMMANDS = ["compose", "login", "logout"]
 UNREACHABLE_DB = "postgresql://postgres@127.0.0.1:1/x"
 
 

@@ -54,9 +54,23 @@ def create_app(flags: dict[str, Any] | None = None) -> FastAPI:
     app = FastAPI(title="pyfi", version=pyfi.__version__, description=DESCRIPTION,
                   openapi_url=f"{PREFIX}/openapi.json", docs_url=f"{PREFIX}/docs", redoc_url=None)
     app.state.core = CoreContext(flags)
+    app.state.core.use_token = False  # a token in the ini of who runs the server names no caller
     app.state.token_hours = token_hours
     app.state.throttle = LoginThrottle()
     errors.install(app)
     for module in ROUTERS:
         app.include_router(importlib.import_module(module).router, prefix=PREFIX, responses=errors.RESPONSES)
     return app
+
+
+def check_database(app: FastAPI, who: str = "the API server") -> None:
+    """Before serving: the database has pyfi's schema, and on PostgreSQL the app logs in as its owner.
+
+    Rights are checked in core for the user each token names, as the CLI
+    does; the database's own grants (a pyfi user's login) do not apply, so
+    the server needs the login that writes for every user, as an agent does.
+    """
+    from pyfi.core.login import check_owner_login
+
+    with app.state.core.session() as session:
+        check_owner_login(session, who)

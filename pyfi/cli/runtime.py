@@ -1,8 +1,8 @@
-"""Runtime command groups: agent, worker, task, and the api/web groups.
+"""Runtime command groups: agent, worker, task, and the web group.
 
-Options follow the original pyfi documentation. The api and web groups have
-no sub-commands in this release; their help says so. (``scheduler`` and
-``node`` are in :mod:`pyfi.cli.scheduling`.)
+Options follow the original pyfi documentation. The web group has no
+sub-commands in this release; its help says so. (``scheduler`` and ``node``
+are in :mod:`pyfi.cli.scheduling`, ``api`` in :mod:`pyfi.cli.api`.)
 """
 from __future__ import annotations
 
@@ -279,10 +279,6 @@ def render_result(value: object) -> str:
 
     return value if isinstance(value, str) else json.dumps(value)
 
-
-@click.group()
-def api() -> None:
-    """API server admin (the REST API is not in this release; see docs/roadmap.rst)"""
 
 
 @click.group()

@@ -44,13 +44,21 @@ for _kind_name in SPECS:
 @click.option("-e", "--email")
 @click.option("-p", "--password", is_flag=False, flag_value="", default=None,
               help="New password; give -p alone to be prompted (hidden, twice)")
+@click.option("--revoke-tokens", is_flag=True,
+              help="Revoke every token of the user (pyfi login, POST /api/token): their own need no right")
 @pass_app
-def update_user(app: AppContext, name: str | None, ident: str | None, email: str | None, password: str | None) -> None:
-    """Update a user's email or password"""
-    from pyfi.core import users
+def update_user(app: AppContext, name: str | None, ident: str | None, email: str | None, password: str | None,
+                revoke_tokens: bool) -> None:
+    """Update a user's email or password, or revoke their tokens"""
+    from pyfi.core import tokens, users
 
     if password == "":
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
     with app.session() as session:
+        if revoke_tokens:
+            count = tokens.revoke_all(session, app.actor, name, ident)
+            click.echo(f"Revoked {count} token(s) of user {name or ident!r}")
+            if email is None and password is None:
+                return
         user = users.update_user(session, app.actor, name, ident, email=email, password=password)
         click.echo(f'User "{user.name}" updated')

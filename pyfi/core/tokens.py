@@ -15,22 +15,26 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import io
 import os
 import secrets
+from configparser import ConfigParser
 from dataclasses import dataclass
 from functools import cache
+from pathlib import Path
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from pyfi.config import Settings, read_ini
 from pyfi.core.access import Actor, acting_name, require
-from pyfi.core.lookup import by_name
+from pyfi.core.lookup import find
 from pyfi.core.passwords import hash_password, verify_password
 from pyfi.db.base import utcnow
 from pyfi.db.models import ApiToken, User
 from pyfi.enums import Right
 from pyfi.errors import InvalidInput, NotAuthenticated
+from pyfi.private import private_dir, write_private
 
 #: how long a token lives unless the issuer says otherwise (``api start --token-hours``, ``login --hours``)
 DEFAULT_HOURS = 12.0
@@ -115,11 +119,37 @@ def revoke(session: Session, token: str) -> bool:
     return bool(result.rowcount)
 
 
-def revoke_all(session: Session, actor: Actor, user_name: str) -> int:
-    """Revoke every live token of ``user_name``: a user's own need no right, anyone else's UPDATE_USER."""
-    if acting_name(session, actor) != user_name:
+def revoke_all(session: Session, actor: Actor, name: str | None, ident: str | None = None) -> int:
+    """Revoke every live token of a user (by name or id): one's own need no right, anyone else's UPDATE_USER."""
+    if name is None or name != acting_name(session, actor):
         require(session, actor, Right.UPDATE_USER)
-    user = by_name(session, User, user_name, "user")
+    user = find(session, User, "user", name, ident)
     result = session.execute(update(ApiToken).where(ApiToken.user_id == user.id, ApiToken.revoked.is_(None))
                              .values(revoked=utcnow()))
     return int(result.rowcount)
+
+
+def store_login(ini: Path, user: str, token: str) -> None:
+    """Keep ``[login] user`` and ``token`` in the ini file (mode 0600; never a password)."""
+    parser = read_ini(ini)
+    if not parser.has_section(TOKEN_KEY[0]):
+        parser.add_section(TOKEN_KEY[0])
+    parser.set(TOKEN_KEY[0], "user", user)
+    parser.set(*TOKEN_KEY, token)
+    _write(ini, parser)
+
+
+def forget_login(ini: Path) -> bool:
+    """Take the token out of the ini file; False when it held none."""
+    parser = read_ini(ini)
+    if not (parser.has_section(TOKEN_KEY[0]) and parser.remove_option(*TOKEN_KEY)):
+        return False
+    _write(ini, parser)
+    return True
+
+
+def _write(ini: Path, parser: ConfigParser) -> None:
+    text = io.StringIO()
+    parser.write(text)
+    private_dir(ini.parent)
+    write_private(ini, text.getvalue().encode("utf-8"))

@@ -1,0 +1,58 @@
+"""Serving a FastAPI application with uvicorn: ``pyfi api start`` (and ``pyfi web start``) run :func:`serve`.
+
+- Each request is logged (uvicorn's access log) on stderr.
+- Ctrl-C and SIGTERM stop it cleanly: uvicorn stops accepting, lets the
+  requests in flight finish, and :func:`serve` returns.
+- An address already in use, or one that cannot be bound, is one
+  :class:`~pyfi.errors.BackendUnavailable` line (exit 1), not a traceback:
+  the port is tried before uvicorn starts.
+"""
+from __future__ import annotations
+
+import errno
+import socket
+from typing import Any
+
+import uvicorn
+
+from pyfi.errors import BackendUnavailable, InvalidInput
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8000
+
+
+def check_bindable(host: str, port: int) -> None:
+    """Raise a one-line error unless ``host:port`` can be listened on now."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise InvalidInput(f"cannot listen on {host!r}: {exc.strerror}", "give an address of this host with -ip") from exc
+    family, kind, proto, _name, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            raise _bind_error(host, port, exc) from exc
+
+
+def _bind_error(host: str, port: int, exc: OSError) -> BackendUnavailable:
+    if exc.errno == errno.EADDRINUSE:
+        return BackendUnavailable(f"port {port} on {host} is in use", "stop what listens there or pass another -p PORT")
+    return BackendUnavailable(f"cannot listen on {host}:{port}: {exc.strerror}", "pass another -ip ADDRESS or -p PORT")
+
+
+def server_for(app: Any, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, log_level: str = "info") -> uvicorn.Server:
+    """A uvicorn server for ``app`` (not started): tests run it in a thread with ``server.run()``."""
+    config = uvicorn.Config(app, host=host, port=port, log_level=log_level, access_log=True,
+                            timeout_graceful_shutdown=10, server_header=False)
+    return uvicorn.Server(config)
+
+
+def serve(app: Any, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, log_level: str = "info") -> None:
+    """Serve ``app`` on ``host:port`` until Ctrl-C or SIGTERM."""
+    check_bindable(host, port)
+    server = server_for(app, host, port, log_level)
+    server.run()
+    if not server.started:  # it could not bind after all (taken between the check and the start)
+        raise BackendUnavailable(f"could not serve on {host}:{port}", "see the lines above, or pass another -p PORT")
