@@ -16,7 +16,7 @@ from typing import Any
 from fastapi import FastAPI
 
 import pyfi
-from pyfi.api import errors
+from pyfi.api import errors, metrics
 from pyfi.api.throttle import LoginThrottle
 from pyfi.core.context import CoreContext
 
@@ -35,6 +35,7 @@ ROUTERS: tuple[str, ...] = (
     "pyfi.api.routers.workers",
     "pyfi.api.routers.deployments",
     "pyfi.api.routers.schedulers",
+    "pyfi.api.routers.calls", "pyfi.api.routers.events",
 )
 
 PREFIX = "/api"
@@ -60,6 +61,7 @@ def create_app(flags: dict[str, Any] | None = None) -> FastAPI:
     errors.install(app)
     for module in ROUTERS:
         app.include_router(importlib.import_module(module).router, prefix=PREFIX, responses=errors.RESPONSES)
+    metrics.mount(app)  # GET /metrics, outside /api: Prometheus's text format
     return app
 
 
