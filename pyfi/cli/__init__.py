@@ -31,7 +31,7 @@ COMMANDS = {
     "scheduler": ("pyfi.cli.scheduling:scheduler", "Scheduler management commands"),
     "task": ("pyfi.cli.runtime:task", "Pyfi task management"),
     "update": ("pyfi.cli.update:update", "Update a database object"),
-    "web": ("pyfi.cli.runtime:web", "Web server admin"),
+    "web": ("pyfi.cli.web:web", "Web server admin"),
     "whoami": ("pyfi.cli.whoami:whoami", "Database login user"),
     "worker": ("pyfi.cli.runtime:worker", "Run pyfi worker"),
 }

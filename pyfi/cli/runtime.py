@@ -1,8 +1,8 @@
-"""Runtime command groups: agent, worker, task, and the web group.
+"""Runtime command groups: agent, worker and task.
 
-Options follow the original pyfi documentation. The web group has no
-sub-commands in this release; its help says so. (``scheduler`` and ``node``
-are in :mod:`pyfi.cli.scheduling`, ``api`` in :mod:`pyfi.cli.api`.)
+Options follow the original pyfi documentation. (``scheduler`` and ``node``
+are in :mod:`pyfi.cli.scheduling`, ``api`` in :mod:`pyfi.cli.api`, ``web``
+in :mod:`pyfi.cli.web`.)
 """
 from __future__ import annotations
 
@@ -279,8 +279,3 @@ def render_result(value: object) -> str:
 
     return value if isinstance(value, str) else json.dumps(value)
 
-
-
-@click.group()
-def web() -> None:
-    """Web server admin (the web UI is not in this release; see docs/roadmap.rst)"""

@@ -1,0 +1,280 @@
+"""The web dashboard in a real headless Chromium, against a real network (``pyfi web start`` and an agent).
+
+One network on the embedded default (two processors joined by a plug, one
+agent), one ``pyfi web start`` and one browser for the whole module; the tests
+run in order, as a user would: log in through the form, watch the graph, pause
+a processor, see a call sent from the CLI appear without a reload, open its
+provenance, run a socket from the page, log out. The browser's console must
+stay free of errors throughout. The pages' screenshots in the docs
+(docs/_static/screenshots/) are taken here.
+
+Skips when Chromium or its driver is missing, except under CI=true.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import urllib.request
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+from network import PYFI, Network, build, free_port, stack_env, wait_for
+
+CHROMIUM = os.environ.get("PYFI_TEST_CHROMIUM", "/usr/bin/chromium")
+CHROMEDRIVER = os.environ.get("PYFI_TEST_CHROMEDRIVER", "/usr/bin/chromedriver")
+SCREENSHOTS = Path(__file__).resolve().parent.parent / "docs" / "_static" / "screenshots"
+USER, PASSWORD = "ada", "correct horse battery"
+READER, READER_PASSWORD = "reader", "only looking here"
+
+pytestmark = pytest.mark.slow
+
+
+def browser_or_skip() -> None:
+    from conftest import require_service
+
+    missing = [path for path in (CHROMIUM, CHROMEDRIVER) if not shutil.which(path)]
+    if missing:
+        require_service("Chromium", f"{' and '.join(missing)} not found (apt-get install chromium chromium-driver)")
+    try:
+        import selenium  # noqa: F401
+    except ImportError:
+        require_service("Chromium", "selenium is not installed (pip install -e '.[test]')")
+
+
+class Site:
+    """The network, the dashboard's address and the browser, shared by the module's tests."""
+
+    def __init__(self, net: Network, names: dict[str, str], url: str, driver: Any) -> None:
+        self.net, self.names, self.url, self.driver = net, names, url, driver
+        self.console: list[dict] = []
+
+    def open(self, path: str) -> None:
+        self.driver.get(self.url + path)
+
+    def css(self, selector: str) -> list[Any]:
+        from selenium.webdriver.common.by import By
+
+        return self.driver.find_elements(By.CSS_SELECTOR, selector)
+
+    def wait_css(self, selector: str, timeout: float = 30, what: str | None = None) -> Any:
+        return wait_for(lambda: (self.css(selector) or [None])[0], timeout, what=what or selector)
+
+    def click(self, selector: str, timeout: float = 20) -> None:
+        """Click the element, again if a redraw replaced it under the pointer."""
+        from selenium.common.exceptions import StaleElementReferenceException
+
+        def clicked() -> bool:
+            try:
+                self.wait_css(selector, timeout).click()
+                return True
+            except StaleElementReferenceException:
+                return False
+
+        wait_for(clicked, timeout, what=f"a click on {selector}")
+
+    def text(self, selector: str) -> str:
+        from selenium.common.exceptions import StaleElementReferenceException
+
+        try:
+            return " ".join(element.text for element in self.css(selector))
+        except StaleElementReferenceException:
+            return ""
+
+    def screenshot(self, name: str) -> None:
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        self.driver.save_screenshot(str(SCREENSHOTS / f"{name}.png"))
+
+    def console_errors(self) -> list[str]:
+        self.console += self.driver.get_log("browser")
+        return [entry["message"] for entry in self.console if entry["level"] == "SEVERE"]
+
+
+def start_chromium() -> Any:
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1280,1000",
+                     "--disable-gpu", "--no-first-run", "--disable-extensions"):
+        options.add_argument(argument)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    return webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+
+
+def answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+def make_network(home: Path) -> tuple[Network, dict[str, str]]:
+    """Two processors on one queue, a plug from the first's socket to the second's, two users with passwords."""
+    from pyfi.core.access import bootstrap_admin
+    from pyfi.db import migrate
+    from pyfi.db.engine import session_scope
+
+    env = stack_env("embedded", home / "home", f"sqlite:///{home}/home/pyfi.db")
+    (home / "home").mkdir()
+    migrate.upgrade(env["PYFI_DB"])
+    with session_scope(env["PYFI_DB"]) as session:
+        bootstrap_admin(session, "admin")
+    net = Network(env, home)
+    names = build(net, {"shout": "upper"}, "loud")
+    names["echo"] = net.name("echo")
+    net.cli("add", "processor", "-n", "quiet", "-m", "sample", "-g", str(home / "repo-loud"))
+    net.cli("add", "socket", "-n", names["echo"], "-q", names["queue"], "-pn", "quiet", "-t", "echo")
+    net.cli("add", "plug", "-n", "shout-to-echo", "-q", names["queue"], "-s", names["shout"], "-t", names["echo"])
+    net.cli("add", "user", "-n", USER, "-e", "ada@localhost", "-p", PASSWORD)
+    net.cli("add", "privilege", "-u", USER, "-n", "ALL")
+    net.cli("add", "user", "-n", READER, "-e", "reader@localhost", "-p", READER_PASSWORD)
+    for right in ("READ", "LS_PROCESSORS", "LS_SOCKETS", "LS_QUEUES", "LS_PLUGS"):  # no nodes, agents, workers
+        net.cli("add", "privilege", "-u", READER, "-n", right)
+    return net, names
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory) -> Iterator[Site]:
+    browser_or_skip()
+    home = tmp_path_factory.mktemp("web")
+    net, names = make_network(home)
+    port = free_port()
+    log = open(home / "web.log", "ab")
+    server = subprocess.Popen(PYFI + ["web", "start", "-p", str(port)], env=net.env, stdout=log,
+                              stderr=subprocess.STDOUT)
+    driver = None
+    try:
+        net.start_agent("web-node")
+        url = f"http://127.0.0.1:{port}"
+        wait_for(lambda: answers(url + "/login") or server.poll() is not None, 30, what="pyfi web start answering")
+        assert server.poll() is None, (home / "web.log").read_text()[-2000:]
+        driver = start_chromium()
+        yield Site(net, names, url, driver)
+    finally:
+        if driver is not None:
+            driver.quit()
+        server.terminate()
+        server.wait(timeout=20)
+        net.close()
+
+
+@pytest.fixture(autouse=True)
+def console_stays_clean(site: Site) -> Iterator[None]:
+    yield
+    assert site.console_errors() == [], "errors in the browser's console"
+
+
+def processor_status(site: Site, name: str) -> str:
+    rows = json.loads(site.net.cli("ls", "processors", "--json").stdout)
+    rows = rows["rows"] if isinstance(rows, dict) else rows
+    return next(row["status"] for row in rows if row["name"] == name)
+
+
+def box(name: str) -> str:
+    return f'#graph g.processor[data-name="{name}"]'
+
+
+def test_the_login_form_leads_to_the_graph_of_processors_with_their_statuses(site):
+    site.open("/")
+    wait_for(lambda: site.driver.current_url.endswith("/login"), 10, what="the redirect to the login page")
+    assert site.wait_css("input#password").get_attribute("type") == "password"
+    site.screenshot("login")
+    site.wait_css("input#username").send_keys(USER)
+    site.wait_css("input#password").send_keys(PASSWORD)
+    site.click("button#login")
+    wait_for(lambda: site.driver.current_url == site.url + "/", 15, what="the dashboard after login")
+    assert "pyfi_token" not in site.driver.current_url
+    cookie = site.driver.get_cookie("pyfi_token")
+    assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
+    assert site.wait_css(box("loud") + " text.name").text == "loud" and site.wait_css(box("quiet") + " text.name")
+    site.net.wait_status("loud", "running", timeout=60)
+    site.net.wait_status("quiet", "running", timeout=30)
+    for name in ("loud", "quiet"):
+        wait_for(lambda name=name: site.wait_css(box(name)).get_attribute("data-status") == "running", 15,
+                 what=f"{name} drawn as running")
+    assert "shout-to-echo" in site.text("#graph g.plug") and site.names["queue"] in site.text("#graph g.queue")
+    assert "web-node" in site.text("#agents") and "running" in site.text("#agents")
+
+
+def test_pausing_a_processor_from_the_page_pauses_it(site):
+    site.click(box("loud"))
+    wait_for(lambda: site.text("#details-name") == "loud", 10, what="the details of loud")
+    site.click("#action-pause")
+    wait_for(lambda: processor_status(site, "loud") == "paused", 30, what="ls processors saying loud is paused")
+    wait_for(lambda: site.wait_css(box("loud")).get_attribute("data-status") == "paused", 15, what="loud drawn paused")
+    site.screenshot("network")
+    site.click("#action-resume")
+    wait_for(lambda: processor_status(site, "loud") == "running", 30, what="loud running again")
+
+
+def test_a_call_sent_from_the_cli_appears_without_a_reload(site):
+    site.open("/calls")
+    site.wait_css("#live.on", 15, what="the live event stream open")
+    site.driver.execute_script("window.notReloaded = true;")
+    result = site.net.cli("task", "run", "-s", site.names["shout"], "-d", '"from the shell"', separate=True).stdout
+    assert result.strip() == "FROM THE SHELL"
+    row = '#calls tr[data-state="finished"] td:nth-child(2)'
+    wait_for(lambda: site.names["shout"] in site.text(row), 20, what="the shell's call listed finished")
+    wait_for(lambda: site.names["echo"] in site.text(row), 20, what="the call its plug made, listed finished")
+    assert site.driver.execute_script("return window.notReloaded === true;"), "the page was reloaded"
+    assert "from the shell" in site.text("#calls tbody")
+    site.screenshot("calls")
+
+
+def test_a_calls_page_shows_its_result_events_and_provenance(site):
+    from selenium.webdriver.common.by import By
+
+    rows = site.css("#calls tbody tr")
+    link = next(row for row in rows if site.names["shout"] in row.text).find_element(By.CSS_SELECTOR, "a")
+    link.click()
+    site.wait_css("#provenance svg g.tree-node.current", 15, what="the call's provenance drawn")
+    wait_for(lambda: site.text("#outcome") == "FROM THE SHELL", 10, what="the result")
+    wait_for(lambda: len(site.css("#provenance g.tree-node")) == 2, 15, what="the plug's call in the provenance")
+    assert site.names["echo"] in site.text("#provenance")
+    events = [e.get_attribute("data-event") for e in site.css("#timeline g.event")]
+    assert {"received", "prerun", "postrun"} <= set(events)
+    site.screenshot("call")
+    site.css("#provenance a")[0].click()  # the call the plug made, fed by this one
+    wait_for(lambda: site.text("#outcome").strip('"') == "FROM THE SHELL", 15, what="the plug's call and its result")
+
+
+def test_running_a_socket_from_the_page_shows_its_result(site):
+    from selenium.webdriver.support.ui import Select
+
+    site.open("/calls")
+    site.wait_css(f'#run-socket option[value="{site.names["shout"]}"]')
+    site.wait_css("#run-form[data-ready]")
+    Select(site.wait_css("#run-socket")).select_by_value(site.names["shout"])
+    arguments = site.wait_css("#run-args")
+    arguments.clear()
+    arguments.send_keys('["from the page"]')
+    site.click("#run-button")
+    outcome = site.wait_css('#run-outcome[data-state="finished"]', 30, what="the page's call finished")
+    assert site.text("#run-value") == '"FROM THE PAGE"' or "FROM THE PAGE" in outcome.text
+    site.screenshot("run")
+
+
+def test_logging_out_revokes_the_token_and_a_reader_sees_no_buttons(site):
+    token = site.driver.get_cookie("pyfi_token")["value"]
+    site.click("button#logout")
+    wait_for(lambda: site.driver.current_url.endswith("/login"), 10, what="the login page after logout")
+    assert site.driver.get_cookie("pyfi_token") is None
+    request = urllib.request.Request(site.url + "/api/users/me", headers={"Authorization": f"Bearer {token}"})
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=5)
+    assert refused.value.code == 401
+    site.wait_css("input#username").send_keys(READER)
+    site.wait_css("input#password").send_keys(READER_PASSWORD)
+    site.click("button#login")
+    site.click(box("loud"))
+    wait_for(lambda: site.text("#details-name") == "loud", 10, what="the details of loud, for a reader")
+    assert site.css("#details .actions button") == []
+    assert "nodes, agents, workers" in site.text("#status-line")
+    site.open("/calls")
+    site.wait_css("#run-form[data-ready]")
+    assert not site.wait_css("#run-button").is_enabled()
