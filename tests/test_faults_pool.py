@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import signal
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -62,8 +63,11 @@ def test_pool_processes_killed_under_load_lose_no_call(net: Network, tmp_path: P
         killed += 1
         wait_for(lambda v=victims[0]: v not in pool_processes(main) and pool_processes(main), 30, "a new pool process")
     sender.join()
+    last_sent = time.monotonic()
     app = make_app(resolve(env=net.env))
     back = wait_for(lambda: (lambda r: r if len(r) == CALLS else None)(results(app, sent)), 120,
                     f"all {CALLS} calls back after {killed} kills", interval=1.0)
+    print(f"\n{killed} pool processes killed: {len(back)} of {CALLS} calls back "  # bench/README.md
+          f"{time.monotonic() - last_sent:.1f} s after the last send")
     assert sorted(int(v) for v in back.values()) == list(range(CALLS))
     assert worker_processes("p1", home) == [main]  # the same worker served throughout

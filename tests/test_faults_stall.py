@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from pathlib import Path
 
 import pytest
@@ -37,6 +38,7 @@ def test_a_frozen_pool_is_shown_hung_and_its_worker_restarted(net: Network, tmp_
     [main] = wait_for(lambda: worker_processes("p1", home), 30, "the worker process")
     frozen = wait_for(lambda: (lambda found: found if len(found) == 2 else None)(pool_processes(main)), 30,
                       "two pool processes")
+    frozen_at = time.monotonic()
     for pid in frozen:
         os.kill(pid, signal.SIGSTOP)  # alive, holding no lock, taking nothing: the worker holds what it receives
 
@@ -51,6 +53,8 @@ def test_a_frozen_pool_is_shown_hung_and_its_worker_restarted(net: Network, tmp_
     back = wait_for(lambda: (lambda r: r if len(r) == CALLS else None)(results(app, sent)), 90,
                     f"all {CALLS} calls back from the new worker", interval=0.5)
     assert sorted(int(v) for v in back.values()) == list(range(CALLS))
+    print(f"\nfrozen pool: all {CALLS} calls back {time.monotonic() - frozen_at:.1f} s after the freeze "  # bench/README.md
+          f"(--stalled-after {STALLED_AFTER})")
     wait_for(lambda: [w["status"] for w in workers_of(net, "p1")] == ["running"], 30, "the new worker running")
     assert all(not Path(f"/proc/{pid}").exists() or _zombie(pid) for pid in frozen)  # the frozen pool died with it
 

@@ -71,3 +71,14 @@ def test_an_agents_workers_are_not_shown_as_by_hand(net: Network) -> None:
     rows = wait_for(lambda: [(w["agent"], w["status"]) for w in net.json("ls", "workers")["rows"]
                              if w["status"] == "running"], 30, what="the agent's worker shown running")
     assert rows == [("n1", "running")]
+
+
+def test_a_worker_that_cannot_run_exits_non_zero_with_one_line(net: Network) -> None:
+    build(net, {"a": "echo"})
+    checkout = net.tmp / "repo-p"
+    (net.tmp / "crashing.py").write_text("class Config:\n    worker_state_db = '/nonexistent/state'\n")
+    env = {**net.env, "PYTHONPATH": str(net.tmp)}  # its state file cannot be opened: the worker cannot run
+    worker = subprocess.run(PYFI + ["worker", "start", "-n", "p", "--path", str(checkout), "--celery-config",
+                                    "crashing.Config"], env=env, capture_output=True, text=True, timeout=30)
+    assert worker.returncode != 0, worker.stderr[-2000:]
+    assert "/nonexistent/state" in worker.stderr and "Traceback" not in worker.stderr, worker.stderr[-2000:]
