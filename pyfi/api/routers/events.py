@@ -10,7 +10,7 @@ plus the calls recorded as pending, which no worker has yet.
 
 Each message is one event whose ``data`` is the message as ``pyfi listen
 --format json`` prints it; a comment line is sent every :data:`KEEPALIVE`
-seconds so proxies keep an idle stream open. The pub/sub reads block, so
+seconds (query ``keepalive``) so proxies keep an idle stream open. The pub/sub reads block, so
 each stream has a thread of its own, which stops when the client goes away.
 """
 from __future__ import annotations
@@ -35,8 +35,9 @@ from pyfi.messaging.pubsub import Channel, pattern_for, subscriber_for
 
 router = APIRouter(tags=["events"])
 
-#: seconds between two keep-alive comments of an idle stream
+#: seconds between two keep-alive comments of an idle stream (unless the query asks for another pace)
 KEEPALIVE = 15.0
+KEEPALIVE_HELP = "seconds between two keep-alive comments while nothing happens"
 #: seconds between two checks that the caller still holds READ
 RECHECK = 10.0
 #: seconds between two reads of newly pending calls (as pyfi listen)
@@ -49,7 +50,9 @@ Glob = Annotated[str, Query(min_length=1, max_length=200, pattern=r"^[^\x00]*$")
 
 @router.get("/events", response_class=StreamingResponse,
             responses={200: {"content": {"text/event-stream": {}}, "description": "Server-Sent Events"}})
-async def events(request: Request, session: DB, me: Me, name: Glob = "*", channel: Glob = "*") -> StreamingResponse:
+async def events(request: Request, session: DB, me: Me, name: Glob = "*", channel: Glob = "*",
+                 keepalive: Annotated[float, Query(ge=1, le=300, description=KEEPALIVE_HELP)] = KEEPALIVE,
+                 ) -> StreamingResponse:
     """Lifecycle messages as Server-Sent Events (READ): ``data`` is the message as ``pyfi listen --format json`` prints it."""
     check_channel(channel)
     namespace = await run_in_threadpool(open_listening, session, me.actor)
@@ -57,7 +60,7 @@ async def events(request: Request, session: DB, me: Me, name: Glob = "*", channe
     subscriber = await run_in_threadpool(subscriber_for, core.settings.pubsub, pattern_for(name, channel), namespace)
     reader = Reader(subscriber, Verifier(core.db_url, namespace), PendingFeed(core.db_url, name, channel),
                     lambda: still_reads(core.db_url, me.actor))
-    return StreamingResponse(stream(request, reader), media_type="text/event-stream",
+    return StreamingResponse(stream(request, reader, keepalive), media_type="text/event-stream",
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
 
@@ -132,13 +135,13 @@ class Reader(threading.Thread):
         self.out.put_nowait(item)
 
 
-async def stream(request: Request, reader: Reader) -> AsyncIterator[str]:
+async def stream(request: Request, reader: Reader, keepalive: float) -> AsyncIterator[str]:
     reader.begin()
     try:
         yield ": listening\n\n"  # headers and a first line at once: the client knows it is subscribed
         while True:
             try:
-                item = await asyncio.wait_for(reader.out.get(), timeout=KEEPALIVE)
+                item = await asyncio.wait_for(reader.out.get(), timeout=keepalive)
             except asyncio.TimeoutError:
                 if await request.is_disconnected():
                     return
