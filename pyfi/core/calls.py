@@ -46,15 +46,18 @@ def parse_since(text: str, now: dt.datetime | None = None) -> dt.datetime:
     A time without a zone is UTC, as every time pyfi shows is.
     """
     match = AGO.match(text)
-    if match:
-        return (now or utcnow()) - dt.timedelta(seconds=int(match[1]) * UNIT_SECONDS[match[2].lower()])
     try:
+        if match:
+            return (now or utcnow()) - dt.timedelta(seconds=int(match[1]) * UNIT_SECONDS[match[2].lower()])
         when = dt.datetime.fromisoformat(text.strip())
+        if when.tzinfo is not None:
+            when = when.astimezone(dt.timezone.utc).replace(tzinfo=None)
     except ValueError as exc:
         raise InvalidInput(f"--since {text!r} is neither a duration nor an ISO time",
                            "e.g. --since 10m, --since 2h, or --since 2024-05-01T12:00") from exc
-    if when.tzinfo is not None:
-        when = when.astimezone(dt.timezone.utc).replace(tzinfo=None)
+    except OverflowError as exc:  # further than the calendar goes
+        raise InvalidInput(f"--since {text!r} is outside the calendar (years 1 to 9999)",
+                           "give a shorter duration or another time") from exc
     return when
 
 

@@ -19,7 +19,7 @@ from fastapi import APIRouter, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from pyfi.api.deps import DB, Me, core_of
-from pyfi.api.models import NamePath
+from pyfi.api.models import NO_NUL, NamePath
 from pyfi.config import Settings
 from pyfi.core import calls, provenance, tasks
 from pyfi.db.models import Call
@@ -122,6 +122,11 @@ class Cancelled(BaseModel):
     text: str
 
 
+def text_query(longest: int, description: str) -> Any:
+    """A text query parameter the database can hold (no NUL, which PostgreSQL refuses)."""
+    return Query(max_length=longest, pattern=NO_NUL, description=description)
+
+
 def call_out(call: Call, model: type[CallOut] = CallOut, **extra: Any) -> Any:
     socket = call.socket.name if call.socket is not None else None
     return model.model_validate({**{f: getattr(call, f) for f in CallOut.model_fields if f != "socket"},
@@ -151,11 +156,11 @@ def list_calls(session: DB, me: Me,
                page: Annotated[int, Query(ge=1, le=2**31 - 1)] = 1,
                rows: Annotated[int, Query(ge=1, le=1000)] = 10,
                ascend: Annotated[bool, Query(description="oldest first")] = False,
-               socket: Annotated[str | None, Query(max_length=200, description="only this socket's calls")] = None,
+               socket: Annotated[str | None, text_query(200, "only this socket's calls")] = None,
                state: Annotated[CallState | None, Query(description="only calls in this state")] = None,
-               since: Annotated[str | None, Query(max_length=64, description=SINCE)] = None,
-               tracking: Annotated[str | None, Query(max_length=36, description="only this flow's calls")] = None,
-               after: Annotated[str | None, Query(max_length=36, description="the rows after this call")] = None,
+               since: Annotated[str | None, text_query(64, SINCE)] = None,
+               tracking: Annotated[str | None, text_query(36, "only this flow's calls")] = None,
+               after: Annotated[str | None, text_query(36, "the rows after this call (a page's next)")] = None,
                ) -> CallPage:
     """Calls, newest update first (READ), as ``pyfi ls calls`` lists them."""
     where = calls.CallFilter(socket=socket, state=state.value if state else None, since=since, tracking=tracking)
