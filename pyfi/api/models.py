@@ -13,7 +13,7 @@ import datetime as dt
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from fastapi import Path
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 from pydantic import AliasPath as At
 
 #: no NUL: PostgreSQL cannot store it in text
@@ -25,6 +25,12 @@ def text(longest: int, shortest: int = 0) -> Any:
     return Annotated[str, StringConstraints(min_length=shortest, max_length=longest, pattern=NO_NUL)]
 
 
+def _utc(moment: dt.datetime) -> dt.datetime:
+    return moment.replace(tzinfo=dt.timezone.utc) if moment.tzinfo is None else moment
+
+
+#: a time as the database keeps it (naive UTC), sent with its zone: RFC 3339, as OpenAPI's date-time says
+UtcTime = Annotated[dt.datetime, AfterValidator(_utc)]
 Name = text(200, 1)
 Count = Annotated[int, Field(ge=1, le=INT32)]
 Position = Annotated[int, Field(ge=0, le=INT32)]
@@ -58,8 +64,8 @@ class Object(BaseModel):
     id: str
     name: str
     owner: str | None = None
-    created: dt.datetime
-    lastupdated: dt.datetime
+    created: UtcTime
+    lastupdated: UtcTime
 
 
 class Strict(BaseModel):

@@ -1,12 +1,11 @@
 """The API's bodies for users, roles and privileges (``pyfi add/update/delete user|role|privilege``)."""
 from __future__ import annotations
 
-import datetime as dt
 from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
-from pyfi.api.models import Name, Names, Object, Strict, text
+from pyfi.api.models import Name, Names, Object, Strict, UtcTime, text
 
 
 def _rights(privileges: Any) -> list[str]:
@@ -63,7 +62,7 @@ class PrivilegeOut(BaseModel):
     user: str | None = None
     role: str | None = None
     owner: str | None = None
-    created: dt.datetime
+    created: UtcTime
 
     @classmethod
     def of(cls, privilege: Any) -> "PrivilegeOut":
