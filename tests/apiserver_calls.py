@@ -3,13 +3,16 @@
 The network (tests/network.py) has the sample module's sockets ``echo``,
 ``shout`` (a plug sends every echo result on to it) and ``boom`` on one
 queue, processor ``p``, and three users with passwords: ``ada`` holds ALL,
-``rita`` READ, ``nell`` nothing. Each test module opens one with
-:func:`open_api` (module-scoped: one server, one agent).
+``rita`` READ, ``nell`` nothing (their names carry a suffix unique to the
+run, :meth:`Api.who`: on PostgreSQL users are roles of the whole cluster).
+Each test module opens one with :func:`open_api` (module-scoped: one server,
+one agent), on the embedded default or on PostgreSQL with Redis.
 """
 from __future__ import annotations
 
 import subprocess
 import urllib.request
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
@@ -20,6 +23,12 @@ from network import PYFI, Network, build, free_port, stack_env, wait_for
 
 #: user -> (password, rights)
 USERS = {"ada": ("ada-pw-1234", ["ALL"]), "rita": ("rita-pw-1234", ["READ"]), "nell": ("nell-pw-1234", [])}
+SUFFIX = uuid.uuid4().hex[:6]
+
+
+def who(user: str) -> str:
+    """The name a user of :data:`USERS` has in the network."""
+    return f"{user}_{SUFFIX}"
 
 
 @dataclass
@@ -29,10 +38,14 @@ class Api:
     url: str
     tokens: dict[str, str] = field(default_factory=dict)
 
+    @staticmethod
+    def who(user: str) -> str:
+        return who(user)
+
     def token(self, user: str) -> str:
         """A bearer token from ``POST /api/token`` (kept for the module)."""
         if user not in self.tokens:
-            answer = httpx.post(f"{self.url}/api/token", data={"username": user, "password": USERS[user][0]})
+            answer = httpx.post(f"{self.url}/api/token", data={"username": who(user), "password": USERS[user][0]})
             assert answer.status_code == 200, answer.text
             self.tokens[user] = answer.json()["access_token"]
         return self.tokens[user]
@@ -66,15 +79,23 @@ def answers(url: str) -> bool:
         return False
 
 
-def make_network(tmp: Path) -> tuple[Network, dict[str, str]]:
+def make_network(tmp: Path, kind: str, request: Any) -> tuple[Network, dict[str, str]]:
+    """``kind``: "sqlite" (the embedded default), or "postgres" (the session's database, emptied, and Redis)."""
+    from conftest import truncate_all
+
     from pyfi.core.access import bootstrap_admin
     from pyfi.db import migrate
     from pyfi.db.engine import session_scope
 
     home = tmp / "home"
     home.mkdir()
-    env = stack_env("embedded", home, f"sqlite:///{home}/pyfi.db")
+    if kind == "sqlite":
+        env = stack_env("embedded", home, f"sqlite:///{home}/pyfi.db")
+    else:
+        env = stack_env("redis", home, request.getfixturevalue("pg_migrated"))
     migrate.upgrade(env["PYFI_DB"])
+    if kind != "sqlite":
+        truncate_all(env["PYFI_DB"])
     with session_scope(env["PYFI_DB"]) as session:
         bootstrap_admin(session, "admin")
     net = Network(env, tmp)
@@ -82,15 +103,17 @@ def make_network(tmp: Path) -> tuple[Network, dict[str, str]]:
     net.cli("add", "plug", "-n", net.name("echo-to-shout"), "-q", names["queue"], "-s", names["echo"],
             "-t", names["shout"])
     for user, (password, rights) in USERS.items():
-        net.cli("add", "user", "-n", user, "-e", f"{user}@localhost", "-p", password)
+        net.cli("add", "user", "-n", who(user), "-e", f"{user}@localhost", "-p", password)
         for right in rights:
-            net.cli("add", "privilege", "-u", user, "-n", right)
+            net.cli("add", "privilege", "-u", who(user), "-n", right)
     return net, names
 
 
-def open_api(tmp: Path, agent: bool = True) -> Iterator[Api]:
+def open_api(tmp: Path, agent: bool = True, kind: str = "sqlite", request: Any = None) -> Iterator[Api]:
     """Build the network, start ``pyfi api start`` (and an agent unless told not to), yield, stop it all."""
-    net, names = make_network(tmp)
+    from conftest import drop_user_roles
+
+    net, names = make_network(tmp, kind, request)
     port = free_port()
     log = open(tmp / "api.log", "ab")
     server = subprocess.Popen(PYFI + ["api", "start", "-p", str(port)], env=net.env, stdout=log, stderr=subprocess.STDOUT)
@@ -107,3 +130,5 @@ def open_api(tmp: Path, agent: bool = True) -> Iterator[Api]:
         server.wait(timeout=30)
         log.close()
         net.close()
+        if kind != "sqlite":
+            drop_user_roles(net.db_url)

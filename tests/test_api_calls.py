@@ -16,9 +16,9 @@ from apiserver_calls import Api, open_api
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def api(tmp_path_factory) -> Iterator[Api]:
-    yield from open_api(tmp_path_factory.mktemp("api-calls"))
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def api(request, tmp_path_factory) -> Iterator[Api]:
+    yield from open_api(tmp_path_factory.mktemp(f"api-calls-{request.param}"), kind=request.param, request=request)
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +30,7 @@ def echoed(api: Api) -> dict:
 def test_a_call_sent_over_http_is_read_back_finished_with_its_result(api, echoed):
     assert echoed["state"] == "finished" and echoed["socket"] == api.names["echo"]
     assert echoed["result"] == {"state": "SUCCESS", "value": {"greeting": "hello"}}
-    assert echoed["sender"] == "ada" and echoed["tracking"] == echoed["id"] and echoed["parents"] == []
+    assert echoed["sender"] == api.who("ada") and echoed["tracking"] == echoed["id"] and echoed["parents"] == []
     assert {"received", "prerun", "postrun"} <= {event["name"] for event in echoed["events"]}
     assert echoed["started"] <= echoed["finished"]
 
@@ -46,7 +46,7 @@ def test_keyword_arguments_travel_and_a_failure_reads_back_with_its_error(api):
 def test_sending_needs_run_task_and_reading_needs_read(api):
     with api.client("rita") as reader:
         refused = reader.post(f"/api/sockets/{api.names['echo']}/calls", json={"args": [1]})
-        assert refused.status_code == 403 and "user 'rita' lacks the right RUN_TASK" in refused.json()["detail"]
+        assert refused.status_code == 403 and f"user '{api.who('rita')}' lacks the right RUN_TASK" in refused.json()["detail"]
         assert reader.get("/api/calls").status_code == 200  # READ is enough to list
     with api.client("nell") as nobody:
         denied = nobody.get("/api/calls")

@@ -20,9 +20,9 @@ from network import wait_for
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def api(tmp_path_factory) -> Iterator[Api]:
-    yield from open_api(tmp_path_factory.mktemp("api-events"))
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def api(request, tmp_path_factory) -> Iterator[Api]:
+    yield from open_api(tmp_path_factory.mktemp(f"api-events-{request.param}"), kind=request.param, request=request)
 
 
 class Stream:
@@ -101,7 +101,7 @@ def test_the_name_and_channel_filters_narrow_the_stream(api):
 def test_no_stream_without_read_and_a_misspelt_channel_is_422(api):
     with Stream(api, "nell") as denied:
         pass
-    assert denied.status == 403 and "user 'nell' lacks the right READ" in (denied.detail or "")
+    assert denied.status == 403 and f"user '{api.who('nell')}' lacks the right READ" in (denied.detail or "")
     with api.client("ada") as http:
         wrong = http.get("/api/events", params={"channel": "tasks"})
         assert wrong.status_code == 422 and "no processor publishes on channel 'tasks'" in wrong.json()["detail"]
