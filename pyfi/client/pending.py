@@ -26,9 +26,9 @@ from pyfi.messaging.routing import SOCKET_HEADER
 log = logging.getLogger("pyfi.client")
 
 #: seconds between two writes of the calls noted since
-FLUSH_EVERY = 0.25
+FLUSH_EVERY = 0.5
 #: seconds a call waits untaken before it is written as pending by the background thread
-UNTAKEN_AFTER = 0.5
+UNTAKEN_AFTER = 2.0
 
 
 class PendingWriter:
