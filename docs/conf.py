@@ -1,4 +1,5 @@
-"""Sphinx configuration: the pages under docs/, the CLI reference (sphinx-click) and the client's API (autodoc).
+"""Sphinx configuration: the pages under docs/, the CLI reference (sphinx-click), the client's API (autodoc)
+and the REST API's routes (docs/_ext/openapi_routes.py).
 
 Build with ``sphinx-build -W -b html docs OUTDIR`` (``pip install -e '.[docs]'``);
 ``tests/test_docs_build.py`` runs the same build.
@@ -12,13 +13,14 @@ import click
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # this checkout's pyfi, whichever pyfi the environment has installed
+sys.path.insert(0, str(ROOT / "docs" / "_ext"))  # openapi_routes: the REST API's routes (docs/api.rst)
 
 import pyfi  # noqa: E402 - after the path above
 from pyfi.cli import cli  # noqa: E402
 
 project = "pyfi"
 release = version = pyfi.__version__
-extensions = ["sphinx.ext.autodoc", "sphinx_click", "myst_parser"]
+extensions = ["sphinx.ext.autodoc", "sphinx_click", "myst_parser", "openapi_routes"]
 exclude_patterns = ["_build"]
 autodoc_member_order = "bysource"
 autodoc_preserve_defaults = True  # a default shows as written (``timeout=_DEFAULT``), not as its repr
