@@ -4,7 +4,8 @@ One network on the embedded default (two processors joined by a plug, one
 agent), one ``pyfi web start`` and one browser for the whole module; the tests
 run in order, as a user would: log in through the form, watch the graph, pause
 a processor, see a call sent from the CLI appear without a reload, open its
-provenance, run a socket from the page, log out. The browser's console must
+provenance, run a socket from the page, see a processor lost with its agent,
+log out and come back as a user with fewer rights. The browser's console must
 stay free of errors throughout. The pages' screenshots in the docs
 (docs/_static/screenshots/) are taken here.
 
@@ -82,6 +83,16 @@ class Site:
             return " ".join(element.text for element in self.css(selector))
         except StaleElementReferenceException:
             return ""
+
+    def attribute(self, selector: str, name: str) -> str | None:
+        """An attribute of the first element matching, None while there is none (or a redraw replaced it)."""
+        from selenium.common.exceptions import StaleElementReferenceException
+
+        try:
+            found = self.css(selector)
+            return found[0].get_attribute(name) if found else None
+        except StaleElementReferenceException:
+            return None
 
     def screenshot(self, name: str) -> None:
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
@@ -191,11 +202,12 @@ def test_the_login_form_leads_to_the_graph_of_processors_with_their_statuses(sit
     assert "pyfi_token" not in site.driver.current_url
     cookie = site.driver.get_cookie("pyfi_token")
     assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
-    assert site.wait_css(box("loud") + " text.name").text == "loud" and site.wait_css(box("quiet") + " text.name")
+    for name in ("loud", "quiet"):
+        wait_for(lambda name=name: site.text(box(name) + " text.name") == name, 15, what=f"{name}'s box named")
     site.net.wait_status("loud", "running", timeout=60)
     site.net.wait_status("quiet", "running", timeout=30)
     for name in ("loud", "quiet"):
-        wait_for(lambda name=name: site.wait_css(box(name)).get_attribute("data-status") == "running", 15,
+        wait_for(lambda name=name: site.attribute(box(name), "data-status") == "running", 15,
                  what=f"{name} drawn as running")
     assert "shout-to-echo" in site.text("#graph g.plug") and site.names["queue"] in site.text("#graph g.queue")
     assert "web-node" in site.text("#agents") and "running" in site.text("#agents")
@@ -206,8 +218,10 @@ def test_pausing_a_processor_from_the_page_pauses_it(site):
     wait_for(lambda: site.text("#details-name") == "loud", 10, what="the details of loud")
     site.click("#action-pause")
     wait_for(lambda: processor_status(site, "loud") == "paused", 30, what="ls processors saying loud is paused")
-    wait_for(lambda: site.wait_css(box("loud")).get_attribute("data-status") == "paused", 15, what="loud drawn paused")
-    site.screenshot("network")
+    wait_for(lambda: site.attribute(box("loud"), "data-status") == "paused", 15, what="loud drawn paused")
+    site.driver.set_window_size(420, 900)  # a phone's width: one column
+    site.screenshot("network-narrow")
+    site.driver.set_window_size(1280, 1000)
     site.click("#action-resume")
     wait_for(lambda: processor_status(site, "loud") == "running", 30, what="loud running again")
 
@@ -227,19 +241,17 @@ def test_a_call_sent_from_the_cli_appears_without_a_reload(site):
 
 
 def test_a_calls_page_shows_its_result_events_and_provenance(site):
-    from selenium.webdriver.common.by import By
-
-    rows = site.css("#calls tbody tr")
-    link = next(row for row in rows if site.names["shout"] in row.text).find_element(By.CSS_SELECTOR, "a")
-    link.click()
+    listed = "return [...document.querySelectorAll('#calls tbody tr')].find((r) => r.cells[1].textContent === arguments[0])"
+    call = site.driver.execute_script(listed + "?.dataset.id", site.names["shout"])
+    site.click(f'#calls tr[data-id="{call}"] a')
     site.wait_css("#provenance svg g.tree-node.current", 15, what="the call's provenance drawn")
     wait_for(lambda: site.text("#outcome") == "FROM THE SHELL", 10, what="the result")
     wait_for(lambda: len(site.css("#provenance g.tree-node")) == 2, 15, what="the plug's call in the provenance")
-    assert site.names["echo"] in site.text("#provenance")
-    events = [e.get_attribute("data-event") for e in site.css("#timeline g.event")]
+    assert site.names["echo"] in site.text("#provenance") and '"from the shell"' in site.text("#arguments")
+    events = site.driver.execute_script("return [...document.querySelectorAll('#timeline g.event')].map((e) => e.dataset.event)")
     assert {"received", "prerun", "postrun"} <= set(events)
     site.screenshot("call")
-    site.css("#provenance a")[0].click()  # the call the plug made, fed by this one
+    site.click("#provenance a")  # the call the plug made, fed by this one
     wait_for(lambda: site.text("#outcome").strip('"') == "FROM THE SHELL", 15, what="the plug's call and its result")
 
 
@@ -257,7 +269,19 @@ def test_running_a_socket_from_the_page_shows_its_result(site):
     outcome = site.wait_css('#run-outcome[data-state="finished"]', 30, what="the page's call finished")
     assert site.text("#run-value") == '"FROM THE PAGE"' or "FROM THE PAGE" in outcome.text
     site.screenshot("run")
+    site.open("/")
+    site.click(box("loud"))
+    wait_for(lambda: "2 finished" in site.text(box("loud") + " text.counts"), 15, what="loud's calls counted")
+    site.wait_css("#details table a")  # its recent calls
+    site.screenshot("network")
 
+
+def test_a_processor_whose_agent_died_is_drawn_lost(site):
+    site.open("/")
+    site.net.agents["web-node"].kill()  # SIGKILL: the agent cannot say it stopped; its heartbeat goes stale
+    site.net.agents["web-node"].wait(timeout=10)
+    wait_for(lambda: site.attribute(box("loud"), "data-status") == "lost", 30, what="loud drawn lost")
+    assert "lost" in site.text("#agents")
 
 def test_logging_out_revokes_the_token_and_a_reader_sees_no_buttons(site):
     token = site.driver.get_cookie("pyfi_token")["value"]
@@ -278,3 +302,4 @@ def test_logging_out_revokes_the_token_and_a_reader_sees_no_buttons(site):
     site.open("/calls")
     site.wait_css("#run-form[data-ready]")
     assert not site.wait_css("#run-button").is_enabled()
+

@@ -110,10 +110,12 @@ def test_the_pages_reads_follow_the_users_rights_roles_included(site):
         me = nobody.get("/web/me").json()
         counts_denied, counts = nobody.get("/web/counts"), root.get("/web/counts")
         previews = root.get("/web/previews", params={"ids": "nope-0000,also-not-a-call"})
+        statuses, no_statuses = root.get("/web/statuses"), nobody.get("/web/statuses")
     assert me["rights"] == ["LS_SOCKETS", "RUN_TASK"] and me["reads"]["sockets"] and not me["reads"]["calls"]
     assert counts_denied.status_code == 403 and "READ" in counts_denied.json()["detail"]
     assert counts.status_code == 200 and counts.json() == {"sockets": {}}
     assert previews.status_code == 200 and previews.json() == {"calls": {}}  # only calls the database knows are read
+    assert statuses.json() == {"processors": {}, "agents": {}, "workers": {}} and no_statuses.json() == {}
 
 
 def test_logging_out_revokes_the_token_and_clears_the_cookie(site):

@@ -6,6 +6,9 @@
   honour and asks only for what the API would give.
 - ``GET /web/counts``: calls per socket and state, for the network's boxes
   (READ, as ``ls calls``).
+- ``GET /web/statuses``: the status ``ls`` shows of each processor, agent and
+  worker the user may list: *lost* once a heartbeat is stale, where the rows
+  the API lists say what their process last wrote.
 - ``GET /web/previews?ids=...``: the arguments and result the result backend
   stored for up to :data:`MAX_PREVIEWS` calls, for the calls list (READ, as
   ``ls call --result``). Only calls the database knows are read.
@@ -17,7 +20,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 
 from pyfi.api.deps import DB, Me, core_of
-from pyfi.core import calls, metrics
+from pyfi.core import calls, metrics, objects
+from pyfi.core.liveness import effective_status, shown_processor_status, shown_worker_status
 from pyfi.core.access import acting_name, has_right, require, rights_of
 from pyfi.core.kinds import kind
 from pyfi.enums import Right
@@ -27,6 +31,8 @@ router = APIRouter(include_in_schema=False)
 
 #: the most calls one preview request reads
 MAX_PREVIEWS = 100
+#: the most rows of one kind whose status is read at once
+MAX_STATUSES = 2000
 #: the lists a page reads: the API path under /api/ -> the kind whose ``ls`` right it needs
 LISTS = {"processors": "processor", "sockets": "socket", "queues": "queue", "plugs": "plug", "nodes": "node",
          "agents": "agent", "workers": "worker"}
@@ -52,6 +58,23 @@ def call_counts(session: DB, caller: Me) -> dict[str, dict[str, dict[str, int]]]
     for (socket, state), count in metrics.calls_by_socket_and_state(session).items():
         sockets.setdefault(socket, {})[state] = count
     return {"sockets": sockets}
+
+
+@router.get("/web/statuses")
+def statuses(session: DB, caller: Me) -> dict[str, dict[str, dict[str, str | None]]]:
+    """{"processors"|"agents"|"workers": {name: {"status", "error"}}}, for the kinds the caller may list."""
+    shown = {"processor": shown_processor_status, "agent": lambda agent: (effective_status(agent), None),
+             "worker": lambda worker: (shown_worker_status(worker), None)}
+    found: dict[str, dict[str, dict[str, str | None]]] = {}
+    for name, show in shown.items():
+        if has_right(session, caller.actor, kind(name).ls):
+            rows = objects.listing(session, caller.actor, kind(name), 1, MAX_STATUSES).rows
+            found[f"{name}s"] = {row.name: status_of(*show(row)) for row in rows}
+    return found
+
+
+def status_of(status: object, error: str | None) -> dict[str, str | None]:
+    return {"status": str(status), "error": error}
 
 
 @router.get("/web/previews")

@@ -19,7 +19,20 @@
     const lists = await Promise.all(LISTS.map((name) => (state.me.reads[name] ? all(`/${name}`) : [])));
     const network = Object.fromEntries(LISTS.map((name, i) => [name, lists[i]]));
     network.counts = state.me.reads.calls ? (await api("/web/counts")).sockets : {};
+    return shown(network, await api("/web/statuses"));
+  }
+
+  // The lists with the statuses ls shows: lost once a heartbeat is stale (a row says what its process last wrote)
+  function shown(network, statuses) {
+    for (const name of ["processors", "agents", "workers"]) {
+      const live = statuses[name] || {};
+      network[name] = network[name].map((row) => (live[row.name] ? { ...row, ...withError(row, live[row.name]) } : row));
+    }
     return network;
+  }
+
+  function withError(row, live) {
+    return "error" in row ? live : { status: live.status };
   }
 
   function unread() {
