@@ -1,8 +1,9 @@
 """Serving a FastAPI application with uvicorn: ``pyfi api start`` (and ``pyfi web start``) run :func:`serve`.
 
-- Each request is logged (uvicorn's access log) on stderr.
+- Each request is logged, one line on stdout (uvicorn's access log); the
+  server's own messages go to stderr.
 - Ctrl-C and SIGTERM stop it cleanly: uvicorn stops accepting, lets the
-  requests in flight finish, and :func:`serve` returns.
+  requests in flight finish, and :func:`serve` returns (exit status 0).
 - An address already in use, or one that cannot be bound, is one
   :class:`~pyfi.errors.BackendUnavailable` line (exit 1), not a traceback:
   the port is tried before uvicorn starts.
@@ -10,8 +11,11 @@
 from __future__ import annotations
 
 import errno
+import signal
 import socket
-from typing import Any
+import threading
+from contextlib import contextmanager
+from typing import Any, Iterator
 
 import uvicorn
 
@@ -49,10 +53,30 @@ def server_for(app: Any, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, log
     return uvicorn.Server(config)
 
 
+@contextmanager
+def stop_signals_end_the_run() -> Iterator[None]:
+    """Once uvicorn has shut down on SIGINT or SIGTERM it hands the signal on to the handler it found: make that
+    one do nothing, so the signal ends the run rather than the process (or raises KeyboardInterrupt)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {number: signal.signal(number, _stopped) for number in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+
+def _stopped(_number: int, _frame: Any) -> None:
+    return None
+
+
 def serve(app: Any, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, log_level: str = "info") -> None:
     """Serve ``app`` on ``host:port`` until Ctrl-C or SIGTERM."""
     check_bindable(host, port)
     server = server_for(app, host, port, log_level)
-    server.run()
+    with stop_signals_end_the_run():
+        server.run()
     if not server.started:  # it could not bind after all (taken between the check and the start)
         raise BackendUnavailable(f"could not serve on {host}:{port}", "see the lines above, or pass another -p PORT")
