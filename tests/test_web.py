@@ -240,9 +240,22 @@ def test_a_call_sent_from_the_cli_appears_without_a_reload(site):
     site.screenshot("calls")
 
 
+def test_the_network_page_lists_a_new_call_live_too(site):
+    site.open("/")
+    site.wait_css("#live.on", 15, what="the network page's live event stream open")
+    site.driver.execute_script("window.notReloaded = true;")
+    call = site.net.cli("task", "run", "-s", site.names["shout"], "-d", '"on the graph"', "--no-wait").stdout.strip()
+    wait_for(lambda: call in site.text('#newest tr[data-state="finished"]'), 30, what="the call listed on the network page")
+    wait_for(lambda: "ON THE GRAPH" in site.text(f'#newest tr[data-id="{call}"]'), 10, what="its result previewed")
+    assert site.driver.execute_script("return window.notReloaded === true;"), "the page was reloaded"
+    site.open("/calls")  # (the next test starts from the calls list)
+
+
 def test_a_calls_page_shows_its_result_events_and_provenance(site):
-    listed = "return [...document.querySelectorAll('#calls tbody tr')].find((r) => r.cells[1].textContent === arguments[0])"
-    call = site.driver.execute_script(listed + "?.dataset.id", site.names["shout"])
+    listed = ("return [...document.querySelectorAll('#calls tbody tr')]"
+              ".find((r) => r.cells[1].textContent === arguments[0] && r.textContent.includes('from the shell'))")
+    call = wait_for(lambda: site.driver.execute_script(listed + "?.dataset.id", site.names["shout"]), 15,
+                    what="a call of shout listed")
     site.click(f'#calls tr[data-id="{call}"] a')
     site.wait_css("#provenance svg g.tree-node.current", 15, what="the call's provenance drawn")
     wait_for(lambda: site.text("#outcome") == "FROM THE SHELL", 10, what="the result")
@@ -271,7 +284,7 @@ def test_running_a_socket_from_the_page_shows_its_result(site):
     site.screenshot("run")
     site.open("/")
     site.click(box("loud"))
-    wait_for(lambda: "2 finished" in site.text(box("loud") + " text.counts"), 15, what="loud's calls counted")
+    wait_for(lambda: "3 finished" in site.text(box("loud") + " text.counts"), 15, what="loud's calls counted")
     site.wait_css("#details table a")  # its recent calls
     site.screenshot("network")
 

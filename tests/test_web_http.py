@@ -71,6 +71,7 @@ def test_pages_carry_a_strict_content_security_policy_and_an_icon(site):
         log_in(http)
         pages = [http.get(path) for path in ("/", "/calls", "/calls/0123456789abcdef", "/login")]
         icon, script = http.get("/favicon.ico"), http.get("/static/pyfi.js")
+        hostile = http.get('/calls/"><img src=x onerror=alert(1)>')
         api = http.get("/api/openapi.json")
     for page in pages:
         policy = page.headers["content-security-policy"]
@@ -80,6 +81,7 @@ def test_pages_carry_a_strict_content_security_policy_and_an_icon(site):
     assert icon.status_code == 200 and icon.headers["content-type"].startswith("image/svg+xml")
     assert script.status_code == 200 and "javascript" in script.headers["content-type"]
     assert api.status_code == 200 and "content-security-policy" not in api.headers  # the API's docs are left alone
+    assert hostile.status_code == 200 and "<img" not in hostile.text and "&#34;&gt;&lt;img" in hostile.text
 
 
 def test_the_cookie_acts_for_the_api_and_a_change_needs_the_pages_header(site):

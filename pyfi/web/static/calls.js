@@ -3,12 +3,10 @@
 "use strict";
 
 (() => {
-  const { api, all, el, badge, when, shortId, preview, pretty, listen, throttled, showError, me } = window.pyfi;
-  const ENDED = new Set(["finished", "failed", "revoked", "refused", "cancelled"]);
+  const { api, all, el, badge, shortId, pretty, listen, throttled, showError, me } = window.pyfi;
+  const { ENDED } = window.pyfi.callTable;
   const filters = document.getElementById("filters");
-  const body = document.querySelector("#calls tbody");
-  const seen = new Map();  // call id -> its row's text: rows that changed flash once
-  const stored = new Map();  // call id -> {state, args, kwargs, result}: what the result backend holds, once ended
+  const table = window.pyfi.callTable.attach(document.querySelector("#calls tbody"));
   const live = document.getElementById("live");
 
   function query() {
@@ -20,45 +18,11 @@
   async function refresh() {
     try {
       const page = await api("/calls", { query: query() });
-      await readPreviews(page.items);
+      await table.show(page.items);
       showError(document.getElementById("calls-error"), null);
-      body.replaceChildren(...page.items.map(row));
     } catch (error) {
       showError(document.getElementById("calls-error"), error);
     }
-  }
-
-  // The stored arguments and results of the calls that ended since they were last read
-  async function readPreviews(calls) {
-    const wanted = calls.filter((c) => ENDED.has(c.state) && (stored.get(c.id) || {}).state !== c.state).map((c) => c.id);
-    if (!wanted.length) return;
-    try {
-      const found = (await api("/web/previews", { query: { ids: wanted.join(",") } })).calls;
-      const states = new Map(calls.map((c) => [c.id, c.state]));
-      for (const [id, value] of Object.entries(found)) stored.set(id, { ...value, state: states.get(id) });
-    } catch (_) { /* previews are a nicety: the list shows without them */ }
-  }
-
-  function argumentsOf(call) {
-    const known = stored.get(call.id);
-    if (!known || !known.args) return "";
-    return known.kwargs && Object.keys(known.kwargs).length ? [...known.args, known.kwargs] : known.args;
-  }
-
-  function row(call) {
-    const outcome = call.error || (stored.get(call.id) || {}).result;
-    const cells = [
-      el("td", {}, el("a", { href: `/calls/${encodeURIComponent(call.id)}`, class: "mono" }, shortId(call.id))),
-      el("td", {}, call.socket || call.name || ""),
-      el("td", {}, badge(call.state)),
-      el("td", {}, when(call.lastupdated || call.finished || call.started)),
-      el("td", { class: "preview", title: preview(argumentsOf(call), 500) }, preview(argumentsOf(call))),
-      el("td", { class: "preview", title: preview(outcome, 500) }, preview(outcome)),
-    ];
-    const text = cells.map((c) => c.textContent).join("|");
-    const fresh = seen.has(call.id) ? seen.get(call.id) !== text : seen.size > 0;
-    seen.set(call.id, text);
-    return el("tr", { class: fresh ? "fresh" : null, dataset: { id: call.id, state: call.state } }, cells);
   }
 
   async function loadSockets(user) {
@@ -143,7 +107,7 @@
       showError(document.getElementById("calls-error"), "Listing calls needs the right READ.");
       return;
     }
-    filters.addEventListener("submit", (event) => { event.preventDefault(); seen.clear(); refresh(); });
+    filters.addEventListener("submit", (event) => { event.preventDefault(); table.forget(); refresh(); });
     refresh();
     listen(throttled(refresh, 700), (open) => { live.classList.toggle("on", open); });
   }

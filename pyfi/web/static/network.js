@@ -249,8 +249,13 @@
     drawLegend();
     state.me = await me();
     await refresh();
-    if (state.me.reads.calls) listen(throttled(refresh, 1500));
     setInterval(refresh, 5000);
+    if (!state.me.reads.calls) { document.getElementById("newest-card").hidden = true; return; }
+    const newest = window.pyfi.callTable.attach(document.querySelector("#newest tbody"));
+    const showNewest = () => api("/calls", { query: { rows: 10 } }).then((page) => newest.show(page.items)).catch(() => {});
+    showNewest();
+    const live = document.getElementById("live");
+    listen(throttled(() => { refresh(); showNewest(); }, 1000), (open) => live.classList.toggle("on", open));
   }
 
   start();
