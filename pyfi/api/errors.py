@@ -98,8 +98,14 @@ async def database_error(_request: Request, exc: Exception) -> JSONResponse:
     raise exc
 
 
+async def not_text(_request: Request, _exc: Exception) -> JSONResponse:
+    """Text that is not Unicode (a lone surrogate from a form or a path) cannot be stored or compared."""
+    return problem(422, "a value is not valid text (send UTF-8)")
+
+
 def install(app: FastAPI) -> None:
     """Answer pyfi's errors, invalid requests and database value errors as described above."""
     app.add_exception_handler(PyfiError, pyfi_error)
+    app.add_exception_handler(UnicodeError, not_text)
     app.add_exception_handler(RequestValidationError, invalid_request)
     app.add_exception_handler(DBAPIError, database_error)

@@ -85,7 +85,7 @@ def _decoy() -> str:
 
 def token_for(session: Session, name: str, password: str, hours: float = DEFAULT_HOURS) -> Issued:
     """Check ``name``'s password and issue a token; NotAuthenticated (:data:`BAD_LOGIN`) otherwise."""
-    user = session.scalar(select(User).where(User.name == name))
+    user = session.scalar(select(User).where(User.name == name)) if "\x00" not in name else None  # (no name has one)
     stored = session.scalar(select(User.password_hash).where(User.id == user.id)) if user else None
     if not verify_password(password, stored or _decoy()) or user is None or stored is None:
         raise NotAuthenticated(BAD_LOGIN, "check both and try again")
