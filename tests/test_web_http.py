@@ -6,7 +6,10 @@ security headers, the rights behind ``/web/me``, ``/web/counts`` and
 """
 from __future__ import annotations
 
+import fnmatch
 import os
+import sys
+from pathlib import Path
 from typing import Iterator
 
 import httpx
@@ -146,3 +149,16 @@ def test_repeated_failures_are_slowed_as_at_the_apis_login(site):
         assert slowed.status_code == 429 and "Too many failed logins" in slowed.text
     finally:
         app.state.throttle = LoginThrottle()  # (the module's other tests log in from the same address)
+
+
+def test_every_page_script_and_style_goes_into_the_wheel():
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:
+        import tomli as tomllib
+
+    root = Path(__file__).resolve().parent.parent
+    patterns = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["pyfi.web"]
+    files = [p.relative_to(root / "pyfi" / "web").as_posix() for p in (root / "pyfi" / "web").rglob("*")
+             if p.is_file() and p.suffix != ".py" and "__pycache__" not in p.parts]
+    assert files and not [f for f in files if not any(fnmatch.fnmatch(f, pattern) for pattern in patterns)]

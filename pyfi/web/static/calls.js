@@ -44,11 +44,16 @@
     form.dataset.ready = "true";
   }
 
+  // The field's JSON value, checked to be of `kind`; an Error naming the field and the fix otherwise
   function parsed(id, kind, check) {
+    const label = id === "run-args" ? "Arguments" : "Keyword arguments";
     const text = document.getElementById(id).value.trim();
     if (!text) return kind === "array" ? [] : {};
-    const value = JSON.parse(text);
-    if (!check(value)) throw new Error(`${id === "run-args" ? "Arguments" : "Keyword arguments"} must be a JSON ${kind}`);
+    let value;
+    try { value = JSON.parse(text); } catch (error) {
+      throw new Error(`${label}: not JSON (${error.message}); strings need double quotes, e.g. ["hello"]`);
+    }
+    if (!check(value)) throw new Error(`${label} must be a JSON ${kind}, e.g. ${kind === "array" ? '["hello", 2]' : '{"times": 2}'}`);
     return value;
   }
 
