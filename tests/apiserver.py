@@ -123,3 +123,14 @@ def api_network(request: Any, tmp_path_factory: Any, kind: str) -> Iterator[ApiN
         finally:
             if kind != "sqlite":
                 drop_user_roles(url)
+
+
+def build_flow(http, tag: str) -> None:
+    """A queue, a processor, two sockets and a plug between them, all named after ``tag``."""
+    for path, body in (("/queues", {"name": f"q-{tag}"}),
+                       ("/processors", {"name": f"p-{tag}", "module": "pkg.mod", "gitrepo": "/tmp/repo"}),
+                       ("/sockets", {"name": f"s1-{tag}", "queue": f"q-{tag}", "processor": f"p-{tag}", "task": "first"}),
+                       ("/sockets", {"name": f"s2-{tag}", "queue": f"q-{tag}", "processor": f"p-{tag}", "task": "then"}),
+                       ("/plugs", {"name": f"pl-{tag}", "queue": f"q-{tag}", "source": f"s1-{tag}", "target": f"s2-{tag}"})):
+        answer = http.post(path, json=body)
+        assert answer.status_code == 201, answer.text

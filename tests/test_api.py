@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import pytest
-from apiserver import NOBODY, PASSWORD, ROOT, SUFFIX, ApiNetwork, api_network, login
+from apiserver import NOBODY, PASSWORD, ROOT, SUFFIX, ApiNetwork, api_network, build_flow, login
 
 CAROL = f"carol_{SUFFIX}"
 
@@ -65,17 +65,6 @@ def test_a_queue_in_use_is_409(api):
         build_flow(http, "inuse")
         refused = http.delete("/queues/q-inuse")
     assert refused.status_code == 409 and "is in use by" in refused.json()["detail"]
-
-
-def build_flow(http, tag: str) -> None:
-    """A queue, a processor, two sockets and a plug between them, all named after ``tag``."""
-    for path, body in (("/queues", {"name": f"q-{tag}"}),
-                       ("/processors", {"name": f"p-{tag}", "module": "pkg.mod", "gitrepo": "/tmp/repo"}),
-                       ("/sockets", {"name": f"s1-{tag}", "queue": f"q-{tag}", "processor": f"p-{tag}", "task": "first"}),
-                       ("/sockets", {"name": f"s2-{tag}", "queue": f"q-{tag}", "processor": f"p-{tag}", "task": "then"}),
-                       ("/plugs", {"name": f"pl-{tag}", "queue": f"q-{tag}", "source": f"s1-{tag}", "target": f"s2-{tag}"})):
-        answer = http.post(path, json=body)
-        assert answer.status_code == 201, answer.text
 
 
 #: resource -> (body to add it, change to make, the field the change shows in)

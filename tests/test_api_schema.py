@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 import schemathesis
-from apiserver import ROOT, ApiNetwork, api_network
+from apiserver import ROOT, ApiNetwork, api_network, build_flow
 from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
@@ -26,6 +26,10 @@ CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
 @pytest.fixture(scope="module")
 def api(request, tmp_path_factory) -> ApiNetwork:
     with api_network(request, tmp_path_factory, "postgres") as network:
+        with network.client() as http:  # listings with something in them
+            build_flow(http, "schema")
+            http.post("/nodes", json={"name": "n-schema"})
+            http.post("/roles", json={"name": "r-schema"})
         yield network
 
 
