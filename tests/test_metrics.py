@@ -65,3 +65,22 @@ def test_calls_queue_depths_durations_workers_and_agents(api):
 def test_metrics_is_outside_the_api_document(api):
     spec = httpx.get(f"{api.url}/api/openapi.json", timeout=30).json()
     assert "/metrics" not in spec["paths"] and "/api/calls" in spec["paths"]
+
+
+def test_a_broker_that_does_not_answer_leaves_the_pending_counts(api):
+    from prometheus_client import generate_latest
+
+    from network import free_port
+    from pyfi.api.metrics import registry_for
+    from pyfi.core.context import CoreContext
+
+    api.net.cli("proc", "pause", "-n", "p")
+    api.net.wait_status("p", "paused")
+    api.call("boom", "held")  # its worker is paused: the call waits
+    core = CoreContext({"db": api.net.db_url, "broker": f"redis://127.0.0.1:{free_port()}/0"})  # nothing listens
+    text = generate_latest(registry_for(core)).decode()
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+               for family in text_string_to_metric_families(text) for s in family.samples}
+    assert value(samples, "pyfi_broker_up") == 0
+    assert value(samples, "pyfi_calls", socket=api.names["boom"], state="pending") == 1
+    assert value(samples, "pyfi_queue_depth", socket=api.names["boom"]) == 1  # the database's count instead

@@ -25,7 +25,6 @@ from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeHistogramMetricFamily, GaugeMetricFamily
 
-from pyfi.config import Settings
 from pyfi.core import metrics
 from pyfi.core.context import CoreContext
 from pyfi.db.engine import session_scope
@@ -39,6 +38,12 @@ class NetworkCollector:
 
     def __init__(self, core: CoreContext) -> None:
         self.core = core  # its settings are resolved at the first scrape, as the routes' are
+        self._broker: Any = None
+
+    def broker(self) -> Any:
+        if self._broker is None:
+            self._broker = metrics.broker_app(self.core.settings)
+        return self._broker
 
     def describe(self) -> list:
         return []  # nothing is read when the collector is registered
@@ -53,7 +58,7 @@ class NetworkCollector:
             queues = metrics.broker_queues(session)
         yield counts("pyfi_calls", "Recorded calls by socket and state", ["socket", "state"], calls)
         yield duration_histogram(durations)
-        yield from queue_depths(self.core.settings, queues, calls)
+        yield from queue_depths(self.broker(), queues, calls)
         yield counts("pyfi_workers", "Worker rows by processor and status (as ls workers shows it)",
                      ["processor", "status"], workers)
         yield counts("pyfi_agents", "Agents by status (as ls agents shows it)", ["status"],
@@ -88,8 +93,8 @@ def _bound(bound: float) -> str:
     return repr(float(bound))
 
 
-def queue_depths(settings: Settings, queues: dict[str, str], calls: dict[tuple[str, str], int]) -> Iterator[Any]:
-    depths = metrics.broker_depths(settings, queues)
+def queue_depths(broker: Any, queues: dict[str, str], calls: dict[tuple[str, str], int]) -> Iterator[Any]:
+    depths = metrics.broker_depths(broker, queues)
     yield GaugeMetricFamily("pyfi_broker_up", "1 when the broker answered this scrape's queue depths, else 0",
                             value=0 if depths is None else 1)
     if depths is None:  # what the database knows: the calls no worker has taken yet

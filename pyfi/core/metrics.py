@@ -81,17 +81,23 @@ def broker_queues(session: Session) -> dict[str, str]:
     return {socket.name: broker_queue(socket) for socket in session.scalars(select(Socket))}
 
 
-def broker_depths(settings: Settings, queues: dict[str, str], timeout: float = 2.0) -> dict[str, int] | None:
+def broker_app(settings: Settings) -> Any:
+    """The Celery app :func:`broker_depths` asks the broker with (made once per collector)."""
+    from pyfi.messaging.app import make_app
+
+    return make_app(settings)
+
+
+def broker_depths(app: Any, queues: dict[str, str], timeout: float = 2.0) -> dict[str, int] | None:
     """Socket name -> messages waiting in its broker queue, as the broker counts them; None when it cannot be asked.
 
     One connection and one passive declare per queue (a count, nothing is taken). A queue the broker does not
     have yet (no call was ever sent to the socket) counts 0.
     """
     from pyfi.core.results import BROKER_RETRIES
-    from pyfi.messaging.app import make_app
 
     try:
-        with make_app(settings).connection_for_read() as connection:
+        with app.connection_for_read() as connection:
             connection.ensure_connection(**BROKER_RETRIES, timeout=timeout)
             return {name: _depth(connection, queue) for name, queue in queues.items()}
     except Exception:  # noqa: BLE001 - every transport raises its own errors: the scrape falls back to pending counts
