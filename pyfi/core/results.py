@@ -36,14 +36,14 @@ class StoredResult:
         return {"state": self.state, "value": self.value}
 
 
-def read_result(settings: Settings, call_id: str) -> StoredResult:
-    """The stored result of ``call_id`` (state PENDING when the backend has none)."""
+def read_result(settings: Settings, call_id: str, app: Any = None) -> StoredResult:
+    """The stored result of ``call_id`` (state PENDING when the backend has none); ``app``: a Celery app to reuse."""
     from kombu.exceptions import ContentDisallowed
 
     from pyfi.messaging.app import make_app
 
     try:
-        meta = make_app(settings).backend.get_task_meta(call_id)
+        meta = (app or make_app(settings)).backend.get_task_meta(call_id)
     except ContentDisallowed as exc:
         return StoredResult("UNREADABLE", f"not JSON, refused: {exc}")
     except Exception as exc:  # noqa: BLE001 - any client error: the backend is unreachable or misconfigured

@@ -177,7 +177,8 @@ def get_call(ident: CallId, request: Request, session: DB, me: Me,
 
     call = calls.get_call(session, me.actor, ident=ident)
     origin = calls.provenance_of(session, call)
-    stored = read_result(core_of(request).settings, call.id) if result and call.state in ENDED else None
+    settings = core_of(request).settings
+    stored = read_result(settings, call.id, SENDERS.reader(settings)) if result and call.state in ENDED else None
     return call_out(call, CallDetail, taskparent=origin.taskparent, parents=origin.parents, plug=origin.plug,
                     events=[EventOut.model_validate(event) for event in call.events],
                     result=ResultOut(**stored.as_dict()) if stored is not None else None)
@@ -217,7 +218,10 @@ def tree_node(root: provenance.Node) -> TreeNode:
 
 
 class Senders:
-    """One checked Celery app per signing key, kept: checking the broker and backend once, not per call."""
+    """One checked Celery app per signing key, kept: checking the broker and backend once, not per call.
+
+    Celery apps are made to be shared by threads (the routes run in FastAPI's thread pool).
+    """
 
     def __init__(self) -> None:
         self._apps: dict[tuple[str, str, str], Any] = {}
@@ -237,6 +241,16 @@ class Senders:
             with self._lock:
                 self._apps.pop(key, None)
             raise unavailable(settings, "broker", exc) from exc
+
+    def reader(self, settings: Settings) -> Any:
+        """The app results are read with (no signer: it sends nothing), made once per backend."""
+        from pyfi.messaging.app import make_app
+
+        key = (settings.broker, settings.backend, "")
+        with self._lock:
+            if key not in self._apps:
+                self._apps[key] = make_app(settings)
+            return self._apps[key]
 
     def _app(self, key: tuple[str, str, str], settings: Settings, signer: Any) -> Any:
         from pyfi.core.results import checked_app
