@@ -210,7 +210,8 @@ def test_the_login_form_leads_to_the_graph_of_processors_with_their_statuses(sit
         wait_for(lambda name=name: site.attribute(box(name), "data-status") == "running", 15,
                  what=f"{name} drawn as running")
     assert "shout-to-echo" in site.text("#graph g.plug") and site.names["queue"] in site.text("#graph g.queue")
-    assert "web-node" in site.text("#agents") and "running" in site.text("#agents")
+    wait_for(lambda: "web-node" in site.text("#agents") and "running" in site.text("#agents"), 10, what="the agent, running")
+    assert "web-node" in site.text("#nodes") and "running" in site.text("#nodes tbody td:nth-child(2)")
 
 
 def test_pausing_a_processor_from_the_page_pauses_it(site):
@@ -298,7 +299,7 @@ def test_a_processor_whose_agent_died_is_drawn_lost(site):
     site.net.agents["web-node"].kill()  # SIGKILL: the agent cannot say it stopped; its heartbeat goes stale
     site.net.agents["web-node"].wait(timeout=10)
     wait_for(lambda: site.attribute(box("loud"), "data-status") == "lost", 30, what="loud drawn lost")
-    assert "lost" in site.text("#agents")
+    wait_for(lambda: "lost" in site.text("#agents") and "lost" in site.text("#nodes"), 10, what="its agent and node lost")
 
 def test_logging_out_revokes_the_token_and_a_reader_sees_no_buttons(site):
     token = site.driver.get_cookie("pyfi_token")["value"]

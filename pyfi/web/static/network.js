@@ -162,10 +162,19 @@
 
   function drawHealth() {
     const { nodes, agents } = state.network;
-    document.getElementById("nodes").replaceChildren(table(["Node", "Host", "CPUs", "Load", "State"], nodes.map((n) =>
-      [n.name, n.hostname || "", n.cpus ?? "", n.load ?? "", n.cordoned ? "cordoned" : n.draining ? "draining" : "in service"])));
+    document.getElementById("nodes").replaceChildren(table(["Node", "Health", "Host", "CPUs", "Load", "Placement"],
+      nodes.map((n) => [n.name, nodeHealth(n, agents), n.hostname || "", n.cpus ?? "", n.load ?? "",
+        n.cordoned ? "cordoned" : n.draining ? "draining" : "in service"])));
     document.getElementById("agents").replaceChildren(table(["Agent", "Node", "Status", "Heartbeat"], agents.map((a) =>
-      [a.name, a.node || a.hostname || "", badge(a.status), when(a.lastupdated || a.heartbeat)])));
+      [a.name, a.node || a.hostname || "", badge(a.status), when(a.lastupdated)])));
+  }
+
+  // A node is up while one of its agents runs (or monitors); lost once they all are
+  function nodeHealth(node, agents) {
+    const own = agents.filter((a) => a.node === node.name).map((a) => a.status);
+    if (own.includes("running") || own.includes("monitoring")) return badge("running");
+    if (own.includes("lost")) return badge("lost");
+    return own.length ? badge("stopped") : el("span", { class: "hint" }, state.me.reads.agents ? "no agent" : "");
   }
 
   function select(name) {
