@@ -56,3 +56,6 @@ def test_calls_held_by_a_lost_node_run_on_a_live_node_long_before_the_visibility
     wait_for(lambda: runs(marker) == ["node1", "node2"], 90, "node2 to run the call node1 held", interval=0.5)
     print(f"\nnode lost: its call ran on node2 {time.monotonic() - lost_at:.1f} s after the kill")  # bench/README.md
     assert "agent node1 is lost: gave back 1 call(s)" in net.agent_log("node2")  # (not the broker's 300 s later)
+    for pid in processes_of("node2", home):  # (its worker would run the 20 s call to its end before stopping)
+        os.kill(pid, signal.SIGKILL)
+    net.agents.pop("node2").wait(timeout=30)

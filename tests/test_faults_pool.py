@@ -17,6 +17,7 @@ from pyfi.worker.processes import worker_processes
 pytestmark = pytest.mark.slow
 
 CALLS = 200
+RATE = 30  # calls a second
 KILLS = 6
 
 
@@ -28,6 +29,18 @@ def pool_processes(main: int) -> list[int]:
             if Path(f"/proc/{child}/comm").read_text().strip() != "pyfi-sidecar":
                 found.append(int(child))
     return sorted(found)
+
+
+def send_paced(net: Network, socket_name: str, sent: list[str]) -> None:
+    """Send CALLS calls with the Python client, RATE a second, noting their ids in ``sent``."""
+    from pyfi.client import Context, Socket
+
+    context = Context(resolve({}, {k: v for k, v in net.env.items() if k.startswith("PYFI_")}))
+    socket, started = Socket(socket_name, context=context), time.monotonic()
+    for number in range(CALLS):
+        time.sleep(max(0.0, started + number / RATE - time.monotonic()))
+        sent.append(socket.delay(number).id)
+    context.close()
 
 
 def results(app, sent: list[str]) -> dict[str, object]:
@@ -53,11 +66,10 @@ def test_pool_processes_killed_under_load_lose_no_call(net: Network, tmp_path: P
     [main] = wait_for(lambda: worker_processes("p1", home), 30, "the worker process")
 
     sent: list[str] = []
-    sender = threading.Thread(target=lambda: sent.extend(
-        net.cli("task", "run", "-s", "echo", "-d", str(n), "--no-wait").stdout.strip() for n in range(CALLS)))
+    sender = threading.Thread(target=send_paced, args=(net, "echo", sent))
     sender.start()
     killed = 0
-    while sender.is_alive() or killed < KILLS:
+    while killed < KILLS:  # (under load: the sender runs for CALLS / RATE seconds)
         victims = wait_for(lambda: pool_processes(main), 30, "a pool process")
         os.kill(victims[0], signal.SIGKILL)
         killed += 1
