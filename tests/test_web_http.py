@@ -146,7 +146,7 @@ def test_repeated_failures_are_slowed_as_at_the_apis_login(site):
             failures = [log_in(http, NOBODY, "guess").status_code for _ in range(LIMIT)]
             slowed = log_in(http, NOBODY, PASSWORD)
         assert failures == [401] * LIMIT
-        assert slowed.status_code == 429 and "Too many failed logins" in slowed.text
+        assert slowed.status_code == 429 and "Too many failed logins" in slowed.text and int(slowed.headers["retry-after"]) > 0
     finally:
         app.state.throttle = LoginThrottle()  # (the module's other tests log in from the same address)
 

@@ -44,9 +44,10 @@ def to_login(request: Request) -> RedirectResponse:
     return response
 
 
-def login_page(request: Request, error: str = "", username: str = "", status: int = 200) -> Response:
+def login_page(request: Request, error: str = "", username: str = "", status: int = 200,
+               headers: dict[str, str] | None = None) -> Response:
     return TEMPLATES.TemplateResponse(request, "login.html", {"user": None, "error": error, "username": username},
-                                      status_code=status)
+                                      status_code=status, headers=headers)
 
 
 @router.get("/login")
@@ -57,14 +58,15 @@ def show_login(request: Request, session: DB) -> Response:
 
 
 @router.post("/login")
-def log_in(request: Request, session: DB, username: Annotated[str, Form()] = "",
-           password: Annotated[str, Form()] = "") -> Response:
+def log_in(request: Request, session: DB, username: Annotated[str, Form(max_length=200)] = "",
+           password: Annotated[str, Form(max_length=1000)] = "") -> Response:
     """Check the name and password; on success set the cookie and go to the dashboard."""
     throttle = request.app.state.throttle
     keys = [f"user:{username}", f"client:{request.client.host if request.client else '?'}"]
     wait = throttle.wait(keys)
     if wait:
-        return login_page(request, f"Too many failed logins: try again in {wait} s.", username, 429)
+        return login_page(request, f"Too many failed logins: try again in {wait} s.", username, 429,
+                          {"Retry-After": str(wait)})
     try:
         issued = tokens.token_for(session, username, password, request.app.state.token_hours)
     except NotAuthenticated:

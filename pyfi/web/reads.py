@@ -21,9 +21,9 @@ from fastapi import APIRouter, Query, Request
 
 from pyfi.api.deps import DB, Me, core_of
 from pyfi.core import calls, metrics, objects
-from pyfi.core.liveness import effective_status, shown_processor_status, shown_worker_status
 from pyfi.core.access import acting_name, has_right, require, rights_of
 from pyfi.core.kinds import kind
+from pyfi.core.liveness import effective_status, shown_processor_status, shown_worker_status
 from pyfi.enums import Right
 from pyfi.errors import NotFound
 
