@@ -41,7 +41,7 @@ def mark(x):
     return x
 '''
 RATE = 30  # calls a second
-SEND_FOR = 20.0  # seconds
+SEND_FOR = 15.0  # seconds
 BACK_WITHIN = 60.0  # seconds after the last send
 
 
