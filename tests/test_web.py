@@ -294,6 +294,20 @@ def test_running_a_socket_from_the_page_shows_its_result(site):
     site.screenshot("network")
 
 
+def test_the_calls_filters_are_ls_calls_filters(site):
+    site.open("/calls")
+    site.wait_css("#calls tbody tr")
+    site.wait_css("#filter-socket").send_keys(site.names["echo"])
+    site.click("#filters button")
+    listed = site.net.json("ls", "calls", "-s", site.names["echo"], "-r", "25")
+    ids = [row["id"] for row in (listed["rows"] if isinstance(listed, dict) else listed)]
+    shown = "return [...document.querySelectorAll('#calls tbody tr')].map((r) => r.dataset.id)"
+    wait_for(lambda: site.driver.execute_script(shown) == ids, 10, what=f"the page listing what ls calls lists: {ids}")
+    site.driver.find_element("css selector", "#filter-state option[value='failed']").click()
+    site.click("#filters button")
+    wait_for(lambda: site.driver.execute_script(shown) == [], 10, what="no failed call listed")
+
+
 def test_a_processor_whose_agent_died_is_drawn_lost(site):
     site.open("/")
     site.net.agents["web-node"].kill()  # SIGKILL: the agent cannot say it stopped; its heartbeat goes stale

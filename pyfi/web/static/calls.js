@@ -11,8 +11,8 @@
 
   function query() {
     const form = new FormData(filters);
-    return { page: 1, rows: form.get("rows") || 25, socket: form.get("socket"), state: form.get("state"),
-      since: form.get("since"), tracking: form.get("tracking") };
+    return { page: form.get("page") || 1, rows: form.get("rows") || 25, ascend: form.get("ascend") ? "true" : null,
+      socket: form.get("socket"), state: form.get("state"), since: form.get("since"), tracking: form.get("tracking") };
   }
 
   async function refresh() {
