@@ -35,6 +35,15 @@ def test_a_call_sent_over_http_is_read_back_finished_with_its_result(api, echoed
     assert echoed["started"] <= echoed["finished"]
 
 
+def test_the_answer_is_at_once_and_says_where_the_call_is(api):
+    with api.client() as http:
+        sent = http.post(f"/api/sockets/{api.names['echo']}/calls", json={"args": ["where"]})
+        assert sent.status_code == 202 and sent.headers["location"] == f"/api/calls/{sent.json()['id']}"
+        assert sent.json()["ids"] == [sent.json()["id"]] and sent.json()["sockets"] == [api.names["echo"]]
+        listed = http.get(sent.headers["location"])  # recorded before the answer: found at once
+    assert listed.status_code == 200 and listed.json()["sender"] == api.who("ada")
+
+
 def test_keyword_arguments_travel_and_a_failure_reads_back_with_its_error(api):
     assert api.ended(api.call("shout", x="quiet"))["result"]["value"] == "QUIET"
     failed = api.ended(api.call("boom", 7))

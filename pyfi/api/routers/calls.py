@@ -15,7 +15,7 @@ import datetime as dt
 import threading
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Path, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from pyfi.api.deps import DB, Me, core_of
@@ -134,7 +134,7 @@ def call_out(call: Call, model: type[CallOut] = CallOut, **extra: Any) -> Any:
 
 
 @router.post("/sockets/{name}/calls", status_code=202, response_model=CallSent)
-def send_call(name: NamePath, body: CallIn, request: Request, session: DB, me: Me) -> CallSent:
+def send_call(name: NamePath, body: CallIn, request: Request, response: Response, session: DB, me: Me) -> CallSent:
     """Send a call to a socket (RUN_TASK); its id at once, the result later from GET /api/calls/{id}."""
     from pyfi.core.keys import user_signer
     from pyfi.core.pending import of_sent, record_pending
@@ -148,6 +148,7 @@ def send_call(name: NamePath, body: CallIn, request: Request, session: DB, me: M
     sent = SENDERS.send(settings, signer, routes, body.args, body.kwargs)
     record_pending(session, me.name, of_sent(sent))
     session.commit()  # listed before the answer: a GET right after finds it
+    response.headers["Location"] = f"{request.scope.get('root_path', '')}/api/calls/{sent[0].id}"
     return CallSent(id=sent[0].id, ids=[c.id for c in sent], sockets=[c.route.socket_name for c in sent])
 
 
