@@ -59,7 +59,7 @@ window.pyfi.graph = (() => {
 
   // The middle of a link, where its label goes
   function middle(a, b, bend = 0) {
-    if (a === b) return { x: a.x + a.w, y: a.y - 32 - bend };
+    if (a === b) return { x: a.x + a.w - 30, y: a.y - 44 - bend };
     return { x: (a.x + a.w + b.x) / 2, y: (low(a) + low(b)) / 2 + bend - 6 };
   }
 

@@ -8,7 +8,7 @@
   const ACTIONS = [["pause", "PAUSE_PROCESSOR"], ["resume", "RESUME_PROCESSOR"], ["stop", "STOP_PROCESSOR"],
     ["start", "START_PROCESSOR"], ["restart", "START_PROCESSOR"]];
   const STATUSES = ["running", "starting", "paused", "stopped", "error", "lost", "ready"];
-  const BOX = { width: 210, gapX: 150, gapY: 28, left: 110, top: 40 };
+  const BOX = { width: 200, gapX: 140, gapY: 28, left: 110, top: 76 };  // (room above a box for a plug to itself)
   const state = { me: { reads: {}, may: () => false }, network: null, selected: null, drawn: "", detailed: "", health: "" };
   const statusLine = document.getElementById("status-line");
 
@@ -100,6 +100,13 @@
     edges.forEach((edge, i) => picture.append(plugArrow(edge, layout.spots, i)));
     for (const item of items) picture.append(processorBox(item.processor, layout.spots.get(item.id)));
     target.replaceChildren(picture);
+    fit();
+  }
+
+  // The graph shrinks to fit while its names stay readable; a wider one keeps its size and scrolls sideways
+  function fit() {
+    const picture = document.querySelector("#graph svg");
+    if (picture) picture.classList.toggle("full-size", picture.viewBox.baseVal.width > picture.parentNode.clientWidth * 1.25);
   }
 
   function plugArrow(edge, spots, index) {
@@ -256,6 +263,7 @@
 
   async function start() {
     drawLegend();
+    window.addEventListener("resize", fit);
     state.me = await me();
     await refresh();
     setInterval(refresh, 5000);
