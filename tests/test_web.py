@@ -136,7 +136,7 @@ def make_network(home: Path) -> tuple[Network, dict[str, str]]:
     with session_scope(env["PYFI_DB"]) as session:
         bootstrap_admin(session, "admin")
     net = Network(env, home)
-    names = build(net, {"shout": "upper"}, "loud")
+    names = build(net, {"shout": "upper", "boom": "boom"}, "loud")
     names["echo"] = net.name("echo")
     net.cli("add", "processor", "-n", "quiet", "-m", "sample", "-g", str(home / "repo-loud"))
     net.cli("add", "socket", "-n", names["echo"], "-q", names["queue"], "-pn", "quiet", "-t", "echo")
@@ -284,13 +284,25 @@ def test_running_a_socket_from_the_page_shows_its_result(site):
     arguments.clear()
     arguments.send_keys('["from the page"]')
     site.click("#run-button")
-    outcome = site.wait_css('#run-outcome[data-state="finished"]', 30, what="the page's call finished")
-    assert site.text("#run-value") == '"FROM THE PAGE"' or "FROM THE PAGE" in outcome.text
+    site.wait_css('#run-outcome[data-state="finished"]', 30, what="the page's call finished")
+    assert site.text("#run-value") == "FROM THE PAGE"
     site.screenshot("run")
+
+
+def test_a_failed_call_shows_its_error_on_the_page_and_beside_its_processor(site):
+    from selenium.webdriver.support.ui import Select
+
+    Select(site.wait_css("#run-socket")).select_by_value(site.names["boom"])
+    arguments = site.wait_css("#run-args")
+    arguments.clear()
+    arguments.send_keys('["on purpose"]')
+    site.click("#run-button")
+    site.wait_css('#run-outcome[data-state="failed"]', 30, what="the page's failing call failed")
+    assert "boom on purpose" in site.text("#run-value")
     site.open("/")
     site.click(box("loud"))
-    wait_for(lambda: "3 finished" in site.text(box("loud") + " text.counts"), 15, what="loud's calls counted")
-    site.wait_css("#details table a")  # its recent calls
+    wait_for(lambda: "1 failed · 3 finished" in site.text(box("loud") + " text.counts"), 15, what="loud's calls counted")
+    wait_for(lambda: "boom on purpose" in site.text("#details"), 15, what="the error among loud's recent errors")
     site.screenshot("network")
 
 

@@ -8,7 +8,7 @@
   const ACTIONS = [["pause", "PAUSE_PROCESSOR"], ["resume", "RESUME_PROCESSOR"], ["stop", "STOP_PROCESSOR"],
     ["start", "START_PROCESSOR"], ["restart", "START_PROCESSOR"]];
   const STATUSES = ["running", "starting", "paused", "stopped", "error", "lost", "ready"];
-  const BOX = { width: 200, gapX: 140, gapY: 28, left: 110, top: 76 };  // (room above a box for a plug to itself)
+  const BOX = { width: 200, gapX: 170, gapY: 28, left: 110, top: 76 };  // (room above a box for a plug to itself)
   const state = { me: { reads: {}, may: () => false }, network: null, selected: null, drawn: "", detailed: "", health: "" };
   const statusLine = document.getElementById("status-line");
 
