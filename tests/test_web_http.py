@@ -66,6 +66,11 @@ def test_the_form_sets_an_http_only_strict_cookie_and_never_puts_the_token_in_a_
     assert "HttpOnly" in cookie and "SameSite=strict" in cookie and "Path=/" in cookie
     assert token not in right.headers["location"] and token not in page.text
     assert page.status_code == 200 and ROOT in page.text
+    assert "Secure" not in cookie
+    with browser(base) as proxied:  # behind a TLS proxy on this host
+        secure = proxied.post("/login", data={"username": ROOT, "password": PASSWORD},
+                              headers={"X-Forwarded-Proto": "https"})
+    assert secure.status_code == 303 and "Secure" in secure.headers["set-cookie"]
 
 
 def test_pages_carry_a_strict_content_security_policy_and_an_icon(site):
