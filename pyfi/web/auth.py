@@ -40,7 +40,7 @@ def to_login(request: Request) -> RedirectResponse:
     """Off to the login page, forgetting a cookie that names no one any more."""
     response = RedirectResponse("/login", status_code=303)
     if request.cookies.get(COOKIE):
-        response.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict")
+        response.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict", secure=secure(request))
     return response
 
 
@@ -75,8 +75,13 @@ def log_in(request: Request, session: DB, username: Annotated[str, Form(max_leng
     throttle.succeeded(keys[0])
     response = RedirectResponse("/", status_code=303)
     response.set_cookie(COOKIE, issued.token, max_age=seconds_left(issued.expires), path="/", httponly=True,
-                        samesite="strict", secure=request.url.scheme == "https")
+                        samesite="strict", secure=secure(request))
     return response
+
+
+def secure(request: Request) -> bool:
+    """Served over HTTPS (uvicorn reads a proxy's X-Forwarded-Proto from this host): the cookie is never sent in clear."""
+    return request.url.scheme == "https"
 
 
 def seconds_left(expires: dt.datetime) -> int:
