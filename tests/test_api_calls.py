@@ -32,7 +32,7 @@ def test_a_call_sent_over_http_is_read_back_finished_with_its_result(api, echoed
     assert echoed["result"] == {"state": "SUCCESS", "value": {"greeting": "hello"}}
     assert echoed["sender"] == api.who("ada") and echoed["tracking"] == echoed["id"] and echoed["parents"] == []
     assert {"received", "prerun", "postrun"} <= {event["name"] for event in echoed["events"]}
-    assert echoed["started"] <= echoed["finished"]
+    assert echoed["started"] <= echoed["finished"] and echoed["finished"].endswith("Z")  # UTC, with its zone (RFC 3339)
 
 
 def test_the_answer_is_at_once_and_says_where_the_call_is(api):

@@ -11,7 +11,6 @@
 """
 from __future__ import annotations
 
-import datetime as dt
 import threading
 from typing import Annotated, Any
 
@@ -19,7 +18,7 @@ from fastapi import APIRouter, Path, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from pyfi.api.deps import DB, Me, core_of
-from pyfi.api.models import NO_NUL, NamePath
+from pyfi.api.models import NO_NUL, NamePath, UtcTime
 from pyfi.config import Settings
 from pyfi.core import calls, provenance, tasks
 from pyfi.db.models import Call
@@ -63,10 +62,10 @@ class CallOut(BaseModel):
     parent: str | None = None
     tracking: str | None = None
     error: str | None = None
-    created: dt.datetime
-    started: dt.datetime | None = None
-    finished: dt.datetime | None = None
-    lastupdated: dt.datetime
+    created: UtcTime
+    started: UtcTime | None = None
+    finished: UtcTime | None = None
+    lastupdated: UtcTime
     cancelled_by: str | None = None
 
 
@@ -76,7 +75,7 @@ class EventOut(BaseModel):
     name: str
     note: str | None = None
     worker: str | None = None
-    created: dt.datetime
+    created: UtcTime
 
 
 class ResultOut(BaseModel):
