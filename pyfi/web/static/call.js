@@ -47,24 +47,37 @@
     return el("a", { href: `/calls/${encodeURIComponent(id)}`, class: "mono" }, shortId(id));
   }
 
-  // Events as dots on a line, spaced by their order, each with its name, time and worker
+  // Events as dots on a line, in time order, each with its name, time since the first event, and worker.
+  // (Evenly spaced: a call's events are often milliseconds apart, and hours apart when it waited.)
   function drawTimeline(events) {
     const target = document.getElementById("timeline");
     if (!events.length) { target.replaceChildren(el("p", { class: "hint" }, "No event recorded yet.")); return; }
     const step = 150;
-    const picture = graph.drawing(60 + step * events.length, 80, "The call's events in time order");
+    const first = stamp(events[0].created);
+    const picture = graph.drawing(60 + step * events.length, 96, "The call's events in time order");
     picture.append(svg("line", { x1: 60, y1: 30, x2: 100 + step * (events.length - 1), y2: 30 }));
     events.forEach((event, i) => {
       const x = 80 + step * i;
-      const name = event.name || event.event || "event";
+      const name = event.name || "event";
       picture.append(svg("g", { class: "event", dataset: { event: name } },
         svg("circle", { cx: x, cy: 30, r: 8, class: `dot e-${name}`, fill: dotColour(name) }),
         svg("text", { x, y: 15, "text-anchor": "middle" }, name),
-        svg("text", { x, y: 55, "text-anchor": "middle", class: "small" }, timeOf(event.created || event.date)),
-        event.worker ? svg("text", { x, y: 71, "text-anchor": "middle", class: "small" }, String(event.worker).slice(0, 22)) : null,
-        svg("title", {}, `${name} ${when(event.created || event.date)} ${event.note || ""}`)));
+        svg("text", { x, y: 55, "text-anchor": "middle", class: "small" }, timeOf(event.created)),
+        svg("text", { x, y: 71, "text-anchor": "middle", class: "small" }, i ? `+${elapsed(stamp(event.created) - first)}` : "start"),
+        event.worker ? svg("text", { x, y: 87, "text-anchor": "middle", class: "small" }, String(event.worker).slice(0, 22)) : null,
+        svg("title", {}, `${name} ${when(event.created)} ${event.note || ""}`)));
     });
     target.replaceChildren(picture);
+  }
+
+  function stamp(text) {
+    return new Date(/[zZ]|[+-]\d\d:?\d\d$/.test(text) ? text : `${text}Z`).getTime();
+  }
+
+  function elapsed(ms) {
+    if (Number.isNaN(ms)) return "?";
+    if (ms < 1000) return `${Math.round(ms)} ms`;
+    return ms < 120000 ? `${(ms / 1000).toFixed(1)} s` : `${Math.round(ms / 60000)} min`;
   }
 
   function dotColour(name) {
