@@ -112,9 +112,7 @@ window.pyfi = (() => {
     const source = new EventSource("/api/events", { withCredentials: true });
     source.addEventListener("open", () => onState(true));
     source.addEventListener("error", () => onState(false));
-    const handle = (event) => onMessage(parseJson(event.data));
-    source.addEventListener("message", handle);
-    for (const name of ["lifecycle", "call", "event"]) source.addEventListener(name, handle);
+    source.addEventListener("message", (event) => onMessage(parseJson(event.data)));
     window.addEventListener("pagehide", () => source.close());
     return source;
   }
