@@ -8,12 +8,15 @@ READ, checked when the stream opens (403 before any event) and again every
 messages a processor's worker signed (:class:`pyfi.core.listening.Verifier`),
 plus the calls recorded as pending, which no worker has yet.
 
-The route is left out of the OpenAPI document: a stream that never ends
-is no answer a generated client or the interactive docs can wait for
-(docs/api.rst describes it). Each message is one event whose ``data`` is the message as ``pyfi listen
+Each message is one event whose ``data`` is the message as ``pyfi listen
 --format json`` prints it; a comment line is sent every :data:`KEEPALIVE`
-seconds (query ``keepalive``) so proxies keep an idle stream open. The pub/sub reads block, so
-each stream has a thread of its own, which stops when the client goes away.
+seconds (query ``keepalive``) so proxies keep an idle stream open. The
+pub/sub reads block, so each stream has a thread of its own, which stops
+when the client goes away.
+
+The route is left out of the OpenAPI document: a stream that never ends is
+no answer a generated client or the interactive docs can wait for
+(docs/api.rst describes it).
 """
 from __future__ import annotations
 
@@ -24,8 +27,8 @@ import time
 from typing import Annotated, Any, AsyncIterator, Callable
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import StreamingResponse
 from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import StreamingResponse
 
 from pyfi.api.deps import DB, Me, core_of
 from pyfi.core.access import Actor, require
@@ -73,6 +76,7 @@ def check_channel(channel: str) -> None:
 
 
 def still_reads(db_url: str, actor: Actor) -> bool:
+    """Whether the caller holds READ now (a database that cannot say, or a user gone, ends the stream)."""
     try:
         with session_scope(db_url) as session:
             require(session, actor, Right.READ)
@@ -96,24 +100,29 @@ class Reader(threading.Thread):
         self.start()
 
     def run(self) -> None:
-        next_pending, next_check = time.monotonic(), time.monotonic() + RECHECK
+        self.next_pending, self.next_check = time.monotonic(), time.monotonic() + RECHECK
         try:
-            while not self.stopped.is_set():
-                received = self.subscriber.get_message(timeout=0.5)
-                if received is not None:
-                    self._hand(self.verifier.messages(received))
-                now = time.monotonic()
-                if now >= next_pending:
-                    next_pending = now + PENDING_POLL
-                    self._hand(self._pending())
-                if now >= next_check:
-                    next_check = now + RECHECK
-                    if not self.may_read():
-                        self._put("event: error\ndata: READ was revoked\n\n")
-                        return
+            while not self.stopped.is_set() and self._once():
+                pass
         finally:
             self.subscriber.close()
             self._put(None)
+
+    def _once(self) -> bool:
+        """Wait up to half a second for a message, then the timed reads; False once the caller lost READ."""
+        received = self.subscriber.get_message(timeout=0.5)
+        if received is not None:
+            self._hand(self.verifier.messages(received))
+        now = time.monotonic()
+        if now >= self.next_pending:
+            self.next_pending = now + PENDING_POLL
+            self._hand(self._pending())
+        if now >= self.next_check:
+            self.next_check = now + RECHECK
+            if not self.may_read():
+                self._put("event: error\ndata: READ was revoked\n\n")
+                return False
+        return True
 
     def _pending(self) -> list[Any]:
         try:
@@ -137,6 +146,7 @@ class Reader(threading.Thread):
 
 
 async def stream(request: Request, reader: Reader, keepalive: float) -> AsyncIterator[str]:
+    """The response body: what the reader hands over, and a comment line whenever ``keepalive`` seconds pass idle."""
     reader.begin()
     try:
         yield ": listening\n\n"  # headers and a first line at once: the client knows it is subscribed
