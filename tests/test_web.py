@@ -304,6 +304,10 @@ def test_a_failed_call_shows_its_error_on_the_page_and_beside_its_processor(site
     wait_for(lambda: "1 failed · 3 finished" in site.text(box("loud") + " text.counts"), 15, what="loud's calls counted")
     wait_for(lambda: "boom on purpose" in site.text("#details"), 15, what="the error among loud's recent errors")
     site.screenshot("network")
+    site.click(f'#details a.socket-link[href$="{site.names["boom"]}"]')  # its socket's calls, ready to run it again
+    states = "return [...document.querySelectorAll('#calls tbody tr')].map((r) => [r.cells[1].textContent, r.dataset.state])"
+    wait_for(lambda: site.driver.execute_script(states) == [[site.names["boom"], "failed"]], 15, what="the socket's one call")
+    assert site.attribute("#run-socket", "value") == site.names["boom"]
 
 
 def test_the_calls_filters_are_ls_calls_filters(site):

@@ -30,7 +30,16 @@
     try { sockets = user.reads.sockets ? await all("/sockets") : []; } catch (_) { sockets = []; }
     const names = sockets.map((s) => s.name).sort();
     document.getElementById("socket-names").replaceChildren(...names.map((n) => el("option", { value: n })));
-    document.getElementById("run-socket").replaceChildren(...names.map((n) => el("option", { value: n }, n)));
+    const asked = new URLSearchParams(location.search).get("socket");
+    document.getElementById("run-socket").replaceChildren(...names.map((n) => el("option", { value: n, selected: n === asked }, n)));
+  }
+
+  // The filters a link asked for (/calls?socket=NAME&state=failed...), as ls calls takes them
+  function askedFilters() {
+    const asked = new URLSearchParams(location.search);
+    for (const field of ["socket", "state", "since", "tracking", "rows", "page"]) {
+      if (asked.has(field)) filters.elements[field].value = asked.get(field);
+    }
   }
 
   // The Run button works for a user with RUN_TASK (the API checks it again); the form says when it knows
@@ -105,6 +114,7 @@
   }
 
   async function start() {
+    askedFilters();
     const user = await me();
     loadSockets(user);
     setUpRun(user);

@@ -213,8 +213,17 @@
   function facts(processor) {
     const rows = [["Module", processor.module], ["Repository", processor.gitrepo], ["Branch", processor.branch],
       ["Commit", processor.commit], ["Workers", processor.workers], ["Host", processor.hostname], ["Owner", processor.owner],
-      ["Sockets", socketsOf(processor).map((s) => s.name).join(", ")]];
-    return rows.filter(([, v]) => v !== undefined && v !== null && v !== "").flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, String(v))]);
+      ["Sockets", socketLinks(processor)]];
+    return rows.filter(([, v]) => v !== undefined && v !== null && v !== "")
+      .flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v instanceof Node ? v : String(v))]);
+  }
+
+  // Each socket, opening the calls page on its calls, ready to run it
+  function socketLinks(processor) {
+    const sockets = socketsOf(processor);
+    if (!sockets.length) return "";
+    return el("span", {}, sockets.flatMap((s, i) => [i ? ", " : "",
+      el("a", { href: `/calls?socket=${encodeURIComponent(s.name)}`, class: "socket-link" }, s.name)]));
   }
 
   function actionButtons(processor) {
