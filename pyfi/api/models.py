@@ -13,7 +13,7 @@ import datetime as dt
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from fastapi import Path
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, model_validator
 from pydantic import AliasPath as At
 
 #: no NUL: PostgreSQL cannot store it in text
@@ -47,6 +47,20 @@ def _names(objects: Any) -> list[str]:
 Names = Annotated[list[str], BeforeValidator(_names)]
 
 T = TypeVar("T")
+
+
+class Shown:
+    """A database row with some attributes as ``ls`` shows them (a status judged by its heartbeat, say)."""
+
+    def __init__(self, row: Any, **shown: Any) -> None:
+        self._row, self._shown = row, shown
+
+    def __getattr__(self, name: str) -> Any:
+        return self._shown[name] if name in self._shown else getattr(self._row, name)
+
+
+def _is_row(data: Any) -> bool:
+    return hasattr(data, "__table__")
 
 
 class Paged(BaseModel, Generic[T]):
@@ -129,6 +143,17 @@ class ProcessorOut(Object):
     requested_status: str
     status: str
     error: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def as_shown(cls, data: Any) -> Any:
+        """Lost when no live agent runs it, as ``ls processors`` shows."""
+        if not _is_row(data):
+            return data
+        from pyfi.core.liveness import shown_processor_status
+
+        status, error = shown_processor_status(data)
+        return Shown(data, status=status, error=error)
 
 
 class SocketFields(Strict):
@@ -224,6 +249,14 @@ class AgentOut(Object):
     port: int | None = None
     status: str
 
+    @model_validator(mode="before")
+    @classmethod
+    def as_shown(cls, data: Any) -> Any:
+        """Lost once its heartbeat is stale, as ``ls agents`` shows."""
+        from pyfi.core.liveness import effective_status
+
+        return Shown(data, status=effective_status(data)) if _is_row(data) else data
+
 
 class WorkerIn(Strict):
     name: Name
@@ -245,6 +278,14 @@ class WorkerOut(Object):
     concurrency: int
     commit: str | None = None
     status: str
+
+    @model_validator(mode="before")
+    @classmethod
+    def as_shown(cls, data: Any) -> Any:
+        """Lost for a hand-started worker that stopped refreshing its row, as ``ls workers`` shows."""
+        from pyfi.core.liveness import shown_worker_status
+
+        return Shown(data, status=shown_worker_status(data)) if _is_row(data) else data
 
 
 class SchedulerIn(Strict):

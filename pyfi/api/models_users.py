@@ -35,6 +35,10 @@ class UserOut(Object):
     privileges: Rights = Field([], description="the rights held directly (a role's are the role's)")
 
 
+class MeOut(UserOut):
+    rights: list[str] = Field([], description="every right you hold, directly or through your roles (ALL: every right)")
+
+
 class RoleIn(Strict):
     name: Name
 

@@ -10,17 +10,19 @@ from fastapi import APIRouter, Response
 from pyfi.api.crud import fresh, kind_router
 from pyfi.api.deps import DB, Me
 from pyfi.api.models import NamePath
-from pyfi.api.models_users import Revoked, UserIn, UserOut, UserUpdate
+from pyfi.api.models_users import MeOut, Revoked, UserIn, UserOut, UserUpdate
 from pyfi.core import tokens, users
+from pyfi.core.access import rights_of
 from pyfi.core.lookup import by_name
 from pyfi.db.models import User
 
 router = APIRouter(tags=["users"])
 
 
-@router.get("/users/me", response_model=UserOut, operation_id="get_me", summary="Your own profile")
-def me(session: DB, caller: Me) -> UserOut:
-    return UserOut.model_validate(by_name(session, User, caller.name, "user"))
+@router.get("/users/me", response_model=MeOut, operation_id="get_me", summary="Your own profile and every right you hold")
+def me(session: DB, caller: Me) -> MeOut:
+    profile = UserOut.model_validate(by_name(session, User, caller.name, "user"))
+    return MeOut(**profile.model_dump(), rights=sorted(rights_of(session, caller.name)))
 
 
 @router.post("/users", response_model=UserOut, status_code=201, operation_id="add_user", summary="Add a user")
