@@ -204,3 +204,14 @@ def test_repeated_failures_are_slowed_with_retry_after(api):
     assert set(answers[:first]) == {401} and all(status == 429 for status in answers[first:])
     assert slowed.status_code == 429 and 1 <= int(slowed.headers["Retry-After"]) <= 60
     assert "too many failed logins" in slowed.json()["detail"]
+
+
+def test_http_edges_a_client_meets(api):
+    with api.client() as http:
+        http.post("/queues", json={"name": "q-edges"})
+        not_taken = http.put("/queues/q-edges")
+        past_the_end = http.get("/queues", params={"page": 1000})
+        unchanged = http.patch("/queues/q-edges", json={})
+    assert not_taken.status_code == 405 and set(not_taken.headers["allow"].split(", ")) == {"GET", "PATCH", "DELETE"}
+    assert past_the_end.status_code == 404 and "page 1000 does not exist" in past_the_end.json()["detail"]
+    assert unchanged.status_code == 200 and unchanged.json()["name"] == "q-edges"

@@ -80,7 +80,10 @@ def _change_route(router: APIRouter, kind_name: str, out: type[Object], change: 
 
     @router.patch("/{name}", response_model=out, operation_id=f"update_{kind_name}", summary=f"Update a {kind_name}")
     def update(name: NamePath, body: change, session: DB, me: Me) -> Any:  # type: ignore[valid-type]
-        return fresh(session, objects.update(session, me.actor, kind, name, None, changes_of(body)), out)
+        changes = changes_of(body)
+        if not changes:  # nothing to change: the object as it is
+            return out.model_validate(objects.get(session, me.actor, kind, name, None))
+        return fresh(session, objects.update(session, me.actor, kind, name, None, changes), out)
 
 
 def _delete_route(router: APIRouter, kind_name: str) -> None:

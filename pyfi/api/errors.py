@@ -7,6 +7,8 @@ the database cannot hold (too long, out of range) is a 422 too.
 """
 from __future__ import annotations
 
+import difflib
+import re
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -14,6 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy.exc import DataError, DBAPIError
+from starlette.exceptions import HTTPException
 
 from pyfi.errors import (
     AlreadyExists,
@@ -83,8 +86,17 @@ def validation_line(errors: Any) -> str:
     parts = []
     for error in list(errors)[:3]:
         where = ".".join(str(part) for part in error.get("loc", ()) if part not in ("body", "query", "path"))
-        parts.append(f"{where or 'body'}: {error.get('msg', 'invalid')}")
+        parts.append(f"{where or 'body'}: {_what_is_wrong(error)}")
     return "invalid " + "; ".join(parts) + " (fix the field named and send again)"
+
+
+def _what_is_wrong(error: dict[str, Any]) -> str:
+    """The error's message; for a value of a closed list, the nearest one instead of the whole list."""
+    if error.get("type") != "enum" or not isinstance(error.get("input"), str):
+        return str(error.get("msg", "invalid"))
+    choices = re.findall(r"'([^']*)'", str((error.get("ctx") or {}).get("expected", "")))
+    near = difflib.get_close_matches(error["input"].upper(), choices, n=1)
+    return f"unknown value {error['input']!r}" + (f" (did you mean {near[0]}?)" if near else f", one of {', '.join(choices)}")
 
 
 async def database_error(_request: Request, exc: Exception) -> JSONResponse:
@@ -103,8 +115,29 @@ async def not_text(_request: Request, _exc: Exception) -> JSONResponse:
     return problem(422, "a value is not valid text (send UTF-8)")
 
 
+async def http_error(request: Request, exc: Exception) -> JSONResponse:
+    """Starlette's own errors (no such path, a method the path does not take) in pyfi's body."""
+    assert isinstance(exc, HTTPException)
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:  # every method the path takes (Starlette names only its first route's)
+        headers["Allow"] = ", ".join(sorted(allowed_methods(request)))
+    return problem(exc.status_code, str(exc.detail), headers)
+
+
+def allowed_methods(request: Request) -> set[str]:
+    """The methods the OpenAPI document gives the request's path."""
+    asked = request.scope["path"].split("/")
+    found: set[str] = set()
+    for template, operations in request.app.openapi().get("paths", {}).items():
+        parts = template.split("/")
+        if len(parts) == len(asked) and all(p == a or p.startswith("{") for p, a in zip(parts, asked, strict=True)):
+            found |= {method.upper() for method in operations}
+    return found
+
+
 def install(app: FastAPI) -> None:
     """Answer pyfi's errors, invalid requests and database value errors as described above."""
+    app.add_exception_handler(HTTPException, http_error)
     app.add_exception_handler(PyfiError, pyfi_error)
     app.add_exception_handler(UnicodeError, not_text)
     app.add_exception_handler(RequestValidationError, invalid_request)

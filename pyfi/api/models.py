@@ -16,6 +16,9 @@ from fastapi import Path
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, model_validator
 from pydantic import AliasPath as At
 
+from pyfi.core.kinds import MODULE_RE
+from pyfi.core.names import FUNCTION_RE
+
 #: no NUL: PostgreSQL cannot store it in text
 NO_NUL = r"^[^\x00]*$"
 INT32 = 2**31 - 1
@@ -38,6 +41,9 @@ Position = Annotated[int, Field(ge=0, le=INT32)]
 NamePath = Annotated[str, Path(min_length=1, max_length=200, pattern=NO_NUL, description="the object's name")]
 Requestable = Literal["ready", "running", "paused", "stopped", "removed"]
 Commit = Annotated[str, StringConstraints(pattern=r"^([0-9A-Fa-f]{4,64})?$")]
+#: a dotted Python module path and a public function's name, as ``add processor -m`` and ``add socket -t`` take them
+Module = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=MODULE_RE.pattern)]
+Function = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=FUNCTION_RE.pattern)]
 
 
 def _names(objects: Any) -> list[str]:
@@ -119,13 +125,13 @@ class ProcessorFields(Strict):
 
 class ProcessorIn(ProcessorFields):
     name: Name
-    module: text(200, 1) = Field(description="Python module, e.g. some.module.path")
+    module: Module = Field(description="Python module, e.g. some.module.path")
     gitrepo: text(2000, 1) = Field(description="git repository URI")
     beat: bool = False
 
 
 class ProcessorUpdate(ProcessorFields, Renaming):
-    module: text(200, 1) | None = None
+    module: Module | None = None
     gitrepo: text(2000, 1) | None = None
     beat: bool | None = None
 
@@ -165,14 +171,14 @@ class SocketIn(SocketFields):
     name: Name
     queue: Name
     processor: Name
-    task: Name = Field(description="the task function of the processor's module")
+    task: Function = Field(description="the task function of the processor's module")
     wait: bool = False
 
 
 class SocketUpdate(SocketFields, Renaming):
     queue: Name | None = None
     processor: Name | None = None
-    task: Name | None = None
+    task: Function | None = None
     wait: bool | None = None
 
 

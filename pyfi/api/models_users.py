@@ -6,6 +6,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from pyfi.api.models import Name, Names, Object, Strict, UtcTime, text
+from pyfi.enums import Right
 
 
 def _rights(privileges: Any) -> list[str]:
@@ -14,7 +15,7 @@ def _rights(privileges: Any) -> list[str]:
 
 Rights = Annotated[list[str], BeforeValidator(_rights)]
 Password = text(1000, 1)
-RightName = text(64, 1)
+RightName = Right
 
 
 class UserIn(Strict):

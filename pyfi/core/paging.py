@@ -50,7 +50,7 @@ def paged(session: Session, query: Any, order_col: Any, page: int, rows: int, as
     _check(page, rows)
     total, exact = count(session, query)
     if after is None and exact and page > max(1, -(-total // rows)):
-        raise InvalidInput(f"page {page} does not exist: there are {max(1, -(-total // rows))} pages of {rows} rows",
+        raise NotFound(f"page {page} does not exist: there are {max(1, -(-total // rows))} pages of {rows} rows",
                            f"pass -p 1 to {max(1, -(-total // rows))}")
     keys = (order_col, order_col.class_.id)  # rows written in one batch share a timestamp: page them stably
     if after is not None:

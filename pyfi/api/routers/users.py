@@ -11,7 +11,8 @@ from pyfi.api.crud import fresh, kind_router
 from pyfi.api.deps import DB, Me
 from pyfi.api.models import NamePath
 from pyfi.api.models_users import MeOut, Revoked, UserIn, UserOut, UserUpdate
-from pyfi.core import tokens, users
+from pyfi.core import objects, tokens, users
+from pyfi.core.kinds import KINDS
 from pyfi.core.access import rights_of
 from pyfi.core.lookup import by_name
 from pyfi.db.models import User
@@ -33,6 +34,8 @@ def add(body: UserIn, session: DB, caller: Me) -> UserOut:
 
 @router.patch("/users/{name}", response_model=UserOut, operation_id="update_user", summary="Change a user's email or password")
 def update(name: NamePath, body: UserUpdate, session: DB, caller: Me) -> UserOut:
+    if body.email is None and body.password is None:  # nothing to change: the user as they are
+        return UserOut.model_validate(objects.get(session, caller.actor, KINDS["user"], name, None))
     user = users.update_user(session, caller.actor, name, None, email=body.email, password=body.password)
     return fresh(session, user, UserOut)
 
