@@ -117,3 +117,23 @@ def test_workers_get_the_setting_and_a_bad_value_is_refused(net):
                              capture_output=True, text=True, timeout=60)
     assert refused.returncode == 2  # a configuration error
     assert "invalid task_events setting 'maybe': expected on or off" in refused.stderr
+
+
+def test_the_embedded_broker_is_named_as_carrying_no_events(tmp_path):
+    """Asked for over the embedded default, the agent says why celery events will see nothing, and runs."""
+    from pyfi.core.access import bootstrap_admin
+    from pyfi.db import migrate
+    from pyfi.db.engine import session_scope
+
+    home = tmp_path / "home"
+    network = Network(stack_env("embedded", home, f"sqlite:///{home}/pyfi.db"), tmp_path)
+    try:
+        migrate.upgrade(network.db_url)
+        with session_scope(network.db_url) as session:
+            bootstrap_admin(session, "admin")
+        network.start_agent("embedded-node", None, "--task-events")
+        wait_for(lambda: "running" in network.agent_log("embedded-node"), 60, what="the agent running")
+    finally:
+        network.close()
+    assert ("Warning: task events reach no other process over the embedded default's SQLite broker"
+            in network.agent_log("embedded-node"))

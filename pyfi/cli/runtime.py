@@ -68,11 +68,21 @@ def agent_start(app: AppContext, port: int | None, clean: bool, backend: str | N
     settings = app.settings.with_(**{k: v for k, v in {"backend": backend, "broker": broker}.items() if v})
     if task_events:
         settings = settings.with_(task_events=True)
+    warn_task_events(settings)
     worker_args = worker_options(pool, size, config)
     check_run_as(user)
     start_agent(settings, name, port, clean, worker_args=worker_args, run_as=user, monitor_only=queues,
                 spares=0 if no_spares else spares, workdir=workdir.absolute() if workdir else None,
                 stalled_after=stalled_after)
+
+
+def warn_task_events(settings: Any) -> None:
+    """Task events asked for on the embedded default's broker: they would reach no other process."""
+    from pyfi.cli.context import warn
+
+    if settings.task_events and settings.broker.startswith("sqla+"):
+        warn(["task events reach no other process over the embedded default's SQLite broker: celery events and "
+              "Flower see none; use a Redis or RabbitMQ broker (-r/--broker, PYFI_BROKER)"])
 
 
 def worker_options(pool: int | None, size: int | None, config: str | None) -> tuple[str, ...]:
