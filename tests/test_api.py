@@ -215,3 +215,21 @@ def test_http_edges_a_client_meets(api):
     assert not_taken.status_code == 405 and set(not_taken.headers["allow"].split(", ")) == {"GET", "PATCH", "DELETE"}
     assert past_the_end.status_code == 404 and "page 1000 does not exist" in past_the_end.json()["detail"]
     assert unchanged.status_code == 200 and unchanged.json()["name"] == "q-edges"
+
+
+def test_every_cron_expression_the_schema_admits_is_one_the_core_takes():
+    import re
+
+    from croniter import croniter
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    from pyfi.api.models import _cron_pattern
+
+    @settings(max_examples=300, suppress_health_check=list(HealthCheck), database=None)
+    @given(st.from_regex(_cron_pattern(), fullmatch=True))
+    def admitted(expression: str) -> None:
+        assert expression == "" or croniter.is_valid(expression), expression
+
+    admitted()
+    assert all(re.match(_cron_pattern(), e) for e in ("*/5 * * * *", "0 9 * * mon-fri", "@hourly", ""))

@@ -37,8 +37,8 @@ def fresh(session: Any, obj: Any, out: type[Object]) -> Object:
 
 
 def changes_of(body: BaseModel) -> dict[str, Any]:
-    """The fields an update sent (``rename`` becomes the new ``name``)."""
-    changes = body.model_dump(exclude_unset=True)
+    """The fields an update sent, but nulls (an option not given, as in the CLI); ``rename`` becomes the new ``name``."""
+    changes = {field: value for field, value in body.model_dump(exclude_unset=True).items() if value is not None}
     if "rename" in changes:
         changes["name"] = changes.pop("rename")
     return changes

@@ -127,12 +127,13 @@ async def http_error(request: Request, exc: Exception) -> JSONResponse:
 def allowed_methods(request: Request) -> set[str]:
     """The methods the OpenAPI document gives the request's path."""
     asked = request.scope["path"].split("/")
-    found: set[str] = set()
+    found: dict[str, set[str]] = {}  # the path's template -> its methods
     for template, operations in request.app.openapi().get("paths", {}).items():
         parts = template.split("/")
         if len(parts) == len(asked) and all(p == a or p.startswith("{") for p, a in zip(parts, asked, strict=True)):
-            found |= {method.upper() for method in operations}
-    return found
+            found[template] = {method.upper() for method in operations}
+    fixed = [template for template in found if "{" not in template]  # /users/me, not /users/{name}
+    return found[fixed[0]] if fixed else set().union(*found.values())
 
 
 def install(app: FastAPI) -> None:

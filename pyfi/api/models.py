@@ -13,11 +13,12 @@ import datetime as dt
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from fastapi import Path
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictInt,
+                      StringConstraints, model_validator)
 from pydantic import AliasPath as At
 
 from pyfi.core.kinds import MODULE_RE
-from pyfi.core.names import FUNCTION_RE
+from pyfi.core.names import FUNCTION_RE, MAX_NAME, forbidden_ranges
 
 #: no NUL: PostgreSQL cannot store it in text
 NO_NUL = r"^[^\x00]*$"
@@ -34,13 +35,42 @@ def _utc(moment: dt.datetime) -> dt.datetime:
 
 #: a time as the database keeps it (naive UTC), sent with its zone: RFC 3339, as OpenAPI's date-time says
 UtcTime = Annotated[dt.datetime, AfterValidator(_utc)]
-Name = text(200, 1)
-Count = Annotated[int, Field(ge=1, le=INT32)]
-Position = Annotated[int, Field(ge=0, le=INT32)]
+def _name_pattern(also: str = "") -> str:
+    """A name as ``pyfi.core.names.check_name`` takes it: no control or invisible character, no surrounding space."""
+    banned = also + "".join(_escaped(low) + (f"-{_escaped(high)}" if high > low else "") for low, high in forbidden_ranges())
+    return f"^[^ {banned}]([^{banned}]*[^ {banned}])?$"
+
+
+def _escaped(point: int) -> str:
+    return f"\\u{point:04x}" if point <= 0xFFFF else f"\\U{point:08x}"
+
+
+Name = Annotated[str, StringConstraints(min_length=1, max_length=MAX_NAME, pattern=_name_pattern())]
+#: a processor's name holds no '.' (its room is <queue>.<processor>)
+ProcessorName = Annotated[str, StringConstraints(min_length=1, max_length=MAX_NAME, pattern=_name_pattern("."))]
+Count = Annotated[StrictInt, Field(ge=1, le=INT32)]
+Position = Annotated[StrictInt, Field(ge=0, le=INT32)]
 #: the object a route names in its path
 NamePath = Annotated[str, Path(min_length=1, max_length=200, pattern=NO_NUL, description="the object's name")]
 Requestable = Literal["ready", "running", "paused", "stopped", "removed"]
 Commit = Annotated[str, StringConstraints(pattern=r"^([0-9A-Fa-f]{4,64})?$")]
+
+
+def _cron_pattern() -> str:
+    """Five cron fields in their ranges (names of months and weekdays too), or an @-schedule; empty removes it.
+
+    A subset of what croniter takes (tests/test_api.py checks that croniter takes all of it), so
+    that every expression the schema admits is one ``add socket --cron`` takes.
+    """
+    step = r"(0?[1-9]|[1-5][0-9])"
+    months = r"(0?[1-9]|1[0-2]|jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)"
+    fields = (r"[0-5]?[0-9]", r"([01]?[0-9]|2[0-3])", r"(0?[1-9]|[12][0-9]|3[01])", months,
+              r"([0-6]|sun|mon|tue|wed|thu|fri|sat)")
+    items = [rf"(\*|{n}(-{n})?)(/{step})?" for n in fields]
+    return "^(" + " ".join(rf"{i}(,{i})*" for i in items) + "|@(yearly|annually|monthly|weekly|daily|hourly))?$"
+
+
+Cron = Annotated[str, StringConstraints(max_length=120, pattern=_cron_pattern())]
 #: a dotted Python module path and a public function's name, as ``add processor -m`` and ``add socket -t`` take them
 Module = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=MODULE_RE.pattern)]
 Function = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=FUNCTION_RE.pattern)]
@@ -116,7 +146,7 @@ class QueueOut(Object):
 class ProcessorFields(Strict):
     hostname: text(200) | None = Field(None, description="target server hostname")
     workers: Count | None = Field(None, description="number of worker processes")
-    retries: Annotated[int, Field(ge=0, le=INT32)] | None = None
+    retries: Position | None = None
     commit: Commit | None = Field(None, description="git commit (4 to 64 hexadecimal digits); empty unpins it")
     requested_status: Requestable | None = None
     branch: text(200) | None = None
@@ -124,16 +154,17 @@ class ProcessorFields(Strict):
 
 
 class ProcessorIn(ProcessorFields):
-    name: Name
+    name: ProcessorName
     module: Module = Field(description="Python module, e.g. some.module.path")
     gitrepo: text(2000, 1) = Field(description="git repository URI")
-    beat: bool = False
+    beat: StrictBool = False
 
 
 class ProcessorUpdate(ProcessorFields, Renaming):
+    rename: ProcessorName | None = Field(None, description="a new name")
     module: Module | None = None
     gitrepo: text(2000, 1) | None = None
-    beat: bool | None = None
+    beat: StrictBool | None = None
 
 
 class ProcessorOut(Object):
@@ -163,8 +194,11 @@ class ProcessorOut(Object):
 
 
 class SocketFields(Strict):
-    interval: Count | None = Field(None, description="run every N seconds (while its processor has beat)")
-    cron: text(120) | None = Field(None, description="run on a cron schedule (UTC); empty removes the schedule")
+    #: one of interval and cron, never both (a null is neither, as an option not given)
+    model_config = ConfigDict(json_schema_extra={"not": {"required": ["interval", "cron"]}})
+
+    interval: Count = Field(None, description="run every N seconds (while its processor has beat)")  # type: ignore[assignment]
+    cron: Cron = Field(None, description="run on a cron schedule (UTC); empty removes the schedule")  # type: ignore[assignment]
 
 
 class SocketIn(SocketFields):
@@ -172,14 +206,14 @@ class SocketIn(SocketFields):
     queue: Name
     processor: Name
     task: Function = Field(description="the task function of the processor's module")
-    wait: bool = False
+    wait: StrictBool = False
 
 
 class SocketUpdate(SocketFields, Renaming):
     queue: Name | None = None
     processor: Name | None = None
     task: Function | None = None
-    wait: bool | None = None
+    wait: StrictBool | None = None
 
 
 class SocketOut(Object):

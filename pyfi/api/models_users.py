@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool
 
 from pyfi.api.models import Name, Names, Object, Strict, UtcTime, text
 from pyfi.enums import Right
@@ -22,7 +22,7 @@ class UserIn(Strict):
     name: Name
     email: text(200) | None = None
     password: Password | None = Field(None, description="needed on PostgreSQL, where a user is also a database login")
-    adopt: bool = Field(False, description="PostgreSQL: make an existing database role of that name this user")
+    adopt: StrictBool = Field(False, description="PostgreSQL: make an existing database role of that name this user")
 
 
 class UserUpdate(Strict):
@@ -54,9 +54,13 @@ class Member(Strict):
 
 
 class PrivilegeIn(Strict):
+    """A right for one user or one role: exactly one of ``user`` and ``role``."""
+
+    model_config = ConfigDict(json_schema_extra={"oneOf": [{"required": ["user"]}, {"required": ["role"]}]})
+
     right: RightName = Field(description="the right, e.g. ADD_PROCESSOR")
-    user: Name | None = Field(None, description="the user to grant it to (or role)")
-    role: Name | None = Field(None, description="the role to grant it to (or user)")
+    user: Name = Field(None, description="the user to grant it to (or role)")  # type: ignore[assignment]
+    role: Name = Field(None, description="the role to grant it to (or user)")  # type: ignore[assignment]
 
 
 class PrivilegeOut(BaseModel):
