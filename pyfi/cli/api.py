@@ -1,6 +1,8 @@
 """``pyfi api start``: serve the REST API (``pyfi.api``) until Ctrl-C or SIGTERM."""
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from pyfi.cli.context import AppContext, pass_app
@@ -19,11 +21,18 @@ def api() -> None:
 @pass_app
 def api_start(app: AppContext, host: str, port: int, token_hours: float) -> None:
     """Serve the REST API under /api/ (OpenAPI document at /api/openapi.json, docs at /api/docs)"""
-    from pyfi.api.app import check_database, create_app
+    from pyfi.api.app import create_app
+
+    start_server(create_app({**app.flags, "token_hours": token_hours}), host, port,
+                 f"pyfi API on http://{host}:{port}/api/ (docs: /api/docs); Ctrl-C stops it")
+
+
+def start_server(server_app: Any, host: str, port: int, banner: str) -> None:
+    """Serve ``server_app`` (the API, or the dashboard with it) once its database and port are known good."""
+    from pyfi.api.app import check_database
     from pyfi.api.server import check_bindable, serve
 
-    server_app = create_app({**app.flags, "token_hours": token_hours})
     check_database(server_app)
     check_bindable(host, port)
-    click.echo(f"pyfi API on http://{host}:{port}/api/ (docs: /api/docs); Ctrl-C stops it", err=True)
+    click.echo(banner, err=True)
     serve(server_app, host, port)

@@ -28,12 +28,8 @@ def web() -> None:
 @pass_app
 def web_start(app: AppContext, host: str, port: int, token_hours: float) -> None:
     """Serve the web dashboard, with the REST API under /api/"""
-    from pyfi.api.app import check_database
-    from pyfi.api.server import check_bindable, serve
+    from pyfi.cli.api import start_server
     from pyfi.web import create_web_app
 
-    server_app = create_web_app({**app.flags, "token_hours": token_hours})
-    check_database(server_app)
-    check_bindable(host, port)
-    click.echo(f"pyfi dashboard on http://{host}:{port}/ (API: /api/); Ctrl-C stops it", err=True)
-    serve(server_app, host, port)
+    start_server(create_web_app({**app.flags, "token_hours": token_hours}), host, port,
+                 f"pyfi dashboard on http://{host}:{port}/ (API: /api/); Ctrl-C stops it")
