@@ -67,3 +67,33 @@ def test_it_needs_the_database_owners_login(db_url, run_cli, monkeypatch):
     result = subprocess.run(PYFI + ["api", "start", "-p", str(free_port())], capture_output=True, text=True, timeout=60)
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert "the API server needs the database owner's login" in result.stderr
+
+
+@pytest.mark.parametrize("db_kind", ["sqlite"])
+def test_open_event_streams_end_when_it_stops(db_url):
+    import threading
+
+    from apiserver import ROOT, add_users, login
+
+    add_users(db_url)
+    port = free_port()
+    server, lines = start(port), []
+    try:
+        wait_for(lambda: answers(f"http://127.0.0.1:{port}/api/openapi.json"), 30, "the API to answer")
+        token = login(f"http://127.0.0.1:{port}/api", ROOT).json()["access_token"]
+
+        def listen() -> None:
+            with httpx.stream("GET", f"http://127.0.0.1:{port}/api/events", timeout=60,
+                              headers={"Authorization": f"Bearer {token}"}) as answer:
+                lines.extend(answer.iter_lines())
+
+        listener = threading.Thread(target=listen, daemon=True)
+        listener.start()
+        wait_for(lambda: ": listening" in lines, 30, "the stream to open")
+    finally:
+        server.send_signal(signal.SIGTERM)
+        code = server.wait(30)
+    listener.join(30)
+    log = server.stderr.read()
+    assert code == 0 and not listener.is_alive(), log  # the stream ended with the server, rather than holding it
+    assert "Traceback" not in log and "Exception in ASGI application" not in log, log

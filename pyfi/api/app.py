@@ -11,6 +11,7 @@ environment > ini > defaults), kept as a :class:`CoreContext` on
 from __future__ import annotations
 
 import importlib
+import threading
 from typing import Any
 
 from fastapi import FastAPI
@@ -58,6 +59,7 @@ def create_app(flags: dict[str, Any] | None = None) -> FastAPI:
     app.state.core.use_token = False  # a token in the ini of who runs the server names no caller
     app.state.token_hours = token_hours
     app.state.throttle = LoginThrottle()
+    app.state.closing = threading.Event()  # set when the server is asked to stop: open event streams end
     errors.install(app)
     for module in ROUTERS:
         app.include_router(importlib.import_module(module).router, prefix=PREFIX, responses=errors.RESPONSES)

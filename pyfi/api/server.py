@@ -46,11 +46,21 @@ def _bind_error(host: str, port: int, exc: OSError) -> BackendUnavailable:
     return BackendUnavailable(f"cannot listen on {host}:{port}: {exc.strerror}", "pass another -ip ADDRESS or -p PORT")
 
 
+class Server(uvicorn.Server):
+    """uvicorn's server, which also tells the app it is stopping (``app.state.closing``): open event streams end."""
+
+    def handle_exit(self, sig: int, frame: Any) -> None:
+        closing = getattr(getattr(self.config.app, "state", None), "closing", None)
+        if closing is not None:
+            closing.set()
+        super().handle_exit(sig, frame)
+
+
 def server_for(app: Any, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, log_level: str = "info") -> uvicorn.Server:
     """A uvicorn server for ``app`` (not started): tests run it in a thread with ``server.run()``."""
     config = uvicorn.Config(app, host=host, port=port, log_level=log_level, access_log=True,
                             timeout_graceful_shutdown=10, server_header=False)
-    return uvicorn.Server(config)
+    return Server(config)
 
 
 @contextmanager

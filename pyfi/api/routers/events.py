@@ -47,6 +47,8 @@ KEEPALIVE_HELP = "seconds between two keep-alive comments while nothing happens"
 RECHECK = 10.0
 #: seconds between two reads of newly pending calls (as pyfi listen)
 PENDING_POLL = 1.0
+#: seconds between two looks, while a stream is idle, at whether its client has gone or the server stops
+LOOK_EVERY = 1.0
 #: the most messages a slow client may leave unread before the stream ends
 BACKLOG = 10_000
 
@@ -148,18 +150,24 @@ class Reader(threading.Thread):
 async def stream(request: Request, reader: Reader, keepalive: float) -> AsyncIterator[str]:
     """The response body: what the reader hands over, and a comment line whenever ``keepalive`` seconds pass idle."""
     reader.begin()
+    closing = getattr(request.app.state, "closing", None) or threading.Event()
     try:
         yield ": listening\n\n"  # headers and a first line at once: the client knows it is subscribed
+        idle = 0.0
         while True:
             try:
-                item = await asyncio.wait_for(reader.out.get(), timeout=keepalive)
+                item = await asyncio.wait_for(reader.out.get(), timeout=LOOK_EVERY)
             except asyncio.TimeoutError:
-                if await request.is_disconnected():
-                    return
-                yield ": keep-alive\n\n"
+                if closing.is_set() or await request.is_disconnected():
+                    return  # the server stops, or the client has gone
+                idle += LOOK_EVERY
+                if idle >= keepalive:
+                    idle = 0.0
+                    yield ": keep-alive\n\n"
                 continue
             if item is None:
                 return
+            idle = 0.0
             yield item
     finally:
         reader.stopped.set()
