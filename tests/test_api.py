@@ -233,3 +233,18 @@ def test_every_cron_expression_the_schema_admits_is_one_the_core_takes():
 
     admitted()
     assert all(re.match(_cron_pattern(), e) for e in ("*/5 * * * *", "0 9 * * mon-fri", "@hourly", ""))
+
+
+def test_every_since_the_schema_admits_is_one_ls_calls_takes():
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    from pyfi.api.routers.calls import SINCE_PATTERN
+    from pyfi.core.calls import parse_since
+
+    @settings(max_examples=300, suppress_health_check=list(HealthCheck), database=None)
+    @given(st.from_regex(SINCE_PATTERN, fullmatch=True))
+    def admitted(since: str) -> None:
+        parse_since(since)  # raises InvalidInput for what it does not take
+
+    admitted()

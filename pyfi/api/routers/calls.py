@@ -33,6 +33,10 @@ CallId = Annotated[str, Path(min_length=calls.MIN_PREFIX, max_length=36, pattern
 #: the states whose result the result backend holds
 ENDED = (CallState.FINISHED, CallState.FAILED)
 SINCE = "only calls updated since: 30s, 10m, 2h, 3d, 1w ago, or an ISO time (UTC)"
+#: what ``ls calls --since`` takes: a duration of up to 99999 units, or an ISO time of the years 1000-2099 (no 29 February)
+SINCE_PATTERN = (r"^([0-9]{1,5}[smhdwSMHDW]|(1[0-9]|20)[0-9]{2}-((0[13578]|1[02])-(0[1-9]|[12][0-9]|3[01])"
+                 r"|(0[469]|11)-(0[1-9]|[12][0-9]|30)|02-(0[1-9]|1[0-9]|2[0-8]))"
+                 r"([T ]([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\.[0-9]{1,6})?)?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])?)?)$")
 
 
 class CallIn(BaseModel):
@@ -158,7 +162,7 @@ def list_calls(session: DB, me: Me,
                ascend: Annotated[bool, Query(description="oldest first")] = False,
                socket: Annotated[str | None, text_query(200, "only this socket's calls")] = None,
                state: Annotated[CallState | None, Query(description="only calls in this state")] = None,
-               since: Annotated[str | None, text_query(64, SINCE)] = None,
+               since: Annotated[str | None, Query(max_length=64, pattern=SINCE_PATTERN, description=SINCE)] = None,
                tracking: Annotated[str | None, text_query(36, "only this flow's calls")] = None,
                after: Annotated[str | None, text_query(36, "the rows after this call (a page's next)")] = None,
                ) -> CallPage:
