@@ -92,6 +92,8 @@ def validation_line(errors: Any) -> str:
 
 def _what_is_wrong(error: dict[str, Any]) -> str:
     """The error's message; for a value of a closed list, the nearest one instead of the whole list."""
+    if error.get("type") == "string_pattern_mismatch":  # (the pattern itself is in the OpenAPI document)
+        return f"{error.get('input')!r} is not in the form this field takes (see its description in /api/docs)"
     if error.get("type") != "enum" or not isinstance(error.get("input"), str):
         return str(error.get("msg", "invalid"))
     choices = re.findall(r"'([^']*)'", str((error.get("ctx") or {}).get("expected", "")))
