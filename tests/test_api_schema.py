@@ -30,6 +30,8 @@ def api(request, tmp_path_factory) -> ApiNetwork:
             build_flow(http, "schema")
             http.post("/nodes", json={"name": "n-schema"})
             http.post("/roles", json={"name": "r-schema"})
+            sent = http.post("/sockets/s1-schema/calls", json={"args": [1]})  # a pending call in GET /api/calls
+            assert sent.status_code == 202, sent.text
         yield network
 
 
