@@ -226,7 +226,7 @@ def test_every_cron_expression_the_schema_admits_is_one_the_core_takes():
 
     from pyfi.api.models import _cron_pattern
 
-    @settings(max_examples=300, suppress_health_check=list(HealthCheck), database=None)
+    @settings(max_examples=100, suppress_health_check=list(HealthCheck), database=None)
     @given(st.from_regex(_cron_pattern(), fullmatch=True))
     def admitted(expression: str) -> None:
         assert expression == "" or croniter.is_valid(expression), expression
@@ -242,7 +242,7 @@ def test_every_since_the_schema_admits_is_one_ls_calls_takes():
     from pyfi.api.routers.calls import SINCE_PATTERN
     from pyfi.core.calls import parse_since
 
-    @settings(max_examples=300, suppress_health_check=list(HealthCheck), database=None)
+    @settings(max_examples=100, suppress_health_check=list(HealthCheck), database=None)
     @given(st.from_regex(SINCE_PATTERN, fullmatch=True))
     def admitted(since: str) -> None:
         parse_since(since)  # raises InvalidInput for what it does not take

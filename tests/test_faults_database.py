@@ -29,7 +29,7 @@ from pgcluster import Cluster, cluster_of_our_own, free_port
 
 
 RATE = 20  # calls a second
-SENDING = 25.0  # seconds of sending
+SENDING = 20.0  # seconds of sending (until 3 s after PostgreSQL is back)
 OUTAGE_AFTER = 7.0  # seconds of sending before PostgreSQL stops
 OUTAGE = 10.0  # seconds PostgreSQL stays down
 
