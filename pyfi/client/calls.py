@@ -110,7 +110,7 @@ class Call:
 
         limit = self.context.timeout if timeout is _DEFAULT else timeout
         try:
-            return self.result.get(timeout=limit, interval=0.05, propagate=True)
+            value = self.result.get(timeout=limit, interval=0.05, propagate=True)
         except CeleryTimeout as exc:
             from pyfi.core.calls import explain_timeout
 
@@ -128,6 +128,8 @@ class Call:
                 raise unavailable(self.context.settings, "backend", exc) from exc
             raise CallFailed(f"{self.what}: call {failed} failed: {type(exc).__name__}: {exc}",
                              f"see `pyfi ls call --id {failed}`") from exc
+        self.context.pending.took(self.ids)  # (every call of a flow whose last result came back ran)
+        return value
 
     def failed_call(self) -> str | None:
         """The id of the first call of this flow that failed, if any."""

@@ -5,7 +5,8 @@ the first recording carries most of them. Every :data:`FLUSH_EVERY`
 seconds a thread of the context takes the calls noted at least
 :data:`UNTAKEN_AFTER` seconds before and, in one transaction, writes the
 ones no worker has recorded yet as pending; a call a worker took at once
-costs one read of its id. :meth:`PendingWriter.flush` (when a call's
+costs one read of its id, and one whose result came back meanwhile
+(:meth:`PendingWriter.took`) nothing. :meth:`PendingWriter.flush` (when a call's
 ``get`` times out, when the context closes, and at exit) writes the rest
 whatever their age. A workflow's calls are all noted when it is sent, its
 later steps too: they wait for the ones before them. A write the database
@@ -37,6 +38,7 @@ class PendingWriter:
     def __init__(self, context: Any) -> None:
         self.context = context
         self.noted: list[tuple[float, Pending]] = []  # (when it was noted: time.monotonic(), the call)
+        self.answered: set[str] = set()  # calls whose result came back: a worker took them
         self.lock = threading.Lock()
         self.wake = threading.Event()
         self.thread: threading.Thread | None = None
@@ -53,6 +55,11 @@ class PendingWriter:
                 self.thread.start()
                 atexit.register(self.flush)
 
+    def took(self, call_ids: list[str]) -> None:
+        """These calls' result came back (``Call.get``): a worker took them, so none is checked or written."""
+        with self.lock:
+            self.answered.update(call_ids)
+
     def run(self) -> None:
         while True:
             self.wake.wait(FLUSH_EVERY)
@@ -65,6 +72,8 @@ class PendingWriter:
         with self.lock:
             due = [call for when, call in self.noted if when <= cutoff]
             self.noted = [(when, call) for when, call in self.noted if when > cutoff]
+            due, self.answered = [call for call in due if call.id not in self.answered], self.answered - {
+                call.id for call in due}
         if not due:
             return
         from pyfi.core.pending import record_untaken
