@@ -259,3 +259,23 @@ def serving(net: Network, column: str = "concurrency") -> dict[str, int]:
     """node -> concurrency (or another column) of the live workers of processor p, as ``ls workers`` shows them."""
     rows = net.json("ls", "workers", "-r", "100")["rows"]
     return {row["agent"]: row[column] for row in rows if row["processor"] == "p" and row["status"] == "running"}
+
+
+def pool_processes(main: int) -> list[int]:
+    """The pool processes of a worker: its children (forked by any of its threads), but its sidecar."""
+    found = []
+    for task in Path(f"/proc/{main}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            if Path(f"/proc/{child}/comm").read_text().strip() != "pyfi-sidecar":
+                found.append(int(child))
+    return sorted(found)
+
+
+def results(app, sent: list[str]) -> dict[str, object]:
+    """The results stored so far of the calls sent."""
+    found = {}
+    for call_id in sent:
+        meta = app.backend.get_task_meta(call_id)
+        if meta.get("status") == "SUCCESS":
+            found[call_id] = meta.get("result")
+    return found

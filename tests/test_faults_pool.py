@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from network import SAMPLE, Network, make_repo, wait_for
+from network import SAMPLE, Network, make_repo, pool_processes, results, wait_for
 from pyfi.config import resolve
 from pyfi.messaging.app import make_app
 from pyfi.worker.processes import worker_processes
@@ -19,16 +19,6 @@ pytestmark = pytest.mark.slow
 CALLS = 200
 RATE = 30  # calls a second
 KILLS = 6
-
-
-def pool_processes(main: int) -> list[int]:
-    """The pool processes of a worker: its children (forked by any of its threads), but its sidecar."""
-    found = []
-    for task in Path(f"/proc/{main}/task").iterdir():
-        for child in (task / "children").read_text().split():
-            if Path(f"/proc/{child}/comm").read_text().strip() != "pyfi-sidecar":
-                found.append(int(child))
-    return sorted(found)
 
 
 def send_paced(net: Network, socket_name: str, sent: list[str]) -> None:
@@ -41,16 +31,6 @@ def send_paced(net: Network, socket_name: str, sent: list[str]) -> None:
         time.sleep(max(0.0, started + number / RATE - time.monotonic()))
         sent.append(socket.delay(number).id)
     context.close()
-
-
-def results(app, sent: list[str]) -> dict[str, object]:
-    """The results stored so far of the calls sent."""
-    found = {}
-    for call_id in sent:
-        meta = app.backend.get_task_meta(call_id)
-        if meta.get("status") == "SUCCESS":
-            found[call_id] = meta.get("result")
-    return found
 
 
 @pytest.mark.parametrize("db_kind", ["sqlite"], indirect=True)

