@@ -74,6 +74,14 @@ class Watcher:
             self.receiver.should_stop = True
         self.thread.join(timeout=10)
 
+    def hears(self, call_id: str) -> bool:
+        """Whether the events of ``call_id`` arrive within a few seconds (none: the receiver was not listening yet)."""
+        try:
+            wait_for(lambda: self.of(call_id), timeout=5, what="its events", interval=0.1)
+        except AssertionError:
+            return False
+        return True
+
     def of(self, call_id: str) -> list[dict[str, Any]]:
         return [event for event in list(self.events) if event.get("uuid") == call_id]
 
@@ -86,9 +94,8 @@ def test_celery_events_name_each_call_by_its_socket(net):
     network, names = net
     socket = names["echo"]
     with Watcher(network) as watcher:
-        # the receiver is listening once the events of a call arrive
-        wait_for(lambda: watcher.of(call(network, socket, '"warm-up"')), timeout=60, interval=1.0,
-                 what="task events of a warm-up call")
+        wait_for(lambda: watcher.hears(call(network, socket, '"warm-up"')), timeout=60, interval=0.1,
+                 what="task events of a warm-up call")  # the receiver listens once a call's events arrive
         call_id = call(network, socket, '"watched"')
         done = wait_for(lambda: [e for e in watcher.of(call_id) if e["type"] == "task-succeeded"], timeout=60,
                         what="the call's task-succeeded event")
