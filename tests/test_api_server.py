@@ -34,10 +34,11 @@ def test_it_serves_logs_each_request_and_stops_cleanly(db_url, stop):
     server = start(port)
     try:
         wait_for(lambda: answers(f"http://127.0.0.1:{port}/api/openapi.json"), 30, "the API to answer")
-        taken = start(port)
-        assert taken.wait(60) == 1
-        assert taken.stderr.read().strip().splitlines()[-1] == (
-            f"Error: port {port} on 127.0.0.1 is in use (stop what listens there or pass another -p PORT)")
+        if stop == signal.SIGTERM:  # (once is enough)
+            taken = start(port)
+            assert taken.wait(60) == 1
+            assert taken.stderr.read().strip().splitlines()[-1] == (
+                f"Error: port {port} on 127.0.0.1 is in use (stop what listens there or pass another -p PORT)")
         assert httpx.get(f"http://127.0.0.1:{port}/api/queues", timeout=5).status_code == 401
     finally:
         server.send_signal(stop)

@@ -22,7 +22,7 @@ pytestmark = pytest.mark.slow
 
 
 def listener(net: Network, *args: str) -> subprocess.Popen:
-    return subprocess.Popen(PYFI + ["listen", *args, "--format", "json", "--timeout", "8"], env=net.env,
+    return subprocess.Popen(PYFI + ["listen", *args, "--format", "json", "--timeout", "5"], env=net.env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
