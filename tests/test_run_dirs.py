@@ -93,10 +93,10 @@ def test_links_in_a_workers_run_directory_reach_nothing_of_roots(node, scram_db,
     node.start()
     node.wait_status("planter", "running")
     planted = node.call(node.alice, "planter-plant", {"written": str(written), "read": str(read)})
-    seen = shown_for(node, 6)  # the agent writes the control file and reads the problems at every turn
+    seen = shown_for(node, 3)  # the agent writes the control file and reads the problems at every turn (0.5 s)
     with contextlib.suppress(ProcessLookupError):
         os.kill(planted["worker"], signal.SIGKILL)  # and reads the error of a worker that died
-    seen += "\n" + shown_for(node, 6)
+    seen += "\n" + shown_for(node, 3)
     owner_password = make_url(scram_db[0]).password
     assert owner_password not in seen and "PYFI_DB" not in seen and "TOPSECRET" not in seen, seen
     assert _identity(written) == before and written.read_text() == "root's file"
