@@ -7,7 +7,6 @@ fail under ``CI=true``: CI must never pass by skipping.
 from __future__ import annotations
 
 import os
-import re
 import uuid
 from pathlib import Path
 from typing import Iterator
@@ -23,18 +22,6 @@ PG_ADMIN_URL = os.environ.get("PYFI_TEST_PG", "postgresql+psycopg2://postgres@lo
 REDIS_URL = os.environ.get("PYFI_TEST_REDIS", "redis://localhost:6379/0")
 IN_CI = os.environ.get("CI") == "true"
 ADMIN = "admin"
-
-
-ON_POSTGRES = re.compile(r"[\[-]postgres[\]-]")
-
-
-def pytest_collection_modifyitems(config, items) -> None:
-    """Two workers (pytest-xdist, ``-n 2`` in pyproject.toml): the tests on the shared PostgreSQL server run on
-    one of them, one after another (its database roles, pyfi users' logins, are the server's, not a test
-    database's); every other module's tests stay together on one worker, with their module's fixtures."""
-    for item in items:
-        group = "postgres" if ON_POSTGRES.search(item.nodeid) else item.nodeid.split("::")[0]
-        item.add_marker(pytest.mark.xdist_group(name=group))
 
 
 def require_service(name: str, reason: str) -> None:
