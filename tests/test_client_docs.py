@@ -105,7 +105,7 @@ def test_the_page_has_an_example_for_each_feature():
     assert modules(PAGE), "the decorator example commits a processor module"
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+@pytest.fixture(scope="module", params=["sqlite"])  # (the client over PostgreSQL and Redis: tests/test_client.py)
 def network(request, tmp_path_factory) -> Iterator[Network]:
     files = {"sample.py": SAMPLE.read_text(encoding="utf-8"), **modules(PAGE)}
     yield from open_network(request.param, tmp_path_factory.mktemp(f"docs-{request.param}"), request, files)

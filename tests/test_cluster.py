@@ -11,6 +11,8 @@ import os
 import signal
 from pathlib import Path
 
+import pytest
+
 from network import Network, build, deployments, free_port, health, serving, wait_for
 from sqlalchemy import select
 
@@ -29,6 +31,7 @@ def started_scheduler(net: Network, *nodes: str) -> None:
     net.start_scheduler("s")
 
 
+@pytest.mark.parametrize("db_kind", ["postgres"], indirect=True)  # (several nodes share a server: PostgreSQL)
 def test_balanced_scheduler_runs_one_worker_per_node_and_moves_a_killed_agent_s_share(net: Network):
     names = build(net, {"where": "whoami"}, "p", "-w", "2", "-b")
     started_scheduler(net, "nodeA", "nodeB")
@@ -49,6 +52,7 @@ def test_balanced_scheduler_runs_one_worker_per_node_and_moves_a_killed_agent_s_
         ("nodeB", 1, 0, "its agent is lost"), ("nodeA", 1, 2, "rebalanced")}
 
 
+@pytest.mark.parametrize("db_kind", ["postgres"], indirect=True)  # (several nodes share a server: PostgreSQL)
 def test_a_standby_scheduler_takes_over_when_the_placing_one_dies(net: Network):
     build(net, {"where": "whoami"}, "p", "-w", "2")
     started_scheduler(net, "nodeA")
@@ -63,6 +67,7 @@ def test_a_standby_scheduler_takes_over_when_the_placing_one_dies(net: Network):
     assert standby.wait(30) == 0 and "Scheduler s stopped" in net.scheduler_log("standby")
 
 
+@pytest.mark.parametrize("db_kind", ["postgres"], indirect=True)  # (several nodes share a server: PostgreSQL)
 def test_a_timed_socket_fires_once_per_tick_and_goes_on_when_the_beat_s_holder_dies(net: Network, tmp_path: Path):
     marker = tmp_path / "runs.txt"
     names = build(net, {"tick": "tick"}, "p", "-b")

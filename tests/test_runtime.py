@@ -302,6 +302,7 @@ def test_broken_processors_show_their_error_and_others_keep_serving(net: Network
     assert net.cli("task", "run", "-s", good["echo"], "-d", '"still"').stdout.strip() == "still"
 
 
+@pytest.mark.parametrize("db_kind", ["postgres"], indirect=True)  # (liveness is the core's, whatever the stack)
 def test_agents_shown_lost_when_heartbeat_is_stale(net: Network) -> None:
     build(net, {"echo": "echo"})
     net.start_agent("node1")
