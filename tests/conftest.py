@@ -7,7 +7,6 @@ fail under ``CI=true``: CI must never pass by skipping.
 from __future__ import annotations
 
 import os
-import re
 import uuid
 from pathlib import Path
 from typing import Iterator
@@ -16,38 +15,13 @@ import pytest
 from sqlalchemy import create_engine, inspect, text
 
 #: fixtures shared by several modules: the deployer's (a repository to deploy, a work root, a remote that never
-#: answers) and a Python another OS user can run
-pytest_plugins = ["deploying", "shared_python"]
+#: answers) and a Python another OS user can run; and the groups the two workers run (tests/xdist_groups.py)
+pytest_plugins = ["deploying", "shared_python", "xdist_groups"]
 
 PG_ADMIN_URL = os.environ.get("PYFI_TEST_PG", "postgresql+psycopg2://postgres@localhost:5432/postgres")
 REDIS_URL = os.environ.get("PYFI_TEST_REDIS", "redis://localhost:6379/0")
 IN_CI = os.environ.get("CI") == "true"
 ADMIN = "admin"
-
-
-#: what marks a test as one on the shared PostgreSQL server: its id (``[postgres]``) or a fixture it takes
-ON_POSTGRES = re.compile(r"[\[-]postgres[\]-]")
-POSTGRES_FIXTURES = {"pg_server_url", "pg_migrated", "scram_cluster", "scram_db", "role_prefix"}
-#: modules whose tests drive browsers: one after another, on one worker
-BROWSER_MODULES = {"tests/test_web.py", "tests/test_web_firefox.py"}
-
-
-def xdist_group(item: pytest.Item) -> str:
-    """The group of tests one worker runs one after another (pytest-xdist's ``--dist loadgroup``).
-
-    The tests on the shared PostgreSQL server form one group: its roles (pyfi users' logins) are the server's, not
-    a test database's, so two of them at once would meet. The browser tests form another. Every other module's
-    tests stay together, with their module's fixtures.
-    """
-    module = item.nodeid.split("::")[0]
-    if ON_POSTGRES.search(item.nodeid) or POSTGRES_FIXTURES & set(getattr(item, "fixturenames", ())):
-        return "postgres"
-    return "browser" if module in BROWSER_MODULES else module
-
-
-def pytest_collection_modifyitems(config, items) -> None:
-    for item in items:
-        item.add_marker(pytest.mark.xdist_group(name=xdist_group(item)))
 
 
 def require_service(name: str, reason: str) -> None:
