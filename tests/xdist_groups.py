@@ -7,6 +7,10 @@
   two cores).
 - any other test stays with its module's, and its module's fixtures.
 
+The fault-injection tests (tests/test_faults_*.py) time what a network
+does after a kill or an outage: each runs alone, while the other worker
+waits between two of its tests (:func:`turn`).
+
 The controller schedules by test id alone, so a test on PostgreSQL is
 known by its id: ``[postgres]`` in its parameters, or its module or name
 below. Each worker checks that every test taking a PostgreSQL fixture is
@@ -15,7 +19,11 @@ to add it.
 """
 from __future__ import annotations
 
+import fcntl
+import os
 import re
+from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -28,6 +36,7 @@ POSTGRES_TESTS = {"tests/test_errors.py::test_missing_database_on_a_live_server_
                   "tests/test_recorder.py::test_postgres_outage_while_connections_are_refused"}
 POSTGRES_FIXTURES = {"pg_server_url", "pg_migrated", "scram_cluster", "scram_db", "role_prefix"}
 BROWSER_MODULES = {"tests/test_web.py", "tests/test_web_firefox.py"}
+ALONE = re.compile(r"^tests/test_faults_\w+\.py::")
 
 
 def group_of(nodeid: str) -> str:
@@ -57,3 +66,26 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
             return group_of(nodeid)
 
     return GroupScheduling(config, log)
+
+
+@pytest.fixture(autouse=True)
+def turn(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """A test's turn: alone for a fault-injection test, beside the other worker's test for any other.
+
+    A lock shared by the workers (flock on a file beside their temporary directories), taken with the
+    writer first: a test that must run alone takes the gate, so no other test starts meanwhile, then waits
+    for the one running to end.
+    """
+    if "PYTEST_XDIST_WORKER" not in os.environ:
+        yield
+        return
+    root = Path(tmp_path_factory.getbasetemp()).parent
+    with open(root / "turn.gate", "a") as gate, open(root / "turn.lock", "a") as lock:
+        alone = bool(ALONE.match(request.node.nodeid))
+        fcntl.flock(gate, fcntl.LOCK_EX)
+        fcntl.flock(lock, fcntl.LOCK_EX if alone else fcntl.LOCK_SH)
+        fcntl.flock(gate, fcntl.LOCK_UN)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)

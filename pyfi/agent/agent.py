@@ -221,7 +221,10 @@ class Agent(SpareKeeping, Stopping, Tidying, Stalls, Bookkeeping):
         if processor.requested_status in STOPPED_STATES:
             if handle is not None:
                 self.retire(processor.id)
-            set_status(processor, processor.requested_status, None)
+            if self.still_serving(processor.id):  # shown stopped once no call sent from now on can run here
+                self.settling = True
+            else:
+                set_status(processor, processor.requested_status, None)
             return
         try:
             deployed = self.deployer.ready(processor)  # None: being deployed in the background
@@ -352,6 +355,10 @@ class Agent(SpareKeeping, Stopping, Tidying, Stalls, Bookkeeping):
         handle.set_paused(True)
         handle.terminate()
         self.retiring.append(handle)
+
+    def still_serving(self, processor_id: str) -> bool:
+        """Whether a retired worker of the processor is still alive (it may still be taking a call)."""
+        return any(h.processor_id == processor_id and h.alive() for h in self.retiring)
 
     def reap_retired(self) -> None:
         gone = [h for h in self.retiring if h.reap()]
