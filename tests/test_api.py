@@ -60,6 +60,19 @@ def test_unknown_is_404_a_duplicate_409_and_invalid_input_422_naming_the_field(a
     assert unknown_processor.status_code == 404 and "no processor named 'nope'" in unknown_processor.json()["detail"]
 
 
+def test_a_number_is_a_json_number_and_text_is_printable(api):
+    """JSON Schema's integer takes 2.0; true, "2", 2.5 and a control character in a repository are 422, naming the field."""
+    processor = {"name": "p-numbers", "module": "m", "gitrepo": "/tmp/repo"}
+    with api.client() as http:
+        refused = [http.post("/processors", json={**processor, **bad})
+                   for bad in ({"workers": True}, {"workers": "2"}, {"workers": 2.5}, {"gitrepo": "/tmp/\x1b[2Jrepo"},
+                               {"gitrepo": "   "})]
+        whole = http.post("/processors", json={**processor, "workers": 2.0})
+    assert [answer.status_code for answer in refused] == [422] * 5
+    assert all(answer.json()["detail"].startswith(("invalid workers:", "invalid gitrepo:")) for answer in refused)
+    assert whole.status_code == 201 and whole.json()["workers"] == 2
+
+
 def test_a_queue_in_use_is_409(api):
     with api.client() as http:
         build_flow(http, "inuse")
@@ -155,7 +168,10 @@ def test_users_roles_and_privileges(api):
         me = http.get("/users/me").json()
         assert me["roles"] == ["readers"] and me["privileges"] == [] and me["rights"] == ["LS_QUEUES"]
     with api.client() as http:
-        assert http.delete("/privileges", params={"right": "LS_QUEUES", "role": "readers"}).status_code == 204
+        assert http.delete("/privileges/roles/readers/LS_QUEUES").status_code == 204
+        assert http.post("/privileges", json={"right": "LS_NODES", "user": CAROL}).status_code == 201
+        assert http.delete(f"/privileges/users/{CAROL}/LS_NODES").status_code == 204
+        assert http.delete(f"/privileges/users/{CAROL}/LS_NODES").status_code == 404
         assert http.delete(f"/roles/readers/users/{CAROL}").json()["users"] == []
         assert http.delete("/roles/readers").status_code == 204
         assert http.delete(f"/users/{CAROL}").status_code == 204

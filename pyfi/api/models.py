@@ -13,7 +13,7 @@ import datetime as dt
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from fastapi import Path
-from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictInt,
+from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StrictBool,
                       StringConstraints, model_validator)
 from pydantic import AliasPath as At
 
@@ -37,8 +37,13 @@ def _utc(moment: dt.datetime) -> dt.datetime:
 UtcTime = Annotated[dt.datetime, AfterValidator(_utc)]
 def _name_pattern(also: str = "") -> str:
     """A name as ``pyfi.core.names.check_name`` takes it: no control or invisible character, no surrounding space."""
-    banned = also + "".join(_escaped(low) + (f"-{_escaped(high)}" if high > low else "") for low, high in forbidden_ranges())
+    banned = also + _banned()
     return f"^[^ {banned}]([^{banned}]*[^ {banned}])?$"
+
+
+def _banned() -> str:
+    """The characters no name may hold, as a regular expression's character class body."""
+    return "".join(_escaped(low) + (f"-{_escaped(high)}" if high > low else "") for low, high in forbidden_ranges())
 
 
 def _escaped(point: int) -> str:
@@ -48,8 +53,22 @@ def _escaped(point: int) -> str:
 Name = Annotated[str, StringConstraints(min_length=1, max_length=MAX_NAME, pattern=_name_pattern())]
 #: a processor's name holds no '.' (its room is <queue>.<processor>)
 ProcessorName = Annotated[str, StringConstraints(min_length=1, max_length=MAX_NAME, pattern=_name_pattern("."))]
-Count = Annotated[StrictInt, Field(ge=1, le=INT32)]
-Position = Annotated[StrictInt, Field(ge=0, le=INT32)]
+def _number(value: Any) -> Any:
+    """A JSON number: JSON Schema's integer takes 2.0 as 2 (and Pydantic 2.5 is refused), never true or "2"."""
+    if isinstance(value, (bool, str, bytes)):
+        raise ValueError("give a whole number")
+    return value
+
+
+Count = Annotated[int, Field(ge=1, le=INT32), BeforeValidator(_number)]  # (constraints first: the schema says them)
+Position = Annotated[int, Field(ge=0, le=INT32), BeforeValidator(_number)]
+
+
+def printable(longest: int, blank: bool = True) -> Any:
+    """Text as ``check_processor`` takes it: no control or invisible character; more than spaces unless ``blank``."""
+    banned = _banned()
+    pattern = f"^[^{banned}]*$" if blank else f"^ *[^ {banned}][^{banned}]*$"
+    return Annotated[str, StringConstraints(max_length=longest, pattern=pattern)]
 #: the object a route names in its path
 NamePath = Annotated[str, Path(min_length=1, max_length=200, pattern=NO_NUL, description="the object's name")]
 Requestable = Literal["ready", "running", "paused", "stopped", "removed"]
@@ -144,26 +163,26 @@ class QueueOut(Object):
 
 
 class ProcessorFields(Strict):
-    hostname: text(200) | None = Field(None, description="target server hostname")
+    hostname: printable(200) | None = Field(None, description="target server hostname")
     workers: Count | None = Field(None, description="number of worker processes")
     retries: Position | None = None
     commit: Commit | None = Field(None, description="git commit (4 to 64 hexadecimal digits); empty unpins it")
     requested_status: Requestable | None = None
-    branch: text(200) | None = None
-    requirements: text(4000) | None = Field(None, description="extra pip requirements, comma separated")
+    branch: printable(200) | None = None
+    requirements: printable(4000) | None = Field(None, description="extra pip requirements, comma separated")
 
 
 class ProcessorIn(ProcessorFields):
     name: ProcessorName
     module: Module = Field(description="Python module, e.g. some.module.path")
-    gitrepo: text(2000, 1) = Field(description="git repository URI")
+    gitrepo: printable(2000, blank=False) = Field(description="git repository URI")
     beat: StrictBool = False
 
 
 class ProcessorUpdate(ProcessorFields, Renaming):
     rename: ProcessorName | None = Field(None, description="a new name")
     module: Module | None = None
-    gitrepo: text(2000, 1) | None = None
+    gitrepo: printable(2000, blank=False) | None = None
     beat: StrictBool | None = None
 
 

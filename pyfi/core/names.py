@@ -24,6 +24,7 @@ directory under ``$PYFI_HOME/agents``, so it is one safe path component
 """
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 
@@ -83,7 +84,8 @@ def check_function_name(function: str) -> str:
     return function
 
 
-def forbidden_ranges() -> list[tuple[int, int]]:
+@functools.cache
+def forbidden_ranges() -> tuple[tuple[int, int], ...]:
     """Code point ranges of the characters no name may hold (for the database's CHECK constraint)."""
     ranges: list[tuple[int, int]] = []
     for point in range(0x110000):
@@ -93,4 +95,4 @@ def forbidden_ranges() -> list[tuple[int, int]]:
             ranges[-1] = (ranges[-1][0], point)
         else:
             ranges.append((point, point))
-    return ranges
+    return tuple(ranges)

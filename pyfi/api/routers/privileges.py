@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Path, Response
 
 from pyfi.api.deps import DB, Me
 from pyfi.api.models import Name
@@ -22,8 +22,13 @@ def grant(body: PrivilegeIn, response: Response, session: DB, me: Me) -> Privile
     return PrivilegeOut.of(privilege)
 
 
-@router.delete("", status_code=204, response_class=Response, operation_id="delete_privilege",
-               summary="Revoke a right (takes effect at once)")
-def revoke(session: DB, me: Me, right: Annotated[RightName, Query()],
-           user: Annotated[Name | None, Query()] = None, role: Annotated[Name | None, Query()] = None) -> None:
-    users.delete_privilege(session, me.actor, right, user=user, role=role)
+@router.delete("/users/{user}/{right}", status_code=204, response_class=Response, operation_id="delete_user_privilege",
+               summary="Revoke a right from a user (takes effect at once)")
+def revoke_from_user(session: DB, me: Me, user: Annotated[Name, Path()], right: Annotated[RightName, Path()]) -> None:
+    users.delete_privilege(session, me.actor, right, user=user)
+
+
+@router.delete("/roles/{role}/{right}", status_code=204, response_class=Response, operation_id="delete_role_privilege",
+               summary="Revoke a right from a role (takes effect at once)")
+def revoke_from_role(session: DB, me: Me, role: Annotated[Name, Path()], right: Annotated[RightName, Path()]) -> None:
+    users.delete_privilege(session, me.actor, right, role=role)
