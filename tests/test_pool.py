@@ -93,4 +93,14 @@ def test_a_pool_process_killed_holding_the_task_queue_lock_does_not_hang_the_poo
         results = [pool.apply_async(square, (n,)) for n in range(6)]
         assert [r.get(timeout=30) for r in results] == [n * n for n in range(6)]
     finally:
+        kill_processes(pool)  # (a process forked from this many-threaded test process may not end on SIGTERM)
         pool.terminate()
+
+
+def kill_processes(pool: TaskPool.BlockingPool) -> None:
+    """SIGKILL the pool's processes, so that ``terminate`` has only the dead to join."""
+    for process in list(pool._pool):
+        try:
+            os.kill(process.pid, signal.SIGKILL)
+        except (OSError, TypeError):  # gone already, or never started
+            pass
