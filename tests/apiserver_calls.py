@@ -11,7 +11,6 @@ one agent), on the embedded default or on PostgreSQL with Redis.
 from __future__ import annotations
 
 import subprocess
-import urllib.request
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +18,7 @@ from typing import Any, Iterator
 
 import httpx
 
-from network import PYFI, Network, build, free_port, stack_env, wait_for
+from network import PYFI, Network, answers, build, free_port, stack_env, wait_for
 
 #: user -> (password, rights)
 USERS = {"ada": ("ada-pw-1234", ["ALL"]), "rita": ("rita-pw-1234", ["READ"]), "nell": ("nell-pw-1234", [])}
@@ -69,14 +68,6 @@ class Api:
             return found.json() if found.status_code == 200 and found.json()["state"] in ("finished", "failed") else None
 
         return wait_for(read, timeout, interval=0.2, what=f"call {call_id} ended")
-
-
-def answers(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as answer:
-            return answer.status == 200
-    except OSError:
-        return False
 
 
 def make_network(tmp: Path, kind: str, request: Any) -> tuple[Network, dict[str, str]]:

@@ -241,6 +241,15 @@ def health(port: int) -> dict | None:
         return None
 
 
+def answers(url: str) -> bool:
+    """Whether ``url`` answers 200 (a server started by the test is up)."""
+    try:
+        with urllib.request.urlopen(url, timeout=2) as answer:
+            return answer.status == 200
+    except OSError:
+        return False
+
+
 def free_port() -> int:
     with net_socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

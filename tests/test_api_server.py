@@ -9,6 +9,7 @@ import sys
 import httpx
 import pytest
 from apiserver import free_port
+from network import answers
 
 from pyfi.testing import wait_for
 
@@ -18,13 +19,6 @@ PYFI = [sys.executable, "-m", "pyfi.cli"]
 def start(port: int, *extra: str) -> subprocess.Popen:
     return subprocess.Popen(PYFI + ["api", "start", "-p", str(port), *extra], env=dict(os.environ),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-def answers(url: str) -> bool:
-    try:
-        return httpx.get(url, timeout=2).status_code == 200
-    except httpx.TransportError:
-        return False
 
 
 @pytest.mark.parametrize("db_kind", ["sqlite"])

@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import contextlib
 import subprocess
-import urllib.request
 from pathlib import Path
 from typing import Any, Iterator
 
-from network import PYFI, Network, build, free_port, stack_env, wait_for
+from network import PYFI, Network, answers, build, free_port, stack_env, wait_for
 
 SCREENSHOTS = Path(__file__).resolve().parent.parent / "docs" / "_static" / "screenshots"
 USER, PASSWORD = "ada", "correct horse battery"
@@ -75,14 +74,6 @@ class Site:
     def console_errors(self) -> list[str]:
         self.console += self.driver.get_log("browser")
         return [entry["message"] for entry in self.console if entry["level"] == "SEVERE"]
-
-
-def answers(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:
-            return response.status == 200
-    except OSError:
-        return False
 
 
 def make_network(home: Path) -> tuple[Network, dict[str, str]]:
