@@ -53,8 +53,10 @@ def _escaped(point: int) -> str:
 Name = Annotated[str, StringConstraints(min_length=1, max_length=MAX_NAME, pattern=_name_pattern())]
 #: a processor's name holds no '.' (its room is <queue>.<processor>)
 ProcessorName = Annotated[str, StringConstraints(min_length=1, max_length=MAX_NAME, pattern=_name_pattern("."))]
+
+
 def _number(value: Any) -> Any:
-    """A JSON number: JSON Schema's integer takes 2.0 as 2 (and Pydantic 2.5 is refused), never true or "2"."""
+    """Only a JSON number: as JSON Schema's integer, 2.0 is taken as 2 and 2.5 refused; true and "2" are refused."""
     if isinstance(value, (bool, str, bytes)):
         raise ValueError("give a whole number")
     return value
@@ -69,6 +71,8 @@ def printable(longest: int, blank: bool = True) -> Any:
     banned = _banned()
     pattern = f"^[^{banned}]*$" if blank else f"^ *[^ {banned}][^{banned}]*$"
     return Annotated[str, StringConstraints(max_length=longest, pattern=pattern)]
+
+
 #: the object a route names in its path
 NamePath = Annotated[str, Path(min_length=1, max_length=200, pattern=NO_NUL, description="the object's name")]
 Requestable = Literal["ready", "running", "paused", "stopped", "removed"]
