@@ -12,7 +12,12 @@ One run, one broker and result backend, the same function
 A burst sends ``--calls`` calls, then gathers every result with ``.get()``;
 its rate is calls over the time from the first send to the last result.
 Sides alternate (celery, pyfi, pyfi, celery, ...) for ``--rounds`` rounds
-after one unmeasured burst each.
+after one unmeasured burst each. After a pyfi burst the script waits, untimed,
+until its worker has recorded every call, so that none of that work falls
+into the next Celery burst; the CPU each side used per call is counted over
+that span, by process: the sender (this script), the worker's main, pool
+and sidecar processes, the database server processes, the Redis server, and
+the whole machine.
 
     python bench/client_send.py [--stack redis|embedded] [--calls 600] [--rounds 6]
 """
@@ -22,15 +27,30 @@ import argparse
 import os
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import EXAMPLES, Children, exit_on_sigterm, forget_run, interrupts_reported, median, run_id, stack  # noqa: E402
-from bench.throughput import BARE_TASK, PAYLOAD, add_processor, bare_app, check_alive, start_workers  # noqa: E402
+from bench.cpu import CpuMeter, cpu_seconds, machine_cpu_seconds, server_pids  # noqa: E402
+from bench.throughput import (BARE_TASK, PAYLOAD, add_processor, bare_app, check_alive, start_workers,  # noqa: E402
+                              wait_recorded)
 
 Send = Callable[[str], Any]
+
+
+@dataclass
+class Side:
+    """One way of sending: its send, the meter of its worker's processes, what waits for its work to end."""
+
+    send: Send
+    meter: CpuMeter
+    settle: Callable[[int], None] = lambda sent: None  # (calls sent so far): returns once the worker is done
+    sent: int = 0
+    rates: list[float] = field(default_factory=list)
+    cpu: dict[str, list[float]] = field(default_factory=dict)  # CPU seconds per call of each burst, by process
 
 
 def celery_sender(settings: Any, queue: str) -> tuple[Send, Any]:
@@ -55,43 +75,52 @@ def pyfi_sender(settings: Any, socket: str) -> tuple[Send, Any]:
     return Socket(socket, context=context).delay, context
 
 
-def burst(send: Send, calls: int, ids: list[str]) -> tuple[float, float]:
-    """Send ``calls`` calls, then ``.get()`` each: (calls per second from the first send to the last result,
-    this process's CPU seconds per call)."""
-    began, cpu = time.perf_counter(), time.process_time()
-    handles = [send(PAYLOAD) for _ in range(calls)]
+def burst(side: Side, calls: int, ids: list[str]) -> float:
+    """Send ``calls`` calls, then ``.get()`` each: calls per second from the first send to the last result.
+
+    The CPU used until the side settled is added to ``side.cpu``, per call.
+    """
+    before, machine, script = side.meter.sample(), machine_cpu_seconds(), time.process_time()
+    servers = {pid: cpu_seconds(pid) for pid in server_pids()}
+    began = time.perf_counter()
+    handles = [side.send(PAYLOAD) for _ in range(calls)]
     for handle in handles:
         handle.get(timeout=300)
-    elapsed, cpu = time.perf_counter() - began, time.process_time() - cpu
+    elapsed, sender = time.perf_counter() - began, time.process_time() - script
+    side.sent += calls
+    side.settle(side.sent)
+    used = {"sender": sender, **side.meter.used_by_role(before)}
+    used["database"] = side.meter.used(before, worker=False)
+    used["servers"] = sum(cpu_seconds(pid) - seconds for pid, seconds in servers.items())
+    used["whole machine"] = machine_cpu_seconds() - machine
+    for name, seconds in used.items():
+        side.cpu.setdefault(name, []).append(seconds / calls)
     ids.extend(handle.id for handle in handles)
-    return calls / elapsed, cpu / calls
+    return calls / elapsed
 
 
-def rounds(args: argparse.Namespace, sides: dict[str, Send], children: Children,
-           ids: list[str]) -> dict[str, list[tuple[float, float]]]:
+def rounds(args: argparse.Namespace, sides: dict[str, Side], children: Children, ids: list[str]) -> None:
     """One unmeasured burst per side, then ``--rounds`` measured ones, the order alternating."""
-    for send in sides.values():
-        burst(send, min(args.calls, 100), ids)
-    found: dict[str, list[tuple[float, float]]] = {name: [] for name in sides}
+    for side in sides.values():
+        burst(side, min(args.calls, 100), ids)
+        side.cpu.clear()
     for number in range(args.rounds):
         order = list(sides) if number % 2 == 0 else list(reversed(sides))
         for name in order:
-            found[name].append(burst(sides[name], args.calls, ids))
-            print(f"round {number + 1} {name:6} {found[name][-1][0]:5.0f} calls/s", flush=True)
+            sides[name].rates.append(burst(sides[name], args.calls, ids))
+            print(f"round {number + 1} {name:6} {sides[name].rates[-1]:5.0f} calls/s", flush=True)
         check_alive(children)
-    return found
 
 
-def report(args: argparse.Namespace, found: dict[str, list[tuple[float, float]]]) -> None:
-    celery, pyfi = ([rate for rate, _ in found[name]] for name in ("celery", "pyfi"))
+def report(args: argparse.Namespace, sides: dict[str, Side]) -> None:
+    celery, pyfi = sides["celery"].rates, sides["pyfi"].rates
     paired = [p / c for p, c in zip(pyfi, celery, strict=True)]
     print(f"\nclient send, stack {args.stack}, {time.strftime('%Y-%m-%d %H:%M')}: {args.rounds} rounds x {args.calls} "
           f"calls per side, concurrency {args.concurrency}, {os.cpu_count()} cpus, load {os.getloadavg()[0]:.1f}")
-    for name, rounds_of_side in found.items():
-        rates = [rate for rate, _ in rounds_of_side]
-        cpu = median([seconds for _, seconds in rounds_of_side]) * 1e3
-        print(f"  {name:6} {median(rates):5.0f} calls/s (median; rounds: {', '.join(f'{r:.0f}' for r in rates)}); "
-              f"sender's CPU per call (send and get) {cpu:.2f} ms")
+    for name, side in sides.items():
+        cpu = ", ".join(f"{what} {median(seconds) * 1e3:.2f}" for what, seconds in side.cpu.items() if any(seconds))
+        print(f"  {name:6} {median(side.rates):5.0f} calls/s (median; rounds: {', '.join(f'{r:.0f}' for r in side.rates)})")
+        print(f"         CPU per call, median ms: {cpu}")
     print(f"  ratio pyfi/celery: {median(pyfi) / median(celery):.3f} (median rates), "
           f"{median(paired):.3f} (median of per-round ratios)")
 
@@ -105,11 +134,14 @@ def benchmark(args: argparse.Namespace) -> None:
         try:
             with Children(marker=home) as children:
                 queue, processor, socket = add_processor(settings.db, rid, args.concurrency)
-                start_workers(children, env, home, rid, processor, args.concurrency, None)
+                bare_pid, pyfi_pid = start_workers(children, env, home, rid, processor, args.concurrency, None)
                 celery_send, app = celery_sender(settings, queues[0])
                 pyfi_send, context = pyfi_sender(settings, socket)
                 queues += [route.broker_queue for route in plan_routes(context, [socket])[socket]]
-                report(args, rounds(args, {"celery": celery_send, "pyfi": pyfi_send}, children, ids))
+                sides = {"celery": Side(celery_send, CpuMeter(bare_pid, None)),
+                         "pyfi": Side(pyfi_send, CpuMeter(pyfi_pid, settings.db), lambda sent: wait_recorded(settings.db, sent))}
+                rounds(args, sides, children, ids)
+                report(args, sides)
                 app.close()
                 context.close()
         finally:
