@@ -11,6 +11,8 @@ from typing import Any, Callable
 
 import pytest
 
+from pyfi.db.base import utcnow
+
 from clientnet import wait_for
 
 
@@ -100,11 +102,14 @@ def test_sends_in_steady_state_touch_no_database(db_url):
     sock.delay("warm")  # plans the route
     assert statements_during(joe, lambda: [sock.delay(str(n)) for n in range(20)]) == 0
     assert statements_during(joe, lambda: pipeline([sock.s("a"), sock]).delay()) == 0
+    sent = utcnow()
     joe.pending.flush()  # what the background thread writes: every call sent, as pending
     with admin.session() as session:
         from pyfi.db.models import Call
 
-        assert session.query(Call).filter(Call.state == "pending", Call.sender == "joe").count() == 23
+        pending = session.query(Call).filter(Call.state == "pending", Call.sender == "joe").all()
+        assert len(pending) == 23
+        assert all(call.created <= sent for call in pending)  # each stamped when it was sent, not when written
 
 
 def test_a_revoked_right_stops_a_sending_client_within_the_bound(db_url):

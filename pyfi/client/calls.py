@@ -75,12 +75,25 @@ def _read_routes(context: Context, names: list[str]) -> dict[str, list[Route]]:
 def send(context: Context, canvas: Any, ids: list[str], what: str) -> "Call":
     """Publish a call or a workflow of calls (``ids``: every call's id, the first the tracking id).
 
-    Every call the client sends goes out here, and is recorded as pending in the background
-    (:mod:`pyfi.client.pending`).
+    Every call the client sends goes out here or through :func:`send_one`, and is recorded as pending
+    in the background (:mod:`pyfi.client.pending`).
     """
     result = canvas.apply_async(root_id=ids[0])
     context.pending.note(canvas)
     return Call(context, result, ids, what)
+
+
+def send_one(context: Context, route: Route, args: Iterable[Any], kwargs: dict[str, Any], what: str) -> "Call":
+    """Publish one call along one route, its own flow: what :func:`send` does with a :func:`signature`, without
+    building one (the path of ``Socket.delay``, as Celery's ``task.delay`` publishes)."""
+    from pyfi.core.pending import Pending
+
+    call_id = new_id()
+    result = context.app.send_task(route.task_name, args=tuple(args), kwargs=dict(kwargs), task_id=call_id,
+                                   root_id=call_id, queue=route.broker_queue, routing_key=route.broker_queue,
+                                   headers=route.headers())
+    context.pending.note_calls([Pending(call_id, route.task_name, route.socket_id, call_id)])
+    return Call(context, result, [call_id], what)
 
 
 class Call:

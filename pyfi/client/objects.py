@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from pyfi.client.calls import Call, new_id, plan_routes, send, signature
+from pyfi.client.calls import Call, new_id, plan_routes, send, send_one, signature
 from pyfi.client.context import Context, current
 from pyfi.client.flows import Step
 from pyfi.core.desired import SCHEMA, Action
@@ -85,12 +85,12 @@ class Socket(PyfiObject):
         """Send one call (one per destination on a fanout/topic queue); returns at once."""
         from celery import group
 
-        app = self.context.app
         routes = plan_routes(self.context, [self.name])[self.name]
+        if len(routes) == 1:
+            return send_one(self.context, routes[0], args, kwargs, f"call to {self.name}")
+        app = self.context.app
         ids = [new_id() for _ in routes]
         signatures = [signature(app, r, args, kwargs, call_id, ids[0]) for r, call_id in zip(routes, ids, strict=True)]
-        if len(signatures) == 1:
-            return send(self.context, signatures[0], ids, f"call to {self.name}")
         return send(self.context, group(signatures, app=app), ids, f"{len(ids)} calls to {self.name}")
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:

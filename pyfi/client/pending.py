@@ -15,9 +15,11 @@ refuses costs only the records (one warning); the calls were sent.
 from __future__ import annotations
 
 import atexit
+import datetime as dt
 import logging
 import threading
 import time
+from dataclasses import replace
 from typing import Any, Iterator
 
 from pyfi.core.pending import Pending
@@ -46,10 +48,13 @@ class PendingWriter:
 
     def note(self, canvas: Any) -> None:
         """Note every call of a signature or workflow that was just sent."""
+        self.note_calls(list(calls_of(canvas)))
+
+    def note_calls(self, calls: list[Pending]) -> None:
+        """Note calls that were just sent."""
         now = time.monotonic()
-        found = [(now, call) for call in calls_of(canvas)]
         with self.lock:
-            self.noted.extend(found)
+            self.noted.extend((now, call) for call in calls)
             if self.thread is None or not self.thread.is_alive():
                 self.thread = threading.Thread(target=self.run, daemon=True, name="pyfi-pending")
                 self.thread.start()
@@ -70,17 +75,17 @@ class PendingWriter:
         """Write the calls noted at least ``older_than`` seconds ago that no worker has recorded, as pending."""
         cutoff = time.monotonic() - older_than
         with self.lock:
-            due = [call for when, call in self.noted if when <= cutoff]
+            due = [(when, call) for when, call in self.noted if when <= cutoff]
             self.noted = [(when, call) for when, call in self.noted if when > cutoff]
-            due, self.answered = [call for call in due if call.id not in self.answered], self.answered - {
-                call.id for call in due}
+            answered, self.answered = self.answered, self.answered - {call.id for _, call in due}
+        due = [(when, call) for when, call in due if call.id not in answered]
         if not due:
             return
         from pyfi.core.pending import record_untaken
 
         try:
             with self.context.session() as session:
-                record_untaken(session, self.context.actor.name, due)
+                record_untaken(session, self.context.actor.name, sent_at(due))
         except Exception as exc:  # noqa: BLE001 - the calls were sent: only their pending records are lost
             if not self.warned:
                 self.warned = True
@@ -88,9 +93,14 @@ class PendingWriter:
                             str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
 
 
+def sent_at(noted: list[tuple[float, Pending]]) -> list[Pending]:
+    """The calls, each stamped in UTC with when it was sent (noted on the monotonic clock)."""
+    now, clock = time.monotonic(), utcnow()
+    return [replace(call, sent=clock - dt.timedelta(seconds=now - when)) for when, call in noted]
+
+
 def calls_of(canvas: Any) -> Iterator[Pending]:
     """The calls of a Celery signature, chain, group or chord that carry pyfi's socket header."""
-    now = utcnow()
     stack = [canvas]
     while stack:
         item = stack.pop()
@@ -104,4 +114,4 @@ def calls_of(canvas: Any) -> Iterator[Pending]:
         options = item.options
         socket = (options.get("headers") or {}).get(SOCKET_HEADER)
         if socket and options.get("task_id"):
-            yield Pending(options["task_id"], item.task, socket, options.get("root_id"), options.get("parent_id"), now)
+            yield Pending(options["task_id"], item.task, socket, options.get("root_id"), options.get("parent_id"))
