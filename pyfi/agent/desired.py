@@ -33,8 +33,8 @@ def desired(session: Session, node: str) -> Wanted:
     here = or_(Processor.hostname == node, Processor.id.in_(list(sizes)) & unpinned)
     if not scheduled(session, node):
         here = or_(here, unplaced)
-    sockets = selectinload(Processor.sockets)
-    query = select(Processor).where(here).options(sockets.selectinload(Socket.queue), sockets.selectinload(Socket.task))
+    sockets = selectinload(Processor.sockets)  # (in one more query, with each socket's queue and task joined)
+    query = select(Processor).where(here).options(sockets.joinedload(Socket.queue), sockets.joinedload(Socket.task))
     return Wanted(list(session.scalars(query)), sizes)
 
 
