@@ -45,6 +45,7 @@ class Handle:
     paused: bool = False
     concurrency: int | None = None  # the pool size the agent asks for (a deployment's), or the worker's own
     proc: subprocess.Popen | None = field(default=None, repr=False, compare=False)
+    commanded: bool = field(default=False, repr=False, compare=False)  # this agent wrote its control file
 
     @property
     def control(self) -> Path:
@@ -66,8 +67,10 @@ class Handle:
             pass
 
     def set_paused(self, paused: bool) -> None:
-        self.paused = paused
-        write_command(self.control, PAUSE if paused else RUN, self.concurrency)
+        """Ask the worker to stop or start consuming; the file is written (and the worker woken) on a change only."""
+        if paused != self.paused or not self.commanded:
+            self.paused, self.commanded = paused, True
+            write_command(self.control, PAUSE if paused else RUN, self.concurrency)
 
     def set_concurrency(self, concurrency: int | None) -> None:
         """Ask the worker to grow or shrink its pool (None: leave it as it started)."""
@@ -258,8 +261,12 @@ def spawn_spare(python: str, processor: str, checkout: str, run_dir: Path, node:
     return Spare((processor, python, checkout), run_dir, proc)
 
 
+#: what a handle knows only in the agent that made it
+NOT_SAVED = ("proc", "stopping_since", "killed", "commanded")
+
+
 def save_meta(handle: Handle) -> None:
-    data = {f.name: getattr(handle, f.name) for f in fields(handle) if f.name not in ("proc", "stopping_since", "killed")}
+    data = {f.name: getattr(handle, f.name) for f in fields(handle) if f.name not in NOT_SAVED}
     rundir.replace(Path(handle.run_dir) / "meta.json", json.dumps(data).encode())
 
 

@@ -2,8 +2,9 @@
 
 The agent writes ``pause`` or ``run`` into the worker's control file, and,
 when a deployment says how many worker processes the node runs,
-``concurrency N`` on a second line; a watcher thread notices within ``POLL``
-seconds and schedules the change on the consumer's own loop
+``concurrency N`` on a second line, then wakes the worker's watcher thread
+through a FIFO next to it (:func:`wake_path`); the thread also looks every
+:data:`POLL` seconds. It schedules the change on the consumer's own loop
 (``call_soon``), which is the only thread allowed to touch it. The worker
 answers by writing its state next to the control file. A pool is resized in
 place: a scheduler that moves part of a processor away stops no worker.
@@ -19,7 +20,9 @@ from __future__ import annotations
 
 import logging
 import os
+import select
 import signal
+import stat
 import threading
 import time
 from pathlib import Path
@@ -31,7 +34,11 @@ from pyfi.worker import rundir
 
 log = logging.getLogger("pyfi.worker")
 
-POLL = 0.1
+#: seconds between two looks at the control file when nothing wakes the watcher (each look is a wake-up of the
+#: worker's process, which costs a busy machine CPU: an agent wakes the watcher after every change it writes)
+POLL = 1.0
+#: how often to look when the wake FIFO cannot be made (the control file is then the only signal)
+POLL_WITHOUT_WAKE = 0.1
 PAUSE, RUN = "pause", "run"
 #: seconds without a sign of its agent after which a worker stops consuming (its agent may be gone)
 ORPHAN_PAUSE = 15.0
@@ -64,6 +71,39 @@ def write_command(path: Path, command: str, concurrency: int | None = None) -> N
     worker runs as another user than the agent (root), and reads it.
     """
     rundir.replace(path, (command + (f"\n{CONCURRENCY} {concurrency}" if concurrency else "")).encode())
+    rundir.poke(wake_path(path))
+
+
+def wake_path(control: Path) -> Path:
+    """The FIFO the worker's watcher waits on: a byte written to it says the control file changed."""
+    return control.with_suffix(".wake")
+
+
+def open_wake(control: Path) -> tuple[int, int] | None:
+    """The read and write ends of the worker's wake FIFO, made if missing; None if it cannot be made.
+
+    The worker holds a write end itself, so that the read end never reports
+    end-of-file when a writer (the agent) closes its own.
+    """
+    path = wake_path(control)
+    try:
+        os.mkfifo(path, 0o600)
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        log.warning("no wake FIFO at %s (%s): looking at the control file every %g s", path, exc, POLL_WITHOUT_WAKE)
+        return None
+    try:
+        read_end = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError as exc:
+        log.warning("no wake FIFO at %s (%s): looking at the control file every %g s", path, exc, POLL_WITHOUT_WAKE)
+        return None
+    info = os.fstat(read_end)
+    if not stat.S_ISFIFO(info.st_mode) or info.st_uid != os.geteuid():
+        os.close(read_end)
+        log.warning("%s is not this worker's FIFO: looking at the control file every %g s", path, POLL_WITHOUT_WAKE)
+        return None
+    return read_end, os.open(path, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
 
 
 def state_path(control: Path) -> Path:
@@ -113,17 +153,36 @@ class PauseControl(bootsteps.StartStopStep):
         super().__init__(consumer, **kwargs)
         self.stopped = threading.Event()
         self.thread: threading.Thread | None = None
+        self.wake: tuple[int, int] | None = None  # the wake FIFO's read and write ends
 
     def start(self, consumer: Any) -> None:
         path = consumer.app.conf.get("pyfi_control_file")
         if not path:
             return
         self.stopped.clear()
+        if self.wake is None:
+            self.wake = open_wake(Path(path))
         self.thread = threading.Thread(target=self.watch, args=(consumer, Path(path)), daemon=True, name="pyfi-control")
         self.thread.start()
 
     def stop(self, consumer: Any) -> None:
         self.stopped.set()
+        if self.wake is not None:
+            try:
+                os.write(self.wake[1], b"!")  # the watcher leaves now, not at its next look
+            except OSError:
+                pass
+
+    def wait(self) -> bool:
+        """Until the control file may have changed (a wake-up, or POLL s passed); True once stopped."""
+        if self.wake is None:
+            return self.stopped.wait(POLL_WITHOUT_WAKE)
+        if select.select([self.wake[0]], [], [], POLL)[0]:
+            try:
+                os.read(self.wake[0], 4096)
+            except BlockingIOError:
+                pass
+        return self.stopped.is_set()
 
     def watch(self, consumer: Any, path: Path) -> None:
         applied, size, leaving = RUN, None, False
@@ -145,7 +204,7 @@ class PauseControl(bootsteps.StartStopStep):
             if wanted_size is not None and wanted_size != size:
                 consumer.call_soon(self.resize, consumer, wanted_size)
                 size = wanted_size  # (a shrink that finds every process busy is tried again at the next change)
-            if self.stopped.wait(POLL):
+            if self.wait():
                 return
 
     @staticmethod

@@ -10,7 +10,9 @@ name of another file in place of any of those files, so the agent:
 - replaces a file by writing a new one under a random name (created with
   ``O_EXCL | O_NOFOLLOW``) and renaming it over the old name (:func:`replace`);
 - opens the worker's log for appending only when it is such a file too
-  (:func:`open_log`).
+  (:func:`open_log`);
+- wakes the worker through its FIFO only when it is a FIFO, opened without
+  following a link and without waiting for a reader (:func:`poke`).
 """
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ from pathlib import Path
 
 LIMIT = 1 << 16  # a report is a line or a few: more is never read
 _READ = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
+_POKE = os.O_WRONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
 _LOG = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
 
 
@@ -52,6 +55,21 @@ def replace(path: Path, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def poke(path: Path) -> None:
+    """Write a byte to the FIFO at *path* if a process reads it (a hint: nothing happens otherwise)."""
+    try:
+        fd = os.open(path, _POKE)
+    except OSError:  # none there, no reader (ENXIO), or a link
+        return
+    try:
+        if stat.S_ISFIFO(os.fstat(fd).st_mode):
+            os.write(fd, b"!")
+    except OSError:  # full: its reader has a wake-up waiting already
+        pass
+    finally:
+        os.close(fd)
 
 
 def open_log(path: Path) -> int:
