@@ -9,6 +9,10 @@ One run, one broker and result backend, the same function
   worker (what an agent spawns), which checks each call's signature and
   records it.
 
+With ``--agent``, pyfi's worker is the one a ``pyfi agent start`` runs for
+the processor (its code cloned from a git repository made for the run),
+and the agent's own CPU is counted with pyfi's: what a user's network runs.
+
 A burst sends ``--calls`` calls, then gathers every result with ``.get()``;
 its rate is calls over the time from the first send to the last result.
 Sides alternate (celery, pyfi, pyfi, celery, ...) for ``--rounds`` rounds
@@ -19,12 +23,14 @@ that span, by process: the sender (this script), the worker's main, pool
 and sidecar processes, the database server processes, the Redis server, and
 the whole machine.
 
-    python bench/client_send.py [--stack redis|embedded] [--calls 600] [--rounds 6]
+    python bench/client_send.py [--stack redis|embedded] [--calls 600] [--rounds 6] [--agent]
 """
 from __future__ import annotations
 
 import argparse
 import os
+import shutil
+import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
@@ -33,10 +39,11 @@ from typing import Any, Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import EXAMPLES, Children, exit_on_sigterm, forget_run, interrupts_reported, median, run_id, stack  # noqa: E402
+from bench.common import (EXAMPLES, Children, exit_on_sigterm, forget_run, interrupts_reported, median,  # noqa: E402
+                          python, run_id, stack, wait_for)
 from bench.cpu import CpuMeter, cpu_seconds, machine_cpu_seconds, server_pids  # noqa: E402
-from bench.throughput import (BARE_TASK, PAYLOAD, add_processor, bare_app, check_alive, start_workers,  # noqa: E402
-                              wait_recorded)
+from bench.throughput import (BARE_TASK, PAYLOAD, add_processor, bare_app, check_alive, start_bare_worker,  # noqa: E402
+                              start_workers, wait_recorded)
 
 Send = Callable[[str], Any]
 
@@ -48,6 +55,7 @@ class Side:
     send: Send
     meter: CpuMeter
     settle: Callable[[int], None] = lambda sent: None  # (calls sent so far): returns once the worker is done
+    others: dict[str, int] = field(default_factory=dict)  # more processes of this side whose CPU counts: name -> pid
     sent: int = 0
     rates: list[float] = field(default_factory=list)
     cpu: dict[str, list[float]] = field(default_factory=dict)  # CPU seconds per call of each burst, by process
@@ -82,6 +90,7 @@ def burst(side: Side, calls: int, ids: list[str]) -> float:
     """
     before, machine, script = side.meter.sample(), machine_cpu_seconds(), time.process_time()
     servers = {pid: cpu_seconds(pid) for pid in server_pids()}
+    others = {name: cpu_seconds(pid) for name, pid in side.others.items()}
     began = time.perf_counter()
     handles = [side.send(PAYLOAD) for _ in range(calls)]
     for handle in handles:
@@ -91,6 +100,7 @@ def burst(side: Side, calls: int, ids: list[str]) -> float:
     side.settle(side.sent)
     used = {"sender": sender, **side.meter.used_by_role(before)}
     used["database"] = side.meter.used(before, worker=False)
+    used.update((name, cpu_seconds(side.others[name]) - seconds) for name, seconds in others.items())
     used["servers"] = sum(cpu_seconds(pid) - seconds for pid, seconds in servers.items())
     used["whole machine"] = machine_cpu_seconds() - machine
     for name, seconds in used.items():
@@ -133,13 +143,22 @@ def benchmark(args: argparse.Namespace) -> None:
     with stack(args.stack) as (settings, env, home):
         try:
             with Children(marker=home) as children:
-                queue, processor, socket = add_processor(settings.db, rid, args.concurrency)
-                bare_pid, pyfi_pid = start_workers(children, env, home, rid, processor, args.concurrency, None)
                 celery_send, app = celery_sender(settings, queues[0])
+                if args.agent:
+                    queue, processor, socket = add_processor(settings.db, rid, args.concurrency, sample_repo(home))
+                    bare_pid = start_bare_worker(children, env, home, rid, args.concurrency)
+                    agent_pid = children.start("agent", [python(), "-m", "pyfi.cli", "agent", "start", "-n", "bench"], env,
+                                               home / "agent.log").proc.pid
+                    pyfi_pid, others = agents_worker(settings.db, processor, children), {"agent": agent_pid}
+                else:
+                    queue, processor, socket = add_processor(settings.db, rid, args.concurrency)
+                    bare_pid, pyfi_pid = start_workers(children, env, home, rid, processor, args.concurrency, None)
+                    others = {}
                 pyfi_send, context = pyfi_sender(settings, socket)
                 queues += [route.broker_queue for route in plan_routes(context, [socket])[socket]]
                 sides = {"celery": Side(celery_send, CpuMeter(bare_pid, None)),
-                         "pyfi": Side(pyfi_send, CpuMeter(pyfi_pid, settings.db), lambda sent: wait_recorded(settings.db, sent))}
+                         "pyfi": Side(pyfi_send, CpuMeter(pyfi_pid, settings.db), lambda sent: wait_recorded(settings.db, sent),
+                                      others)}
                 rounds(args, sides, children, ids)
                 report(args, sides)
                 app.close()
@@ -148,12 +167,42 @@ def benchmark(args: argparse.Namespace) -> None:
             forget_run(settings, rid, queues, ids)
 
 
+def sample_repo(home: Path) -> Path:
+    """A git repository holding examples/processors/sample.py, for the agent to clone."""
+    repo = home / "sample-repo"
+    repo.mkdir()
+    shutil.copy(EXAMPLES / "sample.py", repo)
+    for argv in (["init", "-q", "-b", "main"], ["add", "sample.py"],
+                 ["-c", "user.name=bench", "-c", "user.email=bench@localhost", "commit", "-q", "-m", "sample"]):
+        subprocess.run(["git", "-C", str(repo), *argv], check=True)
+    return repo
+
+
+def agents_worker(db_url: str, processor: str, children: Children, timeout: float = 300.0) -> int:
+    """The pid of the worker the agent runs for ``processor``, once it runs (the agent deploys it first)."""
+    from sqlalchemy import select
+
+    from pyfi.db.engine import session_scope
+    from pyfi.db.models import Processor, Worker
+    from pyfi.enums import WorkerStatus
+
+    def running() -> int | None:
+        check_alive(children)
+        with session_scope(db_url) as session:
+            query = select(Worker.pid).join(Processor).where(Processor.name == processor,
+                                                             Worker.status == WorkerStatus.RUNNING)
+            return session.scalar(query)
+
+    return wait_for(running, timeout, interval=0.2, what=f"the agent's worker of {processor} running")
+
+
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--stack", default="redis", choices=("redis", "embedded"))
     parser.add_argument("--calls", type=int, default=600, help="calls per burst")
     parser.add_argument("--rounds", type=int, default=6, help="measured bursts per side (order alternates)")
     parser.add_argument("--concurrency", type=int, default=2, help="worker pool processes (both sides)")
+    parser.add_argument("--agent", action="store_true", help="pyfi's worker run by a pyfi agent (its CPU counted too)")
     return parser.parse_args()
 
 

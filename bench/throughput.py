@@ -38,7 +38,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -251,8 +251,9 @@ def wait_recorded(db_url: str, calls: int, timeout: float = 120.0) -> float:
 
 
 # -- setup -----------------------------------------------------------------------------------
-def add_processor(db_url: str, rid: str, concurrency: int) -> tuple[str, str, str]:
-    """A queue, a processor running examples/processors/sample.py and one socket: (queue, processor, socket)."""
+def add_processor(db_url: str, rid: str, concurrency: int, gitrepo: Path = EXAMPLES) -> tuple[str, str, str]:
+    """A queue, a processor running examples/processors/sample.py (from ``gitrepo``, for an agent) and one socket:
+    (queue, processor, socket)."""
     from pyfi.core import objects
     from pyfi.core.access import Actor
     from pyfi.core.kinds import kind
@@ -263,7 +264,7 @@ def add_processor(db_url: str, rid: str, concurrency: int) -> tuple[str, str, st
     with session_scope(db_url) as session:
         objects.add(session, actor, kind("queue"), {"name": queue, "type": "direct"})
         objects.add(session, actor, kind("processor"), {"name": processor, "module": "sample",
-                                                         "gitrepo": str(EXAMPLES), "workers": concurrency})
+                                                         "gitrepo": str(gitrepo), "workers": concurrency})
         objects.add(session, actor, kind("socket"), {"name": socket, "queue": queue, "processor": processor,
                                                      "task": "do_something"})
     return queue, processor, socket
@@ -273,15 +274,22 @@ def start_workers(children: Children, env: dict[str, str], home: Path, rid: str,
                   concurrency: int, prefetch: int | None) -> tuple[int, int]:
     """The bare and the pyfi worker as subprocesses: their pids (each leads its process group)."""
     extra = ["--prefetch", str(prefetch)] if prefetch else []
-    bare = children.start("bare worker", [python(), __file__, "--bare-worker", f"bench.bare.{rid}",
-                                          "--concurrency", str(concurrency), *extra], env, home / "bare-worker.log")
+    bare = start_bare_worker(children, env, home, rid, concurrency, extra)
     control = home / "control"
     control.write_text("run")
     pyfi = children.start("pyfi worker", [python(), "-m", "pyfi.worker", "-n", processor, "--path", str(EXAMPLES),
                                           "--control", str(control), "--node", "bench", "--credentials-on-stdin",
                                           *extra], env, home / "pyfi-worker.log", cwd=EXAMPLES,
                           stdin_line=agent_credentials(env["PYFI_DB"], processor))
-    return bare.proc.pid, pyfi.proc.pid
+    return bare, pyfi.proc.pid
+
+
+def start_bare_worker(children: Children, env: dict[str, str], home: Path, rid: str, concurrency: int,
+                      extra: Sequence[str] = ()) -> int:
+    """The bare Celery worker of queue ``bench.bare.<rid>`` as a subprocess: its pid (it leads its process group)."""
+    return children.start("bare worker", [python(), __file__, "--bare-worker", f"bench.bare.{rid}",
+                                          "--concurrency", str(concurrency), *extra], env,
+                          home / "bare-worker.log").proc.pid
 
 
 def agent_credentials(db_url: str, processor: str) -> str:
