@@ -144,27 +144,32 @@ def benchmark(args: argparse.Namespace) -> None:
         try:
             with Children(marker=home) as children:
                 celery_send, app = celery_sender(settings, queues[0])
-                if args.agent:
-                    queue, processor, socket = add_processor(settings.db, rid, args.concurrency, sample_repo(home))
-                    bare_pid = start_bare_worker(children, env, home, rid, args.concurrency)
-                    agent_pid = children.start("agent", [python(), "-m", "pyfi.cli", "agent", "start", "-n", "bench"], env,
-                                               home / "agent.log").proc.pid
-                    pyfi_pid, others = agents_worker(settings.db, processor, children), {"agent": agent_pid}
-                else:
-                    queue, processor, socket = add_processor(settings.db, rid, args.concurrency)
-                    bare_pid, pyfi_pid = start_workers(children, env, home, rid, processor, args.concurrency, None)
-                    others = {}
+                bare_pid, pyfi_pid, socket, others = start_sides(args, settings, env, home, rid, children)
                 pyfi_send, context = pyfi_sender(settings, socket)
                 queues += [route.broker_queue for route in plan_routes(context, [socket])[socket]]
+                settle = lambda sent: wait_recorded(settings.db, sent, interval=0.1)  # noqa: E731
                 sides = {"celery": Side(celery_send, CpuMeter(bare_pid, None)),
-                         "pyfi": Side(pyfi_send, CpuMeter(pyfi_pid, settings.db), lambda sent: wait_recorded(settings.db, sent),
-                                      others)}
+                         "pyfi": Side(pyfi_send, CpuMeter(pyfi_pid, settings.db), settle, others)}
                 rounds(args, sides, children, ids)
                 report(args, sides)
                 app.close()
                 context.close()
         finally:
             forget_run(settings, rid, queues, ids)
+
+
+def start_sides(args: argparse.Namespace, settings: Any, env: dict[str, str], home: Path, rid: str,
+                children: Children) -> tuple[int, int, str, dict[str, int]]:
+    """The bare worker, and pyfi's worker (run by an agent with ``--agent``): (their pids, the socket, the
+    other processes whose CPU counts for pyfi)."""
+    if not args.agent:
+        _queue, processor, socket = add_processor(settings.db, rid, args.concurrency)
+        bare_pid, pyfi_pid = start_workers(children, env, home, rid, processor, args.concurrency, None)
+        return bare_pid, pyfi_pid, socket, {}
+    _queue, processor, socket = add_processor(settings.db, rid, args.concurrency, sample_repo(home))
+    bare_pid = start_bare_worker(children, env, home, rid, args.concurrency)
+    agent = children.start("agent", [python(), "-m", "pyfi.cli", "agent", "start", "-n", "bench"], env, home / "agent.log")
+    return bare_pid, agents_worker(settings.db, processor, children), socket, {"agent": agent.proc.pid}
 
 
 def sample_repo(home: Path) -> Path:
