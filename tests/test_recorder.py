@@ -246,6 +246,29 @@ def test_a_call_id_longer_than_a_uuid_is_stored(db_url: str, recorder: Recorder)
     assert len(events_of(db_url, call_id)) == 2
 
 
+def test_a_batch_is_written_once_records_stop_coming(db_url: str) -> None:
+    """A call's records wait for no gathering limit once nothing more comes (a worker done with its calls)."""
+    rec = Recorder(db_url, quiet=0.1, flush_interval=3600.0)
+    for _ in range(5):
+        rec.received(new_id(), NAME, None)
+    wait_for(lambda: count_calls(db_url) == 5, DEADLINE, "the calls written after the quiet", interval=0.05)
+    assert rec.stop(DEADLINE)
+
+
+def test_records_that_keep_coming_are_written_after_the_longest_gather(db_url: str) -> None:
+    """While calls keep coming their records wait, but never past ``flush_interval``."""
+    rec = Recorder(db_url, quiet=3600.0, flush_interval=0.3)
+    first = new_id()
+    rec.received(first, NAME, None)
+
+    def written_while_coming() -> bool:
+        rec.received(new_id(), NAME, None)  # never quiet
+        return count_calls(db_url) > 0
+
+    wait_for(written_while_coming, DEADLINE, "a batch written while records keep coming", interval=0.02)
+    assert rec.stop(DEADLINE)
+
+
 def test_stop_writes_everything_pending(db_url: str) -> None:
     rec = Recorder(db_url, flush_interval=60.0)
     for _ in range(50):

@@ -4,7 +4,10 @@ The non-blocking methods of :class:`Recorder` only enqueue; one writer thread
 per process writes each batch in ONE transaction of two bulk statements
 (:mod:`pyfi.worker.rows`: records of a call merge into its row, commutatively
 and idempotently, so they may arrive out of order, from several processes,
-or twice). While the database is down (:data:`~pyfi.worker.rows.OUTAGE`) the
+or twice). A batch is written once records stop coming for :data:`QUIET`
+seconds, or after gathering for :data:`LONGEST_GATHER` seconds: writing
+waits for a burst of calls to end instead of taking CPU from it; ``flush()``
+and ``stop()`` write at once. While the database is down (:data:`~pyfi.worker.rows.OUTAGE`) the
 batch is kept and retried with capped backoff; a batch rejected for its data
 is retried call by call. If the database is still down when the process must
 stop, what is left goes to a journal on disk (:mod:`pyfi.worker.journal`)
@@ -36,6 +39,13 @@ from pyfi.worker.rows import OUTAGE, Record, first_line, without_links_to, write
 log = logging.getLogger(__name__)
 
 FIRST_BACKOFF = 0.05
+#: a batch is written once no record has come for this long (the calls that make its records are over) ...
+QUIET = 0.2
+#: ... or once it has gathered for this long: while calls keep coming, writing their records waits, so that it
+#: never takes CPU from a burst of calls shorter than this (what it writes then takes as long, after the burst)
+LONGEST_GATHER = 1.0
+#: how long an idle writer sleeps before it looks again (a first record, flush() and stop() wake it at once)
+IDLE_WAIT = 1.0
 #: records a process keeps in memory while the database is down (about 1 KB each); the rest wait on disk
 MEMORY_CAP = 100_000
 
@@ -43,13 +53,15 @@ MEMORY_CAP = 100_000
 class Recorder:
     """Batched, asynchronous writer of calls and events (see the module docstring)."""
 
-    def __init__(self, db_url: str, *, owner: str | None = None, flush_interval: float = 0.2,
-                 max_batch: int = 500, max_backoff: float = 2.0, memory_cap: int = MEMORY_CAP,
+    def __init__(self, db_url: str, *, owner: str | None = None, flush_interval: float = LONGEST_GATHER,
+                 quiet: float = QUIET, max_batch: int = 500, max_backoff: float = 2.0, memory_cap: int = MEMORY_CAP,
                  worker: str | None = None) -> None:
-        """``worker``: the worker process whose records these are (``<pid>@<host>``), named on every event."""
+        """``flush_interval``: the longest a batch gathers; ``quiet``: a batch is written once no record has come
+        for that long. ``worker``: the worker process whose records these are (``<pid>@<host>``), named on every
+        event."""
         _check_url(db_url)
         self.db_url, self.owner, self.worker = db_url, owner, worker
-        self.flush_interval, self.max_batch, self.max_backoff = flush_interval, max_batch, max_backoff
+        self.flush_interval, self.quiet, self.max_batch, self.max_backoff = flush_interval, quiet, max_batch, max_backoff
         self.memory_cap = memory_cap
         self._pid, self._exit_hook = -1, False
         self._adopt_process()
@@ -140,6 +152,7 @@ class Recorder:
         self.start()
         marker = threading.Event()
         self._queue.put(marker)
+        self._urgent = True
         self._wake.set()
         return marker
 
@@ -151,6 +164,7 @@ class Recorder:
             return self._count == 0
         self._stopping.set()
         self._queue.put(threading.Event())  # ends the batch being drained
+        self._urgent = True
         self._wake.set()
         thread.join(timeout)
         if not thread.is_alive():
@@ -209,6 +223,7 @@ class Recorder:
             self._take_journal()
         for marker in self._spilled_markers:
             self._queue.put(marker)
+        self._urgent = self._urgent or bool(self._spilled_markers)  # flushes that waited out the outage
         self._spilled, self._spilled_markers, self._spill_failed = False, [], False
 
     def _take_journal(self) -> None:
@@ -222,6 +237,7 @@ class Recorder:
             written = threading.Event()
             self._queue.put(written)
             threading.Thread(target=_delete_when_set, args=(written, path), name="pyfi-journal", daemon=True).start()
+            self._wake.set()  # (an idle writer: a batch starts gathering)
             log.warning("recorder: writing %d records saved in %s", len(records), path)
 
     def _adopt_process(self) -> None:
@@ -232,6 +248,7 @@ class Recorder:
         self._queue: queue.SimpleQueue[Record | threading.Event] = queue.SimpleQueue()
         self._count_lock, self._start_lock = threading.Lock(), threading.Lock()
         self._wake, self._stopping, self._frozen = threading.Event(), threading.Event(), threading.Event()
+        self._urgent = False  # flush() or stop() asked: the batch gathering now is written at once
         self._thread: threading.Thread | None = None
         self._count = 0
         self._batch: list[Record] = []
@@ -254,7 +271,10 @@ class Recorder:
             fields[time_field] = when
         with self._count_lock:
             self._count += 1
+            first = self._count == 1
         self._queue.put(Record(call_id, state, event, when, attempt, note, fields, self.worker))
+        if first:  # the writer may be idle: a batch starts gathering
+            self._wake.set()
 
     def _run(self) -> None:
         """The writer loop: gather a batch, write it (retrying while the database is down), repeat."""
@@ -280,10 +300,11 @@ class Recorder:
     def _gather(self) -> None:
         """Take up to ``max_batch`` records, ending early at a flush marker.
 
-        Waits out the flush interval first unless behind or stopping: that wait is what makes batches.
+        Lets a batch gather first (:meth:`_wait_for_batch`) unless behind or stopping.
         """
         if not self._backlog and not self._stopping.is_set():
-            self._sleep(self.flush_interval)
+            self._wait_for_batch()
+        self._urgent = False
         while len(self._batch) < self.max_batch and not self._frozen.is_set():
             try:
                 item = self._queue.get_nowait()
@@ -291,12 +312,32 @@ class Recorder:
                 break
             if isinstance(item, threading.Event):
                 self._markers.append(item)
+                if not self._queue.empty():  # another flush may wait behind it: no gathering before it either
+                    self._urgent = True
                 break
             self._batch.append(item)
         self._backlog = len(self._batch) >= self.max_batch
 
+    def _wait_for_batch(self) -> None:
+        """Until no record has come for ``quiet`` s, or ``flush_interval`` s after the first came; at once for
+        flush() and stop(). An idle writer waits for a first record."""
+        deadline, seen = None, -1
+        while not self._urgent and not self._stopping.is_set():
+            count = self._count
+            if count == 0:
+                if not self._queue.empty():  # a flush marker, and no record to wait for
+                    return
+                self._sleep(IDLE_WAIT)
+                continue
+            deadline = deadline or time.monotonic() + self.flush_interval
+            remaining = deadline - time.monotonic()
+            if count == seen or remaining <= 0:
+                return
+            seen = count
+            self._sleep(min(self.quiet, remaining))
+
     def _sleep(self, seconds: float) -> None:
-        """Sleep, but wake at once for flush() and stop()."""
+        """Sleep, but wake at once for flush(), stop() and a first record."""
         self._wake.wait(seconds)
         self._wake.clear()
 
