@@ -10,7 +10,6 @@ import os
 import sqlite3
 import threading
 import time
-import weakref
 from contextlib import contextmanager
 from typing import Iterator
 
@@ -29,9 +28,9 @@ from pyfi.private import private_file
 
 _ENGINES: dict[tuple[int, str], Engine] = {}
 _ENGINES_LOCK = threading.Lock()  # an agent's threads (deploys, health, the loop) ask for engines at once
-#: one session factory per engine: building a sessionmaker defines a class (~0.1 ms), and a session is opened
-#: at every agent tick and every worker poll
-_FACTORIES: weakref.WeakKeyDictionary[Engine, sessionmaker] = weakref.WeakKeyDictionary()
+#: one session factory per engine, as _ENGINES: building a sessionmaker defines a class (~0.1 ms), and a session
+#: is opened at every agent tick and every worker poll
+_FACTORIES: dict[tuple[int, str], sessionmaker] = {}
 SQLITE_BUSY_MS = 30_000
 INSUFFICIENT_PRIVILEGE = "42501"  # PostgreSQL: a GRANT or row-level security policy said no
 
@@ -102,6 +101,7 @@ def dispose_all() -> None:
     with _ENGINES_LOCK:
         engines = list(_ENGINES.values())
         _ENGINES.clear()
+        _FACTORIES.clear()
     for engine in engines:
         engine.dispose()
 
@@ -109,7 +109,7 @@ def dispose_all() -> None:
 @contextmanager
 def session_scope(url: str) -> Iterator[Session]:
     """A transaction: commit on success, roll back on any error."""
-    session = _factory(get_engine(url))()
+    session = _factory(url)()
     try:
         yield session
         session.commit()
@@ -128,10 +128,11 @@ def session_scope(url: str) -> Iterator[Session]:
         session.close()
 
 
-def _factory(engine: Engine) -> sessionmaker:
-    factory = _FACTORIES.get(engine)
+def _factory(url: str) -> sessionmaker:
+    key = (os.getpid(), url)
+    factory = _FACTORIES.get(key)
     if factory is None:
-        factory = _FACTORIES[engine] = sessionmaker(engine, expire_on_commit=False)
+        factory = _FACTORIES[key] = sessionmaker(get_engine(url), expire_on_commit=False)
     return factory
 
 
