@@ -42,8 +42,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import (EXAMPLES, Children, exit_on_sigterm, forget_run, interrupts_reported, median,  # noqa: E402
                           python, run_id, stack, wait_for)
 from bench.cpu import CpuMeter, cpu_seconds, machine_cpu_seconds, server_pids  # noqa: E402
+from bench.records import wait_recorded  # noqa: E402
 from bench.throughput import (BARE_TASK, PAYLOAD, add_processor, bare_app, check_alive, start_bare_worker,  # noqa: E402
-                              start_workers, wait_recorded)
+                              start_workers)
 
 Send = Callable[[str], Any]
 

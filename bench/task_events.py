@@ -28,8 +28,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import (EXAMPLES, Children, exit_on_sigterm, forget_run, interrupts_reported, median,  # noqa: E402
                           python, run_id, stack)
+from bench.records import wait_recorded  # noqa: E402
 from bench.throughput import (Side, add_processor, agent_credentials, check_alive, drive, measure_round,  # noqa: E402
-                              pyfi_side, recorded)
+                              pyfi_side)
 from pyfi.testing import wait_for  # noqa: E402
 
 
@@ -80,11 +81,7 @@ def start_worker(children: Children, env: dict[str, str], home: Path, processor:
 
 def all_recorded(db_url: str, sides: list[Side]) -> float:
     """Seconds until every call both sides sent is recorded as finished with its three events."""
-    began = time.perf_counter()
-    calls = sum(side.sent for side in sides)
-    wait_for(lambda: recorded(db_url) == (calls, 3 * calls), 120, interval=0.02,
-             what=f"{calls} finished calls recorded")
-    return time.perf_counter() - began
+    return wait_recorded(db_url, sum(side.sent for side in sides))
 
 
 def benchmark(args: argparse.Namespace) -> None:
