@@ -68,7 +68,7 @@ def new_id() -> str:
 
 @pytest.fixture
 def recorder(db_url: str) -> Iterator[Recorder]:
-    rec = Recorder(db_url, owner="tester", flush_interval=0.05)
+    rec = Recorder(db_url, owner="tester", longest_gather=0.05)
     yield rec
     assert rec.stop(10)
 
@@ -81,7 +81,7 @@ def test_a_thousand_calls_land_finished_with_three_events_each_in_few_transactio
         commits.append(threading.current_thread().name)
 
     event.listen(get_engine(db_url), "commit", count_commit)
-    rec = Recorder(db_url, owner="tester", flush_interval=30.0, max_batch=500)  # batches cut by size and flush()
+    rec = Recorder(db_url, owner="tester", longest_gather=30.0, max_batch=500)  # batches cut by size and flush()
     ids = [new_id() for _ in range(1000)]
     for call_id in ids:
         rec.received(call_id, NAME, socket_id, tracking="flow-1")
@@ -248,7 +248,7 @@ def test_a_call_id_longer_than_a_uuid_is_stored(db_url: str, recorder: Recorder)
 
 def test_a_batch_is_written_once_records_stop_coming(db_url: str) -> None:
     """A call's records wait for no gathering limit once nothing more comes (a worker done with its calls)."""
-    rec = Recorder(db_url, quiet=0.1, flush_interval=3600.0)
+    rec = Recorder(db_url, quiet=0.1, longest_gather=3600.0)
     for _ in range(5):
         rec.received(new_id(), NAME, None)
     wait_for(lambda: count_calls(db_url) == 5, DEADLINE, "the calls written after the quiet", interval=0.05)
@@ -256,8 +256,8 @@ def test_a_batch_is_written_once_records_stop_coming(db_url: str) -> None:
 
 
 def test_records_that_keep_coming_are_written_after_the_longest_gather(db_url: str) -> None:
-    """While calls keep coming their records wait, but never past ``flush_interval``."""
-    rec = Recorder(db_url, quiet=3600.0, flush_interval=0.3)
+    """While calls keep coming their records wait, but never past ``longest_gather``."""
+    rec = Recorder(db_url, quiet=3600.0, longest_gather=0.3)
     first = new_id()
     rec.received(first, NAME, None)
 
@@ -270,7 +270,7 @@ def test_records_that_keep_coming_are_written_after_the_longest_gather(db_url: s
 
 
 def test_stop_writes_everything_pending(db_url: str) -> None:
-    rec = Recorder(db_url, flush_interval=60.0)
+    rec = Recorder(db_url, longest_gather=60.0)
     for _ in range(50):
         rec.received(new_id(), NAME, None)
     assert rec.pending == 50
@@ -335,7 +335,7 @@ def test_sqlite_outage_until_the_path_and_schema_exist(tmp_path: Path, outage_lo
     blocker = tmp_path / "data"
     blocker.write_text("a file where the database directory should be")
     url = f"sqlite:///{blocker}/pyfi.db"
-    rec = Recorder(url, flush_interval=0.05, max_backoff=0.2)
+    rec = Recorder(url, longest_gather=0.05, max_backoff=0.2)
     ids = _record_during_outage(rec, outage_log, 100)
 
     blocker.unlink()  # the directory can now be created, but the schema is still missing
@@ -349,7 +349,7 @@ def test_sqlite_outage_until_the_path_and_schema_exist(tmp_path: Path, outage_lo
 def test_postgres_outage_while_connections_are_refused(pg_migrated: str, outage_log: pytest.LogCaptureFixture) -> None:
     url, name = pg_migrated, make_url(pg_migrated).database
     admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    rec = Recorder(url, flush_interval=0.05, max_backoff=0.2)
+    rec = Recorder(url, longest_gather=0.05, max_backoff=0.2)
     rec.received(new_id(), NAME, None)
     assert rec.flush(DEADLINE)  # the pool now holds a live connection, soon to be killed
     try:
@@ -383,7 +383,7 @@ def test_a_stop_during_an_outage_saves_the_records_and_the_next_recorder_writes_
     blocker = tmp_path / "data"
     blocker.write_text("a file where the database directory should be")
     url = f"sqlite:///{blocker}/pyfi.db"
-    rec = Recorder(url, flush_interval=0.05, max_backoff=0.2)
+    rec = Recorder(url, longest_gather=0.05, max_backoff=0.2)
     ids = _record_during_outage(rec, outage_log, 100)
     assert not rec.stop(0.5)  # the database is still down when the worker must go
     [saved] = list(journal.journal_dir(url).iterdir())
@@ -391,7 +391,7 @@ def test_a_stop_during_an_outage_saves_the_records_and_the_next_recorder_writes_
 
     blocker.unlink()
     migrate.upgrade(url)
-    later = Recorder(url, flush_interval=0.05)  # the next worker on this machine
+    later = Recorder(url, longest_gather=0.05)  # the next worker on this machine
     later.start()
     assert later.flush(DEADLINE) and later.stop(5)
     assert count_calls(url, CallState.FINISHED) == len(ids) and len(events_of(url)) == 3 * len(ids)
@@ -404,7 +404,7 @@ def test_a_long_outage_moves_records_to_disk_and_writes_them_when_the_database_i
     blocker = tmp_path / "data"
     blocker.write_text("a file where the database directory should be")
     url = f"sqlite:///{blocker}/pyfi.db"
-    rec = Recorder(url, flush_interval=0.05, max_backoff=0.2, max_batch=20, memory_cap=50)
+    rec = Recorder(url, longest_gather=0.05, max_backoff=0.2, max_batch=20, memory_cap=50)
     ids = [new_id() for _ in range(100)]
     for call_id in ids:
         rec.received(call_id, NAME, None)
@@ -452,7 +452,7 @@ def test_a_journal_file_whose_claimant_died_is_written_by_the_next_recorder(db_u
     dead.wait()  # a pid that no longer runs
     claimed = saved.with_name(f"{saved.name}{journal.CLAIMED}{dead.pid}")
     saved.rename(claimed)
-    rec = Recorder(db_url, flush_interval=0.05)
+    rec = Recorder(db_url, longest_gather=0.05)
     rec.start()
     assert rec.flush(DEADLINE) and rec.stop(5)
     row = calls_by_id(db_url)[call_id]

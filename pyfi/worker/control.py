@@ -87,13 +87,10 @@ def open_wake(control: Path) -> tuple[int, int] | None:
     """
     path = wake_path(control)
     try:
-        os.mkfifo(path, 0o600)
-    except FileExistsError:
-        pass
-    except OSError as exc:
-        log.warning("no wake FIFO at %s (%s): looking at the control file every %g s", path, exc, POLL_WITHOUT_WAKE)
-        return None
-    try:
+        try:
+            os.mkfifo(path, 0o600)
+        except FileExistsError:
+            pass
         read_end = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
     except OSError as exc:
         log.warning("no wake FIFO at %s (%s): looking at the control file every %g s", path, exc, POLL_WITHOUT_WAKE)

@@ -53,15 +53,15 @@ MEMORY_CAP = 100_000
 class Recorder:
     """Batched, asynchronous writer of calls and events (see the module docstring)."""
 
-    def __init__(self, db_url: str, *, owner: str | None = None, flush_interval: float = LONGEST_GATHER,
+    def __init__(self, db_url: str, *, owner: str | None = None, longest_gather: float = LONGEST_GATHER,
                  quiet: float = QUIET, max_batch: int = 500, max_backoff: float = 2.0, memory_cap: int = MEMORY_CAP,
                  worker: str | None = None) -> None:
-        """``flush_interval``: the longest a batch gathers; ``quiet``: a batch is written once no record has come
+        """``longest_gather``: the longest a batch gathers; ``quiet``: a batch is written once no record has come
         for that long. ``worker``: the worker process whose records these are (``<pid>@<host>``), named on every
         event."""
         _check_url(db_url)
         self.db_url, self.owner, self.worker = db_url, owner, worker
-        self.flush_interval, self.quiet, self.max_batch, self.max_backoff = flush_interval, quiet, max_batch, max_backoff
+        self.longest_gather, self.quiet, self.max_batch, self.max_backoff = longest_gather, quiet, max_batch, max_backoff
         self.memory_cap = memory_cap
         self._pid, self._exit_hook = -1, False
         self._adopt_process()
@@ -319,7 +319,7 @@ class Recorder:
         self._backlog = len(self._batch) >= self.max_batch
 
     def _wait_for_batch(self) -> None:
-        """Until no record has come for ``quiet`` s, or ``flush_interval`` s after the first came; at once for
+        """Until no record has come for ``quiet`` s, or ``longest_gather`` s after the first came; at once for
         flush() and stop(). An idle writer waits for a first record."""
         deadline, seen = None, -1
         while not self._urgent and not self._stopping.is_set():
@@ -329,7 +329,7 @@ class Recorder:
                     return
                 self._sleep(IDLE_WAIT)
                 continue
-            deadline = deadline or time.monotonic() + self.flush_interval
+            deadline = deadline or time.monotonic() + self.longest_gather
             remaining = deadline - time.monotonic()
             if count == seen or remaining <= 0:
                 return
